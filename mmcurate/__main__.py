@@ -1,0 +1,3 @@
+from mmcurate.pipelines.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""Getting media bytes: local paths, gs:// and s3:// through Beam FileSystems, and http(s).
+
+HTTP follows img2dataset's manners and adds the guards a crawler at scale needs: connect,
+read and whole-download timeouts; bounded retries with exponential backoff on 5xx, 429,
+resets and timeouts; a byte cap enforced while streaming; a user agent; the X-Robots-Tag
+opt-out (noai, noimageai, noindex); and no requests to private, loopback or link-local
+addresses unless allowed (also re-checked on every redirect).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from mmcurate.pipelines import fileio
+from mmcurate.schemas.config import FetchConfig
+from mmcurate.schemas.record import Verdict
+
+OPT_OUT_TOKENS = {"noai", "noimageai", "noindex"}
+MAX_REDIRECTS = 5
+_CHUNK = 64 * 1024
+
+
+class FetchFailed(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}")
+        self.verdict = Verdict.reject(reason, detail)
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+class Fetcher:
+    """Thread-safe: one per worker process, shared by that worker's download threads."""
+
+    def __init__(self, cfg: FetchConfig):
+        self.cfg = cfg
+        self.http = urllib3.PoolManager(
+            num_pools=max(64, cfg.threads * 4),
+            maxsize=cfg.threads,
+            headers={"User-Agent": cfg.user_agent},
+            retries=False,
+        )
+
+    def fetch(self, locator: str) -> bytes:
+        scheme = urlsplit(locator).scheme.lower() if "://" in locator else ""
+        if scheme in ("http", "https"):
+            return self._fetch_http(locator)
+        return self._fetch_file(locator)
+
+    # -- files ------------------------------------------------------------------------
+    def _fetch_file(self, path: str) -> bytes:
+        try:
+            data = fileio.read_bytes(path, self.cfg.max_bytes + 1)
+        except FileNotFoundError:
+            raise FetchFailed("fetch.not_found", path) from None
+        except IsADirectoryError:
+            raise FetchFailed("fetch.not_found", f"{path} is a directory") from None
+        except Exception as e:  # Beam raises BeamIOError/IOError for remote misses
+            if fileio.is_remote(path) and not _exists_quietly(path):
+                raise FetchFailed("fetch.not_found", path) from None
+            raise FetchFailed("fetch.connection_error", f"{type(e).__name__}: {e}") from None
+        if len(data) > self.cfg.max_bytes:
+            raise FetchFailed("fetch.too_large", f"over {self.cfg.max_bytes} bytes")
+        return data
+
+    # -- http ---------------------------------------------------------------------------
+    def _fetch_http(self, url: str) -> bytes:
+        attempt, delay = 0, self.cfg.backoff
+        while True:
+            try:
+                return self._get_following_redirects(url)
+            except _Retryable as e:
+                if attempt >= self.cfg.retries:
+                    raise FetchFailed(e.reason, e.detail) from None
+                attempt += 1
+                time.sleep(delay)
+                delay *= 2
+
+    def _get_following_redirects(self, url: str) -> bytes:
+        started = time.monotonic()
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_host(url)
+            resp = self._request(url)
+            try:
+                if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                    url = urljoin(url, resp.headers["Location"])
+                    continue
+                return self._read_body(url, resp, started)
+            finally:
+                resp.release_conn()
+        raise FetchFailed("fetch.http_error", f"more than {MAX_REDIRECTS} redirects")
+
+    def _request(self, url: str):
+        timeout = urllib3.Timeout(connect=self.cfg.connect_timeout, read=self.cfg.read_timeout)
+        try:
+            return self.http.request("GET", url, preload_content=False, redirect=False, timeout=timeout, retries=False)
+        except (ConnectTimeoutError, ReadTimeoutError) as e:
+            raise _Retryable("fetch.timeout", str(e)) from None
+        except (NewConnectionError, ProtocolError, SSLError, OSError) as e:
+            raise _Retryable("fetch.connection_error", f"{type(e).__name__}: {e}") from None
+        except urllib3.exceptions.LocationParseError as e:
+            raise FetchFailed("fetch.bad_url", str(e)) from None
+        except HTTPError as e:
+            raise _Retryable("fetch.connection_error", f"{type(e).__name__}: {e}") from None
+
+    def _read_body(self, url: str, resp, started: float) -> bytes:
+        status = resp.status
+        if status in (404, 410):
+            raise FetchFailed("fetch.not_found", f"HTTP {status}")
+        if status == 429 or status >= 500:
+            raise _Retryable("fetch.http_error", f"HTTP {status}")
+        if status >= 400 or status < 200:
+            raise FetchFailed("fetch.http_error", f"HTTP {status}")
+        if self.cfg.respect_optout and opted_out(resp.headers.getlist("X-Robots-Tag")):
+            raise FetchFailed("fetch.opt_out", resp.headers.get("X-Robots-Tag", ""))
+        declared = resp.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.cfg.max_bytes:
+            raise FetchFailed("fetch.too_large", f"Content-Length {declared}")
+        chunks, size = [], 0
+        try:
+            for chunk in resp.stream(_CHUNK):
+                size += len(chunk)
+                if size > self.cfg.max_bytes:
+                    raise FetchFailed("fetch.too_large", f"over {self.cfg.max_bytes} bytes")
+                if time.monotonic() - started > self.cfg.deadline:
+                    raise _Retryable("fetch.timeout", f"download took over {self.cfg.deadline}s")
+                chunks.append(chunk)
+        except (ReadTimeoutError, TimeoutError) as e:
+            raise _Retryable("fetch.timeout", str(e)) from None
+        except (ProtocolError, OSError, HTTPError) as e:
+            raise _Retryable("fetch.connection_error", f"{type(e).__name__}: {e}") from None
+        return b"".join(chunks)
+
+    def _check_host(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FetchFailed("fetch.bad_url", url[:200])
+        if self.cfg.allow_private_hosts:
+            return
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError, ValueError) as e:
+            raise _Retryable("fetch.connection_error", f"cannot resolve {parts.hostname}: {e}") from None
+        for info in infos:
+            addr = ipaddress.ip_address(info[4][0].split("%")[0])
+            if not addr.is_global or addr.is_multicast:
+                raise FetchFailed("fetch.private_host", f"{parts.hostname} -> {addr}")
+
+
+def opted_out(header_values: list[str]) -> bool:
+    """True when any X-Robots-Tag value carries an AI opt-out directive.
+
+    Values look like `noai`, `noai, noimageai`, or `otherbot: noindex, nofollow`; a
+    directive scoped to another user agent still counts (img2dataset does the same)."""
+    for value in header_values:
+        for part in value.lower().replace(";", ",").split(","):
+            token = part.split(":")[-1].strip()
+            if token in OPT_OUT_TOKENS:
+                return True
+    return False
+
+
+def _exists_quietly(path: str) -> bool:
+    try:
+        return fileio.exists(path)
+    except Exception:
+        return False

@@ -1,0 +1,144 @@
+"""File helpers over Beam FileSystems (local, gs://, s3://), with atomic publication.
+
+Every final file is written to a temporary name in the same folder and renamed into place,
+so a reader (or a resumed run) never sees a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import uuid
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+RAW = CompressionTypes.UNCOMPRESSED
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def join(base: str, *parts: str) -> str:
+    if not is_remote(base):
+        return os.path.join(base, *parts)
+    return FileSystems.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path) if not is_remote(path) else FileSystems.exists(path)
+
+
+def makedirs(path: str) -> None:
+    if not is_remote(path):
+        os.makedirs(path, exist_ok=True)
+
+
+def open_read(path: str, compressed: bool = False):
+    """Binary reader; `compressed=True` decompresses .gz/.bz2/... by extension."""
+    if not is_remote(path) and not compressed:
+        return open(path, "rb")
+    return FileSystems.open(path, compression_type=CompressionTypes.AUTO if compressed else RAW)
+
+
+def read_bytes(path: str, limit: int | None = None) -> bytes:
+    with open_read(path) as f:
+        return f.read() if limit is None else f.read(limit)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str) -> Iterator[Any]:
+    """Yield a binary writer; the file appears under `path` only when the block succeeds."""
+    parent = os.path.dirname(path)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex[:12]}") if not is_remote(path) else f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    if not is_remote(path):
+        os.makedirs(parent or ".", exist_ok=True)
+        handle = open(tmp, "wb")
+    else:
+        handle = FileSystems.create(tmp, compression_type=RAW)
+    try:
+        yield handle
+        handle.close()
+        if is_remote(path):
+            if FileSystems.exists(path):
+                FileSystems.delete([path])
+            FileSystems.rename([tmp], [path])
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            handle.close()
+        with contextlib.suppress(Exception):
+            os.remove(tmp) if not is_remote(path) else FileSystems.delete([tmp])
+        raise
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+def write_json(path: str, doc: Any) -> None:
+    write_bytes(path, (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: str) -> Any:
+    return json.loads(read_bytes(path).decode("utf-8"))
+
+
+def write_parquet(path: str, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    write_bytes(path, buf.getvalue())
+
+
+def read_parquet(path: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(read_bytes(path)))
+
+
+def list_files(root: str) -> list[str]:
+    """All files under a folder, recursively, sorted (hidden files and folders skipped)."""
+    if not is_remote(root):
+        out = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            out.extend(os.path.join(dirpath, f) for f in filenames if not f.startswith("."))
+        return sorted(out)
+    pattern = root.rstrip("/") + "/**"
+    result = FileSystems.match([pattern])[0]
+    return sorted(m.path for m in result.metadata_list if "/." not in m.path[len(root):])
+
+
+def glob(pattern: str) -> list[str]:
+    result = FileSystems.match([pattern])[0]
+    return sorted(m.path for m in result.metadata_list)
+
+
+def is_dir(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.isdir(path)
+    # object stores have no folders: a prefix with objects under it counts as one
+    return not FileSystems.exists(path) and bool(FileSystems.match([path.rstrip("/") + "/*"])[0].metadata_list)
+
+
+def delete_tree(path: str) -> None:
+    if not is_remote(path):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    files = list_files(path)
+    if files:
+        FileSystems.delete(files)
+
+
+def size_of(path: str) -> int:
+    if not is_remote(path):
+        return os.path.getsize(path)
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes

@@ -1,0 +1,234 @@
+"""Stage 1, prepare: input rows -> fetched, cleaned, re-encoded samples in staging shards.
+
+Rows are grouped by staging shard (only small row records cross that shuffle); each shard is
+then processed by one DoFn call with a bounded thread pool (downloads and image work overlap),
+streamed into a staging tar, and described by a manifest with one row for every input row.
+A `.done` marker written last makes the shard resumable: a rerun reads the manifest back.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable, Iterator, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from webdataset import TarWriter
+
+from mmcurate.filters.hashing import sha256_hex
+from mmcurate.filters.image import ImageRejected, ProcessImage
+from mmcurate.filters.text import CleanCaption, caption_sha256
+from mmcurate.pipelines import fileio, sources
+from mmcurate.pipelines.fetch import Fetcher, FetchFailed
+from mmcurate.pipelines.sources.base import ReadTask
+from mmcurate.pipelines.sources.webdataset import iter_member_bytes
+from mmcurate.schemas.config import RunConfig
+from mmcurate.schemas.reasons import KEPT
+from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, empty_row, rows_to_table
+
+SHARDS_TAG = "shards"
+_MISSING = object()
+TAR_OPTIONS = dict(user="", group="", mode=0o444, mtime=0, encoder=False, format="PAX_FORMAT")
+
+
+def staging_id(task: int, chunk: int) -> str:
+    return f"t{task:05d}-c{chunk:05d}"
+
+
+def staging_paths(staging_dir: str, sid: str) -> dict[str, str]:
+    return {ext: fileio.join(staging_dir, f"{sid}.{ext}") for ext in ("tar", "parquet", "done")}
+
+
+class ReadRows(beam.DoFn):
+    """One read task -> (staging shard id, SourceRow). An unreadable input file, or the part
+    of one after it breaks, becomes one `input.unreadable` row: counted, never silent."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+
+    def process(self, task: ReadTask) -> Iterator[tuple[str, SourceRow]]:
+        size = self.cfg.output.shard_size
+        n = 0
+        try:
+            for row in sources.read(task, self.cfg):
+                yield staging_id(task.task, n // size), row
+                n += 1
+        except Exception as e:
+            detail = f"{type(e).__name__}: {e}"
+            row = SourceRow(f"unreadable_{task.task:05d}_{n:09d}", (task.task, n), task.locator, verdict=Verdict.reject("input.unreadable", detail[:500]))
+            yield staging_id(task.task, n // size), row
+
+
+class PrepareShard(beam.DoFn):
+    """(staging id, rows) -> staging tar + manifest; emits slim records of the kept rows for
+    the dedup stage, and the shard id on the `shards` output."""
+
+    def __init__(self, cfg: RunConfig, staging_dir: str):
+        self.cfg = cfg
+        self.staging_dir = staging_dir
+        self.counters: dict[str, Any] = {}
+
+    def setup(self):
+        self.fetcher = Fetcher(self.cfg.fetch)
+        self.process_image = ProcessImage(self.cfg.image)
+        self.clean_caption = CleanCaption(self.cfg.text)
+        self.pool = ThreadPoolExecutor(self.cfg.fetch.threads, thread_name_prefix="mmcurate-prepare")
+
+    def teardown(self):
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def process(self, element: tuple[str, Iterable[SourceRow]]):
+        sid, rows = element
+        paths = staging_paths(self.staging_dir, sid)
+        if fileio.exists(paths["done"]):
+            manifest = fileio.read_parquet(paths["parquet"]).to_pylist()
+        else:
+            manifest = self._build(sid, sorted(rows, key=lambda r: r.order), paths)
+        yield beam.pvalue.TaggedOutput(SHARDS_TAG, sid)
+        for row in manifest:
+            if row["status"] == KEPT:
+                yield slim(row)
+
+    def _build(self, sid: str, rows: list[SourceRow], paths: dict[str, str]) -> list[dict]:
+        manifest, next_ord = [], 0
+        with fileio.atomic_writer(paths["tar"]) as handle:
+            writer = TarWriter(handle, **TAR_OPTIONS)
+            for row, image in self._prepared(rows):
+                row["shard"] = sid
+                if row["status"] == KEPT:
+                    row["ord"], next_ord = next_ord, next_ord + 1
+                    writer.write({"__key__": f"{row['ord']:07d}", row["image_ext"]: image})
+                self._count(row)
+                manifest.append(row)
+            writer.close()
+        fileio.write_parquet(paths["parquet"], rows_to_table(manifest))
+        fileio.write_bytes(paths["done"], b"")
+        return manifest
+
+    def _prepared(self, rows: list[SourceRow]) -> Iterator[tuple[dict, Optional[bytes]]]:
+        window = 2 * self.cfg.fetch.threads
+        pending: collections.deque = collections.deque()
+        for row, data in _with_tar_bytes(rows):
+            pending.append(self.pool.submit(self._prepare_row, row, data))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _prepare_row(self, src: SourceRow, data: Any) -> tuple[dict, Optional[bytes]]:
+        row = empty_row()
+        row.update(key=src.key, source=src.source, order_task=src.order[0], order_row=src.order[1])
+        try:
+            return self._prepare_checked(src, row, data)
+        except Exception as e:  # a bug, not bad input: fail the row loudly, keep the run going
+            detail = f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3)[-400:]}"
+            return apply_verdict(row, Verdict.reject("internal.error", detail)), None
+
+    def _prepare_checked(self, src: SourceRow, row: dict, data: Any) -> tuple[dict, Optional[bytes]]:
+        if src.extra:
+            row["extra"] = json.dumps(src.extra, sort_keys=True, ensure_ascii=False, default=str)
+        verdict = self._caption(src, row)
+        if verdict.kept:
+            verdict = src.verdict
+        if not verdict.kept:
+            return apply_verdict(row, verdict), None
+        try:
+            if data is None:
+                data = self.fetcher.fetch(src.media)
+            elif data is _MISSING:
+                raise FetchFailed("fetch.not_found", f"{src.member} not in {src.media}")
+            row["sha256"] = sha256_hex(data)
+            result = self.process_image(data)
+        except (FetchFailed, ImageRejected) as e:
+            return apply_verdict(row, e.verdict), None
+        row.update(
+            width=result.width,
+            height=result.height,
+            original_width=result.original_width,
+            original_height=result.original_height,
+            image_bytes=len(result.data),
+            image_ext=result.ext,
+        )
+        return row, result.data
+
+    def _caption(self, src: SourceRow, row: dict) -> Verdict:
+        """Clean the caption(s); with several (coco/flickr), the first usable one is KEY.txt."""
+        if src.captions:
+            cleaned = [self.clean_caption(c) for c in src.captions]
+            good = [text for text, v in cleaned if v.kept]
+            row["captions"] = good
+            row["caption"], verdict = (good[0], Verdict.keep()) if good else cleaned[0]
+        else:
+            raw = src.caption_bytes if src.caption_bytes is not None else src.caption
+            row["caption"], verdict = self.clean_caption(raw)
+            if verdict.kept:
+                row["captions"] = [row["caption"]]
+        if verdict.kept:
+            row["caption_sha256"] = caption_sha256(row["caption"])
+        return verdict
+
+    def _count(self, row: dict) -> None:
+        name = f"prepare.{row['status']}" + (f".{row['reason']}" if row["reason"] else "")
+        counter = self.counters.get(name)
+        if counter is None:
+            counter = self.counters[name] = Metrics.counter("mmcurate", name)
+        counter.inc()
+
+
+def _with_tar_bytes(rows: list[SourceRow]) -> Iterator[tuple[SourceRow, Any]]:
+    """Pair each row with its bytes when they live in a tar (one streaming pass per tar);
+    other rows get None and are fetched by the worker threads."""
+    tars = {r.media for r in rows if r.member and r.verdict.kept}
+    if not tars:
+        yield from ((r, None) for r in rows)
+        return
+    streams = {t: iter_member_bytes(t, {r.member for r in rows if r.media == t and r.member}) for t in tars}
+    buffered: dict[tuple[str, str], bytes] = {}
+    for r in rows:
+        if not (r.member and r.verdict.kept):
+            yield r, None
+            continue
+        wanted = (r.media, r.member)
+        stream = streams[r.media]
+        while wanted not in buffered and stream is not None:
+            try:
+                name, data = next(stream)
+                buffered[(r.media, name)] = data
+            except StopIteration:
+                streams[r.media] = stream = None
+            except Exception:  # a tar broken midway: its remaining members count as missing
+                streams[r.media] = stream = None
+        yield r, buffered.pop(wanted, _MISSING)
+
+
+def slim(row: dict) -> dict:
+    """What dedup needs of a kept row: no media, no captions."""
+    return {
+        "shard": row["shard"],
+        "order": (row["order_task"], row["order_row"]),
+        "key": row["key"],
+        "sha256": row["sha256"],
+        "caption_sha256": row["caption_sha256"],
+    }
+
+
+class Prepare(beam.PTransform):
+    """Read tasks -> slim kept records (main output) and staging shard ids (`shards`)."""
+
+    def __init__(self, cfg: RunConfig, staging_dir: str):
+        super().__init__()
+        self.cfg, self.staging_dir = cfg, staging_dir
+
+    def expand(self, tasks):
+        return (
+            tasks
+            | "SpreadTasks" >> beam.Reshuffle()
+            | "ReadRows" >> beam.ParDo(ReadRows(self.cfg))
+            | "GroupByShard" >> beam.GroupByKey()
+            | "PrepareShard" >> beam.ParDo(PrepareShard(self.cfg, self.staging_dir)).with_outputs(SHARDS_TAG, main="kept")
+        )

@@ -1,0 +1,151 @@
+"""`mmcurate run`: plan inputs, then prepare -> dedup -> finalize in one Beam pipeline, then
+write the run-level stats and shard index and check the accounting identity."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Optional
+
+import apache_beam as beam
+import yaml
+
+from mmcurate import __version__
+from mmcurate.pipelines import fileio, sources
+from mmcurate.pipelines.dedup import ExactDedup
+from mmcurate.pipelines.finalize import SHARDS_DIR, Finalize
+from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare
+from mmcurate.pipelines.runner import default_workers, make_pipeline
+from mmcurate.pipelines.stats import identity_errors, merge
+from mmcurate.schemas.config import RunConfig
+
+STAGING_DIR = "_staging"
+FINALIZED = "finalized.json"
+WIDS_INDEX = "index.wids.json"
+
+
+class AccountingError(RuntimeError):
+    """The accounting identity does not hold: a row was lost or counted twice."""
+
+
+def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str) -> None:
+    staging = fileio.join(out_dir, STAGING_DIR, "prepare")
+    prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging)
+    decisions = prepared.kept | "Dedup" >> ExactDedup(cfg.dedup)
+    shard_stats = (prepared[SHARDS_TAG], decisions) | "Finalize" >> Finalize(staging, out_dir)
+    _ = (
+        shard_stats
+        | "CollectStats" >> beam.combiners.ToList()
+        | "WriteFinalized" >> beam.Map(lambda stats: fileio.write_json(fileio.join(out_dir, STAGING_DIR, FINALIZED), sorted(stats, key=lambda s: s["shard"])))
+    )
+
+
+def run(
+    inputs: list[str],
+    out_dir: str,
+    cfg: Optional[RunConfig] = None,
+    workers: Optional[int] = None,
+    beam_args: list[str] | tuple = (),
+    test_pipeline: Optional[beam.Pipeline] = None,
+    progress: bool = False,
+) -> dict:
+    cfg = (cfg or RunConfig()).validate()
+    started = time.time()
+    fmt, tasks, ignored = sources.plan(inputs, cfg)
+    cfg.input.format = fmt
+    fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "prepare"))
+    fileio.makedirs(fileio.join(out_dir, SHARDS_DIR))
+    workers = workers or default_workers()
+    resolved = {"run": {"inputs": list(inputs), "output": out_dir, "workers": workers, "version": __version__}, **cfg.to_dict()}
+    fileio.write_bytes(fileio.join(out_dir, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode())
+
+    pipeline = test_pipeline or make_pipeline(workers, beam_args)
+    monitor = _Progress(out_dir, len(tasks) if fmt == "folder" else None) if progress else None
+    try:
+        build(pipeline, tasks, cfg, out_dir)
+        pipeline.run().wait_until_finish()
+    finally:
+        if monitor:
+            monitor.stop()
+    return finish(out_dir, fmt, inputs, ignored, started, keep_staging=cfg.output.keep_staging)
+
+
+def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: float, keep_staging: bool) -> dict:
+    shard_stats = fileio.read_json(fileio.join(out_dir, STAGING_DIR, FINALIZED))
+    _remove_stale_shards(out_dir, {s["shard"] for s in shard_stats})
+    stats = merge(shard_stats)
+    stats.update(
+        format=fmt,
+        input_specs=list(inputs),
+        ignored_files=ignored,
+        shards=[{"name": s["tar"], "samples": s["samples"], "bytes": s["bytes"]} for s in shard_stats],
+        samples=stats["kept"],
+        bytes=sum(s["bytes"] for s in shard_stats),
+        wall_time_s=round(time.time() - started, 3),
+        version=__version__,
+    )
+    errors = identity_errors(stats) + [e for s in shard_stats for e in identity_errors(s, s["shard"])]
+    stats["identity_ok"] = not errors
+    fileio.write_json(fileio.join(out_dir, "stats.json"), stats)
+    wids = {
+        "__kind__": "wids-shard-index-v1",
+        "wids_version": 1,
+        "name": "mmcurate",
+        "shardlist": [{"url": s["tar"], "nsamples": s["samples"]} for s in shard_stats if s["samples"] > 0],
+    }
+    fileio.write_json(fileio.join(out_dir, WIDS_INDEX), wids)
+    if errors:
+        raise AccountingError("accounting identity broken: " + "; ".join(errors[:5]))
+    if not keep_staging:
+        fileio.delete_tree(fileio.join(out_dir, STAGING_DIR))
+    return stats
+
+
+def _remove_stale_shards(out_dir: str, current: set[str]) -> None:
+    """A rerun that makes fewer shards must not leave the old run's extra shards behind."""
+    for path in fileio.list_files(fileio.join(out_dir, SHARDS_DIR)):
+        name = path.rsplit("/", 1)[-1].split(".", 1)[0]
+        if name not in current:
+            fileio.delete_tree(path) if fileio.is_remote(path) else __import__("os").remove(path)
+
+
+class _Progress:
+    """Counts finished staging and final shards on disk (works for any runner writing there)."""
+
+    def __init__(self, out_dir: str, total: Optional[int]):
+        from tqdm import tqdm
+
+        self.out_dir = out_dir
+        self.bars = {
+            "prepare": tqdm(total=total, desc="prepare shards", unit="shard", leave=True),
+            "finalize": tqdm(total=total, desc="final shards  ", unit="shard", leave=True),
+        }
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _count(self):
+        staging = fileio.join(self.out_dir, STAGING_DIR, "prepare")
+        prepared = sum(1 for p in fileio.list_files(staging) if p.endswith(".done"))
+        final = sum(1 for p in fileio.list_files(fileio.join(self.out_dir, SHARDS_DIR)) if p.endswith(".stats.json"))
+        return {"prepare": prepared, "finalize": final}
+
+    def _poll(self):
+        while not self._stop.wait(1.0):
+            try:
+                for name, n in self._count().items():
+                    bar = self.bars[name]
+                    bar.update(max(0, n - bar.n))
+            except Exception:
+                pass
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        try:
+            for name, n in self._count().items():
+                self.bars[name].update(max(0, n - self.bars[name].n))
+        except Exception:
+            pass
+        for bar in self.bars.values():
+            bar.close()

@@ -1,0 +1,64 @@
+"""What every source shares: the read task, the file extensions, image-root resolution."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmcurate.pipelines import fileio
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+TABLE_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".json.gz", ".jsonl.gz", ".csv.gz", ".tsv.gz", ".ndjson")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+class InputError(ValueError):
+    """An input cannot be used at all (missing, unknown format); the run stops with its message."""
+
+
+@dataclass
+class ReadTask:
+    """A unit of input reading. `task` numbers tasks in input order; it is part of every
+    row's order and of the staging shard ids, so shard ids never depend on scheduling."""
+
+    task: int
+    format: str
+    locator: str
+    payload: Any = None  # source-specific (a folder chunk's file groups, the image root)
+    options: dict = field(default_factory=dict)
+
+
+def ext_of(name: str) -> str:
+    base = name.rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+
+def parent_of(path: str) -> str:
+    return posixpath.dirname(path) if fileio.is_remote(path) else os.path.dirname(os.path.abspath(path))
+
+
+def resolve(base_dir: str, ref: str) -> str:
+    """A path or URL from an input file, made absolute against the file's folder."""
+    if "://" in ref or os.path.isabs(ref):
+        return ref
+    return fileio.join(base_dir, ref)
+
+
+def image_root(captions_file: str, explicit: str) -> str:
+    """coco/flickr image root: --images, else images/ or Images/ beside the file, else its folder."""
+    if explicit:
+        return explicit
+    here = parent_of(captions_file)
+    for name in ("images", "Images"):
+        candidate = fileio.join(here, name)
+        if fileio.is_dir(candidate):
+            return candidate
+    return here
+
+
+def is_unsafe_member(name: str) -> bool:
+    """A tar member that would escape its root if extracted."""
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":")

@@ -1,0 +1,71 @@
+"""`folder`: images with sidecar captions (`a.jpg` + `a.txt`, or `a.json` with `caption`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+from mmcurate.filters.keys import make_key, stem_of
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.sources.base import IMAGE_EXTS, ReadTask, ext_of
+from mmcurate.schemas.record import SourceRow, Verdict
+
+SIDECAR_EXTS = ("txt", "json")
+
+
+def plan(root: str, first_task: int, shard_size: int) -> tuple[list[ReadTask], int]:
+    """Group the folder's files by stem and cut the groups into shard-sized tasks.
+    Returns the tasks and the number of files that are neither images nor sidecars."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    ignored = 0
+    root = root.rstrip("/")
+    for path in fileio.list_files(root):
+        rel = path[len(root) + 1 :]
+        ext = ext_of(rel)
+        if ext in IMAGE_EXTS or ext in SIDECAR_EXTS:
+            groups.setdefault(stem_of(rel), {}).setdefault(ext, []).append(rel)
+        else:
+            ignored += 1
+    stems = sorted(groups)
+    tasks = []
+    for start in range(0, len(stems), shard_size):
+        chunk = [(s, groups[s]) for s in stems[start : start + shard_size]]
+        tasks.append(ReadTask(first_task + len(tasks), "folder", root, payload=chunk))
+    return tasks, ignored
+
+
+def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
+    root = task.locator
+    i = 0
+    for stem, files in task.payload:
+        images = [f for ext in IMAGE_EXTS for f in files.get(ext, [])]
+        caption_bytes, extra, verdict = _sidecar(root, files)
+        if not images:
+            sidecar = (files.get("txt") or files.get("json"))[0]
+            yield SourceRow(make_key(stem), (task.task, i), fileio.join(root, sidecar), verdict=Verdict.reject("input.missing_image"))
+            i += 1
+            continue
+        for image in images:  # a.jpg and a.png share a key: the second becomes input.duplicate_key
+            path = fileio.join(root, image)
+            row = SourceRow(make_key(stem), (task.task, i), path, media=path, caption_bytes=caption_bytes, extra=dict(extra))
+            if not verdict.kept:
+                row.verdict = verdict
+            elif caption_bytes is None:
+                row.verdict = Verdict.reject("input.missing_caption")
+            yield row
+            i += 1
+
+
+def _sidecar(root: str, files: dict) -> tuple[bytes | None, dict, Verdict]:
+    if files.get("txt"):
+        return fileio.read_bytes(fileio.join(root, files["txt"][0])), {}, Verdict.keep()
+    if files.get("json"):
+        try:
+            doc = json.loads(fileio.read_bytes(fileio.join(root, files["json"][0])))
+        except ValueError as e:
+            return None, {}, Verdict.reject("input.bad_row", f"sidecar json: {e}")
+        if not isinstance(doc, dict):
+            return None, {}, Verdict.reject("input.bad_row", "sidecar json is not an object")
+        caption = doc.pop("caption", None)
+        return (caption.encode("utf-8") if isinstance(caption, str) else None), doc, Verdict.keep()
+    return None, {}, Verdict.keep()

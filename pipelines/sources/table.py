@@ -1,0 +1,104 @@
+"""`table`: parquet / csv / tsv / jsonl (optionally gzipped), one row per sample, like
+img2dataset's url lists. Columns other than the URL and caption are carried into KEY.json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Iterator
+
+import pyarrow.parquet as pq
+
+from mmcurate.filters.keys import make_key, position_key
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.sources.base import ReadTask, parent_of, resolve
+from mmcurate.schemas.config import InputConfig
+from mmcurate.schemas.record import SourceRow, Verdict
+
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
+    base = parent_of(task.locator)
+    for i, record in enumerate(_records(task.locator)):
+        where = f"{task.locator}:{i + 1}"
+        if isinstance(record, _BadRow):
+            yield SourceRow(position_key(task.task, i), (task.task, i), where, verdict=Verdict.reject("input.bad_row", record.detail))
+            continue
+        url = record.pop(cfg.url_col, None)
+        caption = record.pop(cfg.caption_col, None)
+        key = position_key(task.task, i)
+        if cfg.key_col and record.get(cfg.key_col) not in (None, ""):
+            key = make_key(str(record[cfg.key_col]))
+        row = SourceRow(key, (task.task, i), where, extra=_jsonable(record))
+        if caption is not None and not isinstance(caption, str):
+            caption = str(caption)
+        if caption is not None and _has_surrogates(caption):
+            row.caption_bytes = caption.encode("utf-8", "surrogateescape")
+        else:
+            row.caption = caption
+        if url in (None, "") or not isinstance(url, str):
+            row.verdict = Verdict.reject("input.missing_url")
+        else:
+            row.media = resolve(base, url.strip())
+            row.source = row.media
+        yield row
+
+
+class _BadRow:
+    def __init__(self, detail: str):
+        self.detail = detail
+
+
+def _records(path: str) -> Iterator[dict]:
+    name = path.lower()
+    if name.endswith(".parquet"):
+        with fileio.open_read(path) as f:
+            pf = pq.ParquetFile(f)
+            for batch in pf.iter_batches(batch_size=4096):
+                yield from batch.to_pylist()
+        return
+    with fileio.open_read(path, compressed=True) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        stem = name[:-3] if name.endswith(".gz") else name
+        if stem.endswith((".jsonl", ".ndjson", ".json")):
+            for line_no, line in enumerate(text, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as e:
+                    yield _BadRow(f"line {line_no}: {e}")
+                    continue
+                yield obj if isinstance(obj, dict) else _BadRow(f"line {line_no}: not an object")
+            return
+        delimiter = "\t" if stem.endswith(".tsv") else ","
+        reader = csv.reader(text, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return
+        for values in reader:
+            if len(values) != len(header):
+                yield _BadRow(f"line {reader.line_num}: {len(values)} fields, header has {len(header)}")
+                continue
+            yield dict(zip(header, values))
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _jsonable(record: dict) -> dict:
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, bytes):
+            continue
+        if isinstance(v, str) and _has_surrogates(v):
+            v = v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            v = str(v)
+        out[str(k)] = v
+    return out

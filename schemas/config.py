@@ -1,0 +1,189 @@
+"""The run configuration: one validated object per stage, loadable from YAML, overridable
+with `--set section.field=value`, written resolved into OUT/config.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import yaml
+
+FORMATS = ("auto", "table", "folder", "coco", "flickr", "webdataset")
+RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border")
+IMAGE_FORMATS = ("jpg", "png", "webp")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+@dataclass
+class InputConfig:
+    format: str = "auto"
+    url_col: str = "url"  # table: column holding a URL or a path (relative to the table)
+    caption_col: str = "caption"
+    key_col: str = ""  # table: optional column to derive keys from (default: row position)
+    images: str = ""  # coco/flickr: image root (default: images/ or Images/ beside the file)
+
+    def validate(self):
+        _choice("input.format", self.format, FORMATS)
+
+
+@dataclass
+class FetchConfig:
+    threads: int = 16  # concurrent downloads/decodes per shard being processed
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0  # between bytes
+    deadline: float = 60.0  # whole download, against slow-drip bodies
+    retries: int = 2  # extra attempts on 5xx, resets and timeouts
+    backoff: float = 0.5  # seconds, doubled per attempt
+    max_bytes: int = 32 * 1024 * 1024
+    user_agent: str = "mmcurate/0.1 (+https://github.com/mmcurate/mmcurate; dataset curation)"
+    respect_optout: bool = True  # honour X-Robots-Tag noai/noimageai/noindex
+    allow_private_hosts: bool = False
+
+    def validate(self):
+        _positive("fetch.threads", self.threads)
+        _positive("fetch.max_bytes", self.max_bytes)
+        if self.retries < 0:
+            raise ConfigError("fetch.retries must be >= 0")
+
+
+@dataclass
+class TextConfig:
+    min_chars: int = 2
+    max_chars: int = 2000
+    min_words: int = 1
+    max_words: int = 300
+
+    def validate(self):
+        if self.min_chars > self.max_chars or self.min_words > self.max_words:
+            raise ConfigError("text: min bounds must not exceed max bounds")
+
+
+@dataclass
+class ImageConfig:
+    max_pixels: int = 100_000_000  # declared width*height cap, checked before decoding
+    min_side: int = 32
+    max_aspect_ratio: float = 6.0
+    resize_mode: str = "border"
+    image_size: int = 256
+    resize_only_if_bigger: bool = False
+    format: str = "jpg"
+    quality: int = 95  # jpg/webp quality; png compress level is derived
+
+    def validate(self):
+        _choice("image.resize_mode", self.resize_mode, RESIZE_MODES)
+        _choice("image.format", self.format, IMAGE_FORMATS)
+        _positive("image.image_size", self.image_size)
+        _positive("image.max_pixels", self.max_pixels)
+        if not 1 <= self.quality <= 100:
+            raise ConfigError("image.quality must be in 1..100")
+        if self.max_aspect_ratio < 1:
+            raise ConfigError("image.max_aspect_ratio must be >= 1")
+
+
+@dataclass
+class DedupConfig:
+    mode: str = "exact"  # exact | none
+    exact_caption: bool = False  # also drop rows whose normalised caption repeats
+
+    def validate(self):
+        _choice("dedup.mode", self.mode, ("exact", "none"))
+
+
+@dataclass
+class OutputConfig:
+    shard_size: int = 10_000  # input rows per shard (shards hold the kept ones)
+    keep_staging: bool = False
+
+    def validate(self):
+        _positive("output.shard_size", self.shard_size)
+
+
+@dataclass
+class RunConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def validate(self) -> "RunConfig":
+        for f in fields(self):
+            getattr(self, f.name).validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "RunConfig":
+        cfg = cls()
+        for section, values in (data or {}).items():
+            for name, value in (values or {}).items():
+                cfg.set(f"{section}.{name}", value)
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | None = None, overrides: list[str] = ()) -> "RunConfig":
+        data = {}
+        if path:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: expected a mapping of sections")
+        cfg = cls.from_dict(data)
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"--set expects section.field=value, got {item!r}")
+            dotted, raw = item.split("=", 1)
+            cfg.set(dotted.strip(), yaml.safe_load(raw) if raw.strip() else "")
+        return cfg.validate()
+
+    def set(self, dotted: str, value: Any) -> None:
+        section_name, _, name = dotted.partition(".")
+        section = getattr(self, section_name, None)
+        if section is None or not dataclasses.is_dataclass(section):
+            raise ConfigError(f"unknown config section {section_name!r} (have: {', '.join(f.name for f in fields(self))})")
+        known = {f.name: f for f in fields(section)}
+        if name not in known:
+            raise ConfigError(f"unknown config key {dotted!r} (section {section_name} has: {', '.join(known)})")
+        setattr(section, name, _coerce(dotted, known[name].type, value))
+
+
+def _coerce(dotted: str, type_name: Any, value: Any) -> Any:
+    kind = type_name if isinstance(type_name, str) else type_name.__name__
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() in ("true", "yes", "1", "on"):
+                    return True
+                if value.lower() in ("false", "no", "0", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return "" if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{dotted}: expected {kind}, got {value!r}") from None
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _positive(name, value):
+    if value <= 0:
+        raise ConfigError(f"{name} must be > 0; got {value!r}")

@@ -1,0 +1,61 @@
+"""Every drop reason and failure name mmcurate can give a row, with what it means.
+
+Reasons are short, stable names (`stage-area.what`); tests assert them and users filter the
+manifests by them, so renaming one is a breaking change. `status` says whether a row was
+*dropped* (a policy decided against it) or *failed* (an error stopped it being processed).
+"""
+
+from __future__ import annotations
+
+DROPPED = "dropped"
+FAILED = "failed"
+KEPT = "kept"
+
+# name -> (status, stage, meaning)
+REASONS: dict[str, tuple[str, str, str]] = {
+    # input rows that cannot become a sample
+    "input.missing_url": (DROPPED, "prepare", "the row has no URL or path in --url-col"),
+    "input.missing_caption": (DROPPED, "prepare", "no caption: no sidecar .txt/.json, no caption column value, or no annotation"),
+    "input.missing_image": (DROPPED, "prepare", "a caption (sidecar or annotation) whose image does not exist in the input"),
+    "input.unsafe_path": (DROPPED, "prepare", "a tar member or path that escapes its root (`..`, absolute path)"),
+    "input.bad_row": (FAILED, "prepare", "a row of a table that cannot be parsed (bad JSON line, wrong column count)"),
+    "input.unreadable": (FAILED, "prepare", "an input file that cannot be opened or parsed at all (counted as one row)"),
+    "input.duplicate_key": (DROPPED, "dedup", "another input row has the same key; the first in input order is kept"),
+    # fetching bytes
+    "fetch.not_found": (FAILED, "prepare", "the file or URL does not exist (HTTP 404/410, missing file)"),
+    "fetch.http_error": (FAILED, "prepare", "an HTTP 4xx other than 404/410, or 5xx after all retries"),
+    "fetch.timeout": (FAILED, "prepare", "connect or read timeout, or the whole download took longer than its deadline"),
+    "fetch.connection_error": (FAILED, "prepare", "connection refused or reset, DNS failure, TLS error (after retries)"),
+    "fetch.too_large": (FAILED, "prepare", "the body exceeded --set fetch.max_bytes"),
+    "fetch.bad_url": (FAILED, "prepare", "the URL cannot be parsed or uses an unsupported scheme"),
+    "fetch.private_host": (DROPPED, "prepare", "the URL resolves to a private, loopback or link-local address (allow with --allow-private-hosts)"),
+    "fetch.opt_out": (DROPPED, "prepare", "the server sent X-Robots-Tag noai / noimageai / noindex"),
+    # image decoding and checks
+    "image.empty_file": (FAILED, "prepare", "zero bytes"),
+    "image.unidentified": (FAILED, "prepare", "the bytes are not an image format Pillow knows"),
+    "image.truncated": (FAILED, "prepare", "the image data ends early"),
+    "image.decode_error": (FAILED, "prepare", "the image is malformed and cannot be decoded"),
+    "image.too_many_pixels": (DROPPED, "prepare", "declared width x height above image.max_pixels (decompression-bomb guard, checked before decoding)"),
+    "image.too_small": (DROPPED, "prepare", "shorter side below image.min_side"),
+    "image.aspect_ratio": (DROPPED, "prepare", "long side / short side above image.max_aspect_ratio"),
+    # captions
+    "text.invalid_utf8": (DROPPED, "prepare", "caption bytes are not valid UTF-8"),
+    "text.empty": (DROPPED, "prepare", "caption empty after cleaning"),
+    "text.too_short": (DROPPED, "prepare", "caption shorter than text.min_chars or text.min_words"),
+    "text.too_long": (DROPPED, "prepare", "caption longer than text.max_chars or text.max_words"),
+    # deduplication
+    "duplicate.exact_image": (DROPPED, "dedup", "same SHA-256 of original image bytes as `dup_of` (the smallest key survives)"),
+    "duplicate.exact_caption": (DROPPED, "dedup", "same normalised caption as `dup_of` (only with dedup.exact_caption: true)"),
+    # internal
+    "internal.error": (FAILED, "prepare", "an unexpected exception while processing this row (a bug: please report it)"),
+}
+
+STAGES = ("prepare", "dedup", "finalize")
+
+
+def status_of(reason: str) -> str:
+    return REASONS[reason][0]
+
+
+def stage_of(reason: str) -> str:
+    return REASONS[reason][1]

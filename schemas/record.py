@@ -1,0 +1,140 @@
+"""The records that flow between stages, and the Arrow schema of the per-shard manifests."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pyarrow as pa
+
+from mmcurate.schemas.reasons import KEPT, REASONS, stage_of, status_of
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a filter says about a sample: keep it, or drop/fail it with a stable reason."""
+
+    reason: Optional[str] = None  # None means keep
+    detail: str = ""
+
+    @property
+    def kept(self) -> bool:
+        return self.reason is None
+
+    @staticmethod
+    def keep() -> "Verdict":
+        return _KEEP
+
+    @staticmethod
+    def reject(reason: str, detail: str = "") -> "Verdict":
+        if reason not in REASONS:
+            raise ValueError(f"unknown reason {reason!r}: add it to schemas/reasons.py")
+        return Verdict(reason, detail)
+
+
+_KEEP = Verdict()
+
+
+@dataclass
+class SourceRow:
+    """One input row, as a source reads it: where the media is and what text goes with it.
+
+    `order` is the row's position in the input (task index, row index); it decides shard
+    membership and the survivor among duplicate keys.
+    """
+
+    key: str
+    order: tuple[int, int]
+    source: str  # human-readable input locator (a path, a URL, `file.csv:17`, `a.tar:x.jpg`)
+    media: Optional[str] = None  # path or URL of the media; for tar-backed rows, the tar
+    member: Optional[str] = None  # member name inside `media` when the media is in a tar
+    caption: Optional[str] = None
+    caption_bytes: Optional[bytes] = None  # raw sidecar bytes, decoded (and checked) in prepare
+    captions: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    verdict: Verdict = field(default_factory=Verdict.keep)  # set when the source already knows
+
+
+# Columns of shards/NNNNN.parquet (one row per input row) and of the staging manifests.
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("status", pa.string()),  # kept | dropped | failed
+        ("reason", pa.string()),  # "" when kept
+        ("stage", pa.string()),  # the stage that dropped/failed the row, "" when kept
+        ("error", pa.string()),  # detail for failures (exception text, HTTP status)
+        ("dup_of", pa.string()),
+        ("source", pa.string()),
+        ("caption", pa.string()),
+        ("captions", pa.list_(pa.string())),
+        ("sha256", pa.string()),  # of the original media bytes
+        ("caption_sha256", pa.string()),  # of the normalised caption
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("original_width", pa.int32()),
+        ("original_height", pa.int32()),
+        ("image_bytes", pa.int64()),  # size of the stored (re-encoded) image
+        ("image_ext", pa.string()),
+        ("extra", pa.string()),  # JSON of the input's additional columns
+        ("order_task", pa.int64()),
+        ("order_row", pa.int64()),
+        ("ord", pa.int64()),  # position in the staging shard
+        ("shard", pa.string()),  # final shard name (NNNNN); staging shard id in staging
+    ]
+)
+
+_INT_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type)}
+
+
+def empty_row() -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for f in MANIFEST_SCHEMA:
+        if f.name in _INT_COLUMNS:
+            row[f.name] = None
+        elif pa.types.is_list(f.type):
+            row[f.name] = []
+        else:
+            row[f.name] = ""
+    row["status"] = KEPT
+    return row
+
+
+def apply_verdict(row: dict[str, Any], verdict: Verdict, dup_of: str = "") -> dict[str, Any]:
+    """Mark a manifest row dropped/failed by `verdict` (no-op for a keep verdict)."""
+    if verdict.kept:
+        return row
+    row["status"] = status_of(verdict.reason)
+    row["reason"] = verdict.reason
+    row["stage"] = stage_of(verdict.reason)
+    row["error"] = verdict.detail
+    row["dup_of"] = dup_of
+    return row
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+
+
+def sample_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The KEY.json written beside each kept sample."""
+    doc = {
+        "key": row["key"],
+        "caption": row["caption"],
+        "captions": list(row["captions"] or []),
+        "source": row["source"],
+        "sha256": row["sha256"],
+        "width": row["width"],
+        "height": row["height"],
+        "original_width": row["original_width"],
+        "original_height": row["original_height"],
+    }
+    extra = json.loads(row["extra"]) if row["extra"] else {}
+    for k, v in extra.items():
+        doc.setdefault(k, v)
+    return doc
+
+
+def dataclass_dict(obj) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
