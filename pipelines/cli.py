@@ -1,0 +1,205 @@
+"""The `mmcurate` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+
+EPILOG_RUN = """\
+examples:
+  mmcurate run photos/ -o out                       # a folder of a.jpg + a.txt pairs
+  mmcurate run urls.parquet -o out --url-col URL --caption-col TEXT
+  mmcurate run captions.txt --format flickr --images Images/ -o out
+  mmcurate run 'shards/{00000..00099}.tar' -o recurated --format webdataset
+  mmcurate run urls.parquet -o gs://bucket/out -- --runner DataflowRunner --project P --region R
+
+Any config value can be set with --set section.field=value (see `mmcurate config` for all of
+them and their defaults), or from a YAML file with --config. Beam pipeline options go after
+`--`; without --runner the pipeline runs locally on Beam's FnApiRunner with --workers processes.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mmcurate",
+        description="Build clean, deduplicated, deterministic WebDataset shards from paired media.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Start with `mmcurate demo`, then `mmcurate stats demo-out` and `mmcurate validate demo-out`.",
+    )
+    p.add_argument("--debug", action="store_true", help="show full tracebacks and Beam logs")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="curate inputs into WebDataset shards", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, globs or {a..b} ranges; local, gs://, s3:// or http(s)://")
+    run.add_argument("-o", "--output", required=True, help="output folder (local, gs:// or s3://)")
+    run.add_argument("--format", choices=["auto", "table", "folder", "coco", "flickr", "webdataset"], help="input format (default: detected)")
+    run.add_argument("--config", help="YAML file with config sections (input, fetch, text, image, dedup, output)")
+    run.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
+    run.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    run.add_argument("--images", help="coco/flickr: folder holding the images")
+    run.add_argument("--url-col", help="table: column with the image URL or path (default: url)")
+    run.add_argument("--caption-col", help="table: column with the caption (default: caption)")
+    run.add_argument("--key-col", help="table: column to derive sample keys from (default: row position)")
+    run.add_argument("--resize-mode", choices=["no", "keep_ratio", "center_crop", "border"], help="img2dataset's resize modes (default: border)")
+    run.add_argument("--image-size", type=int, help="target size in pixels (default: 256)")
+    run.add_argument("--shard-size", type=int, help="input rows per shard (default: 10000)")
+    run.add_argument("--allow-private-hosts", action="store_true", help="allow URLs on private, loopback and link-local addresses")
+    run.add_argument("--keep-staging", action="store_true", help="keep OUT/_staging (intermediate shards) after a successful run")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    stats = sub.add_parser("stats", help="show a finished run's statistics")
+    stats.add_argument("output")
+    stats.add_argument("--json", action="store_true", help="print stats.json as JSON")
+
+    val = sub.add_parser("validate", help="re-read every shard and check it against manifests and stats; non-zero exit on any problem")
+    val.add_argument("output")
+
+    demo = sub.add_parser("demo", help="generate a sample dataset with planted defects and curate it")
+    demo.add_argument("-o", "--output", default="demo-out", help="output folder (default: demo-out)")
+    demo.add_argument("--samples", type=int, default=200, help="number of input samples (default: 200)")
+    demo.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    demo.add_argument("--keep-input", help="write the generated input here and keep it (default: a temporary folder)")
+    demo.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
+
+    sub.add_parser("config", help="print the default configuration as YAML")
+    sub.add_parser("reasons", help="list every drop reason and failure with its meaning")
+    return p
+
+
+def _run_config(args):
+    from mmcurate.schemas.config import RunConfig
+
+    sets = list(getattr(args, "set", []))
+    for flag, dotted in (
+        ("format", "input.format"), ("images", "input.images"), ("url_col", "input.url_col"),
+        ("caption_col", "input.caption_col"), ("key_col", "input.key_col"), ("resize_mode", "image.resize_mode"),
+        ("image_size", "image.image_size"), ("shard_size", "output.shard_size"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            sets.append(f"{dotted}={value}")
+    if getattr(args, "allow_private_hosts", False):
+        sets.append("fetch.allow_private_hosts=true")
+    if getattr(args, "keep_staging", False):
+        sets.append("output.keep_staging=true")
+    return RunConfig.load(getattr(args, "config", None), sets)
+
+
+def cmd_run(args, beam_args) -> int:
+    from mmcurate.pipelines.run import run
+    from mmcurate.pipelines.show import render
+
+    cfg = _run_config(args)
+    stats = run(args.inputs, args.output, cfg, workers=args.workers, beam_args=beam_args, progress=not args.no_progress)
+    render(stats)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from mmcurate.pipelines import fileio
+    from mmcurate.pipelines.show import render
+
+    path = fileio.join(args.output, "stats.json")
+    if not fileio.exists(path):
+        raise UserError(f"{path} not found: is {args.output} the output folder of a finished run?")
+    stats = fileio.read_json(path)
+    if args.json:
+        print(json.dumps(stats, indent=1, sort_keys=True))
+    else:
+        render(stats)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from mmcurate.pipelines.validate import validate
+
+    problems = validate(args.output, progress=sys.stderr.isatty())
+    for p in problems:
+        print(f"INVALID: {p}")
+    if problems:
+        print(f"{args.output}: {len(problems)} problem(s)")
+        return 1
+    print(f"{args.output}: valid")
+    return 0
+
+
+def cmd_demo(args, beam_args) -> int:
+    from mmcurate.pipelines.demo import generate
+    from mmcurate.pipelines.run import run
+    from mmcurate.pipelines.show import render
+
+    cfg = _run_config(args)
+    with tempfile.TemporaryDirectory(prefix="mmcurate-demo-") as tmp:
+        folder = args.keep_input or os.path.join(tmp, "input")
+        expected = generate(folder, args.samples, progress=True)
+        print(f"generated {expected['inputs']} samples in {folder} ({expected['duplicates']} exact duplicates, {len(expected['defects'])} planted defects)")
+        stats = run([folder], args.output, cfg, workers=args.workers, beam_args=beam_args, progress=True)
+    render(stats)
+    print(f"\nshards are in {args.output}/shards; next: `mmcurate validate {args.output}`")
+    return 0
+
+
+def cmd_config(_args) -> int:
+    from mmcurate.schemas.config import RunConfig
+
+    print(RunConfig().to_yaml(), end="")
+    return 0
+
+
+def cmd_reasons(_args) -> int:
+    from mmcurate.schemas.reasons import REASONS
+
+    width = max(map(len, REASONS))
+    for name, (status, stage, meaning) in REASONS.items():
+        print(f"{name:<{width}}  {status:<7}  {stage:<8}  {meaning}")
+    return 0
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    beam_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, beam_args = argv[:cut], argv[cut + 1 :]
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO if args.debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    if not args.debug:
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    handlers = {"run": lambda: cmd_run(args, beam_args), "demo": lambda: cmd_demo(args, beam_args), "stats": lambda: cmd_stats(args),
+                "validate": lambda: cmd_validate(args), "config": lambda: cmd_config(args), "reasons": lambda: cmd_reasons(args)}
+    try:
+        return handlers[args.command]()
+    except KeyboardInterrupt:
+        print("mmcurate: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"mmcurate: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    """The most useful single line of an error: for Beam's wrapped worker errors, the root cause."""
+    text = str(e).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        causes = [line for line in lines if not line.startswith(("File ", "Traceback", "During handling", "^", "~")) and ": " in line]
+        text = causes[-1] if causes else lines[-1]
+    return f"{type(e).__name__}: {text}" if not isinstance(e, (UserError,)) and type(e).__name__ not in text else text
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

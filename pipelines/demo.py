@@ -1,0 +1,108 @@
+"""`mmcurate demo`: a small generated dataset with known defects, run through the pipeline.
+
+The images are photo-like (smooth gradients, soft shapes, sensor noise) so JPEG sizes and
+decode costs resemble real photos; the captions describe what was drawn. A few defects are
+planted so the accounting has something to show: a truncated JPEG, a zero-byte file, text
+with an image extension, exact duplicates, a missing caption and an empty caption.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+COLORS = {
+    "red": (200, 40, 40), "green": (40, 160, 60), "blue": (40, 70, 200), "yellow": (230, 210, 40),
+    "orange": (240, 140, 30), "purple": (130, 50, 160), "white": (240, 240, 240), "black": (20, 20, 20),
+}
+SHAPES = ("circle", "square", "triangle")
+SCENES = {"sky": ((120, 170, 230), (220, 235, 250)), "sunset": ((250, 140, 60), (80, 40, 90)), "field": ((90, 160, 70), (200, 220, 120)), "night": ((10, 15, 40), (50, 60, 100))}
+POSITIONS = ("on the left", "on the right", "in the middle")
+
+# defect name -> expected (status, reason) in the run's accounting
+DEFECTS = {
+    "broken_truncated": ("failed", "image.truncated"),
+    "broken_zero_bytes": ("failed", "image.empty_file"),
+    "broken_not_an_image": ("failed", "image.unidentified"),
+    "no_caption": ("dropped", "input.missing_caption"),
+    "empty_caption": ("dropped", "text.empty"),
+}
+
+
+def photo(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, str]:
+    w, h = size
+    scene = rng.choice(list(SCENES))
+    top, bottom = np.array(SCENES[scene][0], float), np.array(SCENES[scene][1], float)
+    t = np.linspace(0, 1, h)[:, None, None]
+    arr = np.broadcast_to(top * (1 - t) + bottom * t, (h, w, 3)).copy()
+    img = Image.fromarray(arr.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    color = rng.choice(list(COLORS))
+    shape = rng.choice(SHAPES)
+    pos = rng.choice(POSITIONS)
+    cx = {"on the left": w * 0.25, "on the right": w * 0.75, "in the middle": w * 0.5}[pos] + rng.uniform(-0.05, 0.05) * w
+    cy = h * rng.uniform(0.35, 0.65)
+    r = min(w, h) * rng.uniform(0.12, 0.25)
+    box = (cx - r, cy - r, cx + r, cy + r)
+    if shape == "circle":
+        draw.ellipse(box, fill=COLORS[color])
+    elif shape == "square":
+        draw.rectangle(box, fill=COLORS[color])
+    else:
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=COLORS[color])
+    img = img.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.5, 1.5)))
+    noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 6, (h, w, 3))
+    img = Image.fromarray(np.clip(np.asarray(img, float) + noise, 0, 255).astype(np.uint8))
+    caption = f"a {color} {shape} {pos} of a {scene} scene"
+    return img, caption
+
+
+def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = False) -> dict:
+    """Write `samples` image/caption pairs (defects included) into `folder`; return what to
+    expect: {"inputs": n, "duplicates": n, "defects": {name: (status, reason)}}."""
+    os.makedirs(folder, exist_ok=True)
+    rng = random.Random(seed)
+    n_defects = len(DEFECTS) if samples >= 20 else 0
+    n_dupes = max(1, samples // 50) if samples >= 20 else 0
+    n_good = samples - n_defects - n_dupes
+    it = range(n_good)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="demo images", unit="img")
+    first_jpeg = None
+    for i in it:
+        size = (rng.randrange(256, 640), rng.randrange(256, 640))
+        img, caption = photo(rng, size)
+        path = os.path.join(folder, f"photo_{i:06d}.jpg")
+        img.save(path, quality=rng.randrange(80, 95))
+        first_jpeg = first_jpeg or path
+        with open(os.path.join(folder, f"photo_{i:06d}.txt"), "w", encoding="utf-8") as f:
+            f.write(caption)
+    for d in range(n_dupes):  # byte-identical copies of earlier photos, under new names
+        src = os.path.join(folder, f"photo_{d:06d}")
+        dst = os.path.join(folder, f"zcopy_{d:06d}")
+        with open(src + ".jpg", "rb") as f, open(dst + ".jpg", "wb") as g:
+            g.write(f.read())
+        with open(src + ".txt", "rb") as f, open(dst + ".txt", "wb") as g:
+            g.write(f.read())
+    if n_defects:
+        with open(first_jpeg, "rb") as f:
+            good = f.read()
+        defects = {
+            "broken_truncated": good[: len(good) // 2],
+            "broken_zero_bytes": b"",
+            "broken_not_an_image": b"this is a text file with a .jpg name\n",
+            "no_caption": good,
+            "empty_caption": good,
+        }
+        for name, data in defects.items():
+            with open(os.path.join(folder, f"{name}.jpg"), "wb") as f:
+                f.write(data)
+            if name != "no_caption":
+                with open(os.path.join(folder, f"{name}.txt"), "w", encoding="utf-8") as f:
+                    f.write("" if name == "empty_caption" else f"a caption for {name}")
+    return {"inputs": samples, "duplicates": n_dupes, "defects": DEFECTS if n_defects else {}}

@@ -1,0 +1,131 @@
+"""`mmcurate validate OUT`: re-read every shard and check it against the manifests and stats.
+
+Checks: tar integrity, key rules, member adjacency and completeness, sample json, counts in
+tar == manifest == shard stats == run stats, keys unique across shards, the wids index, and
+the accounting identity. Returns the list of problems (empty means valid)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections import Counter
+
+from mmcurate.filters.keys import is_valid_key
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.run import WIDS_INDEX
+from mmcurate.pipelines.sources.webdataset import split_member
+from mmcurate.pipelines.stats import account, identity_errors, merge
+from mmcurate.schemas.reasons import KEPT, REASONS
+from mmcurate.schemas.record import MANIFEST_SCHEMA
+
+REQUIRED_MEMBERS = {"txt", "json"}
+IMAGE_MEMBERS = {"jpg", "png", "webp"}
+
+
+def validate(out_dir: str, progress: bool = False) -> list[str]:
+    problems: list[str] = []
+    try:
+        stats = fileio.read_json(fileio.join(out_dir, "stats.json"))
+    except Exception as e:
+        return [f"stats.json: cannot read ({type(e).__name__}: {e})"]
+    for name in ("config.yaml", WIDS_INDEX):
+        if not fileio.exists(fileio.join(out_dir, name)):
+            problems.append(f"{name}: missing")
+    seen_keys: Counter = Counter()
+    shard_accounts = []
+    shards = stats.get("shards", [])
+    iterator = shards
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(shards, desc="validate", unit="shard")
+    for entry in iterator:
+        tar_path = fileio.join(out_dir, entry["name"])
+        base = tar_path[: -len(".tar")]
+        tar_keys = _check_tar(tar_path, problems)
+        try:
+            table = fileio.read_parquet(base + ".parquet")
+        except Exception as e:
+            problems.append(f"{base}.parquet: cannot read ({type(e).__name__}: {e})")
+            continue
+        missing = set(MANIFEST_SCHEMA.names) - set(table.column_names)
+        if missing:
+            problems.append(f"{base}.parquet: missing columns {sorted(missing)}")
+            continue
+        rows = table.to_pylist()
+        for r in rows:
+            if r["status"] != KEPT and r["reason"] not in REASONS:
+                problems.append(f"{base}.parquet: key {r['key']}: unknown reason {r['reason']!r}")
+        kept_keys = [r["key"] for r in rows if r["status"] == KEPT]
+        if tar_keys is not None and tar_keys != kept_keys:
+            problems.append(f"{entry['name']}: tar samples ({len(tar_keys)}) differ from kept manifest rows ({len(kept_keys)})")
+        if entry["samples"] != len(kept_keys):
+            problems.append(f"{entry['name']}: stats.json says {entry['samples']} samples, manifest has {len(kept_keys)} kept")
+        seen_keys.update(kept_keys)
+        acc = account(rows)
+        try:
+            shard_stats = fileio.read_json(base + ".stats.json")
+            for field in ("inputs", "kept", "dropped", "failed"):
+                if shard_stats.get(field) != acc[field]:
+                    problems.append(f"{base}.stats.json: {field} {shard_stats.get(field)} != manifest {acc[field]}")
+        except Exception as e:
+            problems.append(f"{base}.stats.json: cannot read ({type(e).__name__}: {e})")
+        problems += identity_errors(acc, entry["name"])
+        shard_accounts.append(acc)
+    total = merge(shard_accounts)
+    for field in ("inputs", "kept", "dropped", "failed"):
+        if stats.get(field) != total[field]:
+            problems.append(f"stats.json: {field} {stats.get(field)} != sum of manifests {total[field]}")
+    problems += identity_errors(stats, "stats.json")
+    dupes = [k for k, n in seen_keys.items() if n > 1]
+    if dupes:
+        problems.append(f"{len(dupes)} keys appear in more than one sample, e.g. {dupes[:3]}")
+    problems += _check_wids(out_dir, shards)
+    return problems
+
+
+def _check_tar(path: str, problems: list[str]):
+    keys: list[str] = []
+    members: dict[str, set] = {}
+    try:
+        with fileio.open_read(path) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+            for info in tar:
+                key, ext = split_member(info.name)
+                if not info.isfile():
+                    problems.append(f"{path}: member {info.name} is not a regular file")
+                    continue
+                data = tar.extractfile(info).read()
+                if len(data) != info.size:
+                    problems.append(f"{path}: member {info.name} is truncated")
+                if not is_valid_key(key):
+                    problems.append(f"{path}: bad key {key!r} (keys are [A-Za-z0-9_-], no dot)")
+                if not keys or keys[-1] != key:
+                    if key in members:
+                        problems.append(f"{path}: members of {key} are not adjacent")
+                    keys.append(key)
+                    members[key] = set()
+                members[key].add(ext)
+                if ext == "json":
+                    try:
+                        doc = json.loads(data)
+                        if doc.get("key") != key:
+                            problems.append(f"{path}: {info.name} has key {doc.get('key')!r}")
+                    except ValueError:
+                        problems.append(f"{path}: {info.name} is not valid JSON")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        problems.append(f"{path}: unreadable tar ({type(e).__name__}: {e})")
+        return None
+    for key, exts in members.items():
+        if not REQUIRED_MEMBERS <= exts or not exts & IMAGE_MEMBERS:
+            problems.append(f"{path}: sample {key} has members {sorted(exts)}, needs an image, txt and json")
+    return keys
+
+
+def _check_wids(out_dir: str, shards: list[dict]) -> list[str]:
+    try:
+        index = fileio.read_json(fileio.join(out_dir, WIDS_INDEX))
+    except Exception:
+        return []  # reported as missing above
+    listed = {s["url"]: s["nsamples"] for s in index.get("shardlist", [])}
+    expected = {s["name"]: s["samples"] for s in shards if s["samples"] > 0}
+    return [] if listed == expected else [f"{WIDS_INDEX}: shard list differs from stats.json"]
