@@ -54,12 +54,12 @@ class ReadRows(beam.DoFn):
         n = 0
         try:
             for row in sources.read(task, self.cfg):
-                yield staging_id(task.task, n // size), row
+                yield staging_id(task.task, 0 if task.is_shard else n // size), row
                 n += 1
         except Exception as e:
             detail = f"{type(e).__name__}: {e}"
             row = SourceRow(f"unreadable_{task.task:05d}_{n:09d}", (task.task, n), task.locator, verdict=Verdict.reject("input.unreadable", detail[:500]))
-            yield staging_id(task.task, n // size), row
+            yield staging_id(task.task, 0 if task.is_shard else n // size), row
 
 
 class PrepareShard(beam.DoFn):
@@ -132,9 +132,8 @@ class PrepareShard(beam.DoFn):
     def _prepare_checked(self, src: SourceRow, row: dict, data: Any) -> tuple[dict, Optional[bytes]]:
         if src.extra:
             row["extra"] = json.dumps(src.extra, sort_keys=True, ensure_ascii=False, default=str)
-        verdict = self._caption(src, row)
-        if verdict.kept:
-            verdict = src.verdict
+        caption_verdict = self._caption(src, row)
+        verdict = src.verdict if not src.verdict.kept else caption_verdict  # the source knows first
         if not verdict.kept:
             return apply_verdict(row, verdict), None
         try:

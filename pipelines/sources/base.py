@@ -28,6 +28,7 @@ class ReadTask:
     locator: str
     payload: Any = None  # source-specific (a folder chunk's file groups, the image root)
     options: dict = field(default_factory=dict)
+    is_shard: bool = False  # planned as exactly one shard (folder chunks): never re-cut by row count
 
 
 def ext_of(name: str) -> str:

@@ -30,7 +30,7 @@ def plan(root: str, first_task: int, shard_size: int) -> tuple[list[ReadTask], i
     tasks = []
     for start in range(0, len(stems), shard_size):
         chunk = [(s, groups[s]) for s in stems[start : start + shard_size]]
-        tasks.append(ReadTask(first_task + len(tasks), "folder", root, payload=chunk))
+        tasks.append(ReadTask(first_task + len(tasks), "folder", root, payload=chunk, is_shard=True))
     return tasks, ignored
 
 

@@ -1,0 +1,168 @@
+"""A loopback HTTP server for fetch tests: real sockets on 127.0.0.1, deterministic routes.
+
+    with LoopbackServer() as srv:
+        srv.url("/img/3.jpg"); srv.count("/500"); srv.user_agents
+
+Routes: /img/<seed>.jpg, /404, /500, /flaky/<id> (503 on the first request per id, then an
+image), /reset (TCP RST, no response), /hang (never answers), /slow (drips a declared body),
+/endless (unbounded body), /noai, /noimageai, /redirect-to-img[/<seed>] (302 to /img).
+Handlers that wait sleep on a stop event (woken at once by stop()) and give up after CAP_S, so stop() never
+waits on them and no test can hang on the server.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import socket
+import struct
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests import util
+
+CAP_S = 60.0
+ROBOTS = {"/noai": "noai", "/noimageai": "otherbot: noimageai"}
+
+
+@functools.lru_cache(maxsize=None)
+def jpeg(seed: int) -> bytes:
+    return util.jpeg(seed=seed)
+
+
+def flaky_seed(ident: str) -> int:
+    """Seed of the image /flaky/<ident> serves (distinct from small /img seeds)."""
+    return 100_000 + zlib.crc32(ident.encode()) % 100_000
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    timeout = 5  # a client that stops reading cannot block a writer forever
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_GET(self):
+        srv: LoopbackServer = self.server.owner
+        path = self.path.split("?", 1)[0]
+        with srv.lock:
+            srv.counts[path] += 1
+            nth = srv.counts[path]
+            srv.requests.append((path, self.headers.get("User-Agent", "")))
+        if path.startswith("/img/") and path.endswith(".jpg"):
+            self._send(200, jpeg(seed=int(path[5:-4])))
+        elif path.startswith("/flaky/"):
+            self._send(503, b"try again") if nth == 1 else self._send(200, jpeg(seed=flaky_seed(path[7:])))
+        elif path == "/404":
+            self._send(404, b"not found")
+        elif path == "/500":
+            self._send(500, b"boom")
+        elif path in ROBOTS:
+            self._send(200, jpeg(seed=9), {"X-Robots-Tag": ROBOTS[path]})
+        elif path.startswith("/redirect-to-img"):
+            seed = path.rsplit("/", 1)[-1] if path.count("/") == 2 else "7"
+            self._send(302, b"", {"Location": f"/img/{seed}.jpg"})
+        elif path == "/reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # linger 0: the kernel sends RST, not FIN
+            self.close_connection = True
+        elif path == "/hang":
+            self._wait(CAP_S)
+            self.close_connection = True
+        elif path == "/slow":
+            self._drip(jpeg(seed=8))
+        elif path == "/endless":
+            self._endless()
+        else:
+            self._send(404, b"no such route")
+
+    def _send(self, status: int, body: bytes, headers: dict | None = None):
+        self.send_response(status)
+        self.send_header("Content-Type", "image/jpeg" if status == 200 else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking at once when the server stops; False if it is stopping."""
+        return not self.server.owner.stopping.wait(seconds)
+
+    def _drip(self, body: bytes):
+        """Declares the full length, then sends one byte every 0.1 s (each within any read timeout)."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        started = time.monotonic()
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                if time.monotonic() - started > CAP_S or not self._wait(0.1):
+                    return
+        except OSError:  # the client gave up
+            pass
+
+    def _endless(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Connection", "close")  # no length: the body ends when we close
+        self.end_headers()
+        self.close_connection = True
+        block, started = b"\xff" * 65536, time.monotonic()
+        try:
+            while time.monotonic() - started < CAP_S and not self.server.owner.stopping.is_set():
+                self.wfile.write(block)
+        except OSError:  # the client gave up (reset, or stopped reading: socket timeout)
+            pass
+
+
+class LoopbackServer:
+    def __init__(self):
+        self.counts: collections.Counter = collections.Counter()
+        self.requests: list[tuple[str, str]] = []  # (path, User-Agent) in arrival order
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False
+        self.httpd.owner = self
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return self.counts[path]
+
+    @property
+    def total(self) -> int:
+        with self.lock:
+            return len(self.requests)
+
+    @property
+    def user_agents(self) -> list[str]:
+        with self.lock:
+            return [ua for _, ua in self.requests]
+
+    def start(self) -> "LoopbackServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()  # wakes every waiting handler within 50 ms
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "LoopbackServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,48 @@
+import pytest
+
+from mmcurate.filters.keys import is_valid_key, make_key, position_key, stem_of
+from mmcurate.schemas.config import ConfigError, RunConfig
+from mmcurate.schemas.reasons import REASONS
+
+
+def test_keys_have_no_dots_and_stay_distinct():
+    assert make_key("abc_01") == "abc_01"
+    assert make_key("sub/dir/abc") == "sub_dir_abc"
+    dotted, underscored = make_key("my.photo.v2"), make_key("my_photo_v2")
+    assert "." not in dotted and dotted != underscored and dotted.startswith("my_photo_v2-")
+    assert is_valid_key(make_key("café ü/ñ"))
+    assert make_key("café") != make_key("cafè")
+    assert len(make_key("x" * 500)) <= 120
+    assert position_key(3, 42) == "00003_000000042"
+    assert stem_of("dir/a.b.jpg") == "dir/a.b" and stem_of("a") == "a"
+
+
+def test_config_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("image:\n  image_size: 128\n  resize_mode: center_crop\nfetch:\n  retries: 5\n")
+    cfg = RunConfig.load(str(path), ["image.image_size=64", "fetch.respect_optout=false", "text.max_chars=10"])
+    assert cfg.image.image_size == 64 and cfg.image.resize_mode == "center_crop"
+    assert cfg.fetch.retries == 5 and cfg.fetch.respect_optout is False and cfg.text.max_chars == 10
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("image.size=3", "unknown config key 'image.size'"),
+        ("imgs.image_size=3", "unknown config section 'imgs'"),
+        ("image.image_size=big", "image.image_size: expected int"),
+        ("image.resize_mode=stretch", "image.resize_mode must be one of"),
+        ("fetch.threads=0", "fetch.threads must be > 0"),
+        ("noequals", "--set expects section.field=value"),
+    ],
+)
+def test_config_errors_are_plain(override, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        RunConfig.load(None, [override])
+
+
+def test_every_reason_is_named_by_its_stage_area():
+    for name, (status, stage, meaning) in REASONS.items():
+        area, _, what = name.partition(".")
+        assert what and status in ("dropped", "failed") and stage in ("prepare", "dedup", "finalize") and meaning
