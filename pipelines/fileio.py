@@ -6,9 +6,12 @@ so a reader (or a resumed run) never sees a half-written file under a final name
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
 import io
 import json
+import lzma
 import os
 import uuid
 from typing import Any, Iterator
@@ -41,10 +44,18 @@ def makedirs(path: str) -> None:
 
 
 def open_read(path: str, compressed: bool = False):
-    """Binary reader; `compressed=True` decompresses .gz/.bz2/... by extension."""
-    if not is_remote(path) and not compressed:
-        return open(path, "rb")
-    return FileSystems.open(path, compression_type=CompressionTypes.AUTO if compressed else RAW)
+    """Binary reader; `compressed=True` decompresses .gz/.bz2/.xz by extension (with the
+    standard library: Beam's CompressedFile is not a full io object for TextIOWrapper)."""
+    raw = open(path, "rb") if not is_remote(path) else FileSystems.open(path, compression_type=RAW)
+    if compressed:
+        low = path.lower()
+        if low.endswith((".gz", ".tgz")):
+            return gzip.GzipFile(fileobj=raw, mode="rb")
+        if low.endswith(".bz2"):
+            return bz2.BZ2File(raw, mode="rb")
+        if low.endswith(".xz"):
+            return lzma.LZMAFile(raw, mode="rb")
+    return raw
 
 
 def read_bytes(path: str, limit: int | None = None) -> bytes:

@@ -70,6 +70,7 @@ def _groups(path: str) -> Iterator[tuple[str, dict[str, _Member]]]:
             if info.isdir():
                 continue
             key, ext = split_member(info.name)
+            ext = ext.rsplit(".", 1)[-1]  # `x.seg.jpg` is an image, whatever the middle part
             payload = None
             if info.isfile() and (ext in TEXT_EXTS or ext == "json") and info.size <= 16 * 1024 * 1024:
                 payload = tar.extractfile(info).read()
