@@ -97,12 +97,20 @@ class Fetcher:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_host(url)
             resp = self._request(url)
+            complete = False
             try:
                 if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                     url = urljoin(url, resp.headers["Location"])
                     continue
-                return self._read_body(url, resp, started)
+                data = self._read_body(url, resp, started)
+                complete = True
+                return data
             finally:
+                if not complete:
+                    # A keep-alive connection with an unread body (error, redirect, opt-out,
+                    # cap, deadline) must not go back to the pool: the next request on it
+                    # would read those bytes as its status line (BadStatusLine).
+                    resp.close()
                 resp.release_conn()
         raise FetchFailed("fetch.http_error", f"more than {MAX_REDIRECTS} redirects")
 
@@ -134,7 +142,9 @@ class Fetcher:
             raise FetchFailed("fetch.too_large", f"Content-Length {declared}")
         chunks, size = [], 0
         try:
-            for chunk in resp.stream(_CHUNK):
+            # read1 returns what has arrived; stream()/read(n) would block until n bytes
+            # came, so a body dripping under read_timeout would never reach the deadline.
+            while chunk := resp.read1(_CHUNK):
                 size += len(chunk)
                 if size > self.cfg.max_bytes:
                     raise FetchFailed("fetch.too_large", f"over {self.cfg.max_bytes} bytes")

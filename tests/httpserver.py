@@ -5,7 +5,8 @@
 
 Routes: /img/<seed>.jpg, /404, /500, /flaky/<id> (503 on the first request per id, then an
 image), /reset (TCP RST, no response), /hang (never answers), /slow (drips a declared body),
-/endless (unbounded body), /noai, /noimageai, /redirect-to-img[/<seed>] (302 to /img).
+/endless (unbounded body), /late-404 (body 50 ms after the headers), /noai, /noimageai,
+/redirect-to-img[/<seed>] (302 to /img).
 Handlers that wait sleep on a stop event (woken at once by stop()) and give up after CAP_S, so stop() never
 waits on them and no test can hang on the server.
 """
@@ -57,6 +58,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(503, b"try again") if nth == 1 else self._send(200, jpeg(seed=flaky_seed(path[7:])))
         elif path == "/404":
             self._send(404, b"not found")
+        elif path == "/late-404":  # the body follows the headers 50 ms later, in its own segment
+            self._send(404, b"not found", late=0.05)
         elif path == "/500":
             self._send(500, b"boom")
         elif path in ROBOTS:
@@ -78,13 +81,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"no such route")
 
-    def _send(self, status: int, body: bytes, headers: dict | None = None):
+    def _send(self, status: int, body: bytes, headers: dict | None = None, late: float = 0):
         self.send_response(status)
         self.send_header("Content-Type", "image/jpeg" if status == 200 else "text/plain")
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.end_headers()
+        self.end_headers()  # flushes the headers
+        if late and not self._wait(late):
+            return
         self.wfile.write(body)
 
     def _wait(self, seconds: float) -> bool:

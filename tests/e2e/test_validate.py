@@ -1,0 +1,70 @@
+"""`validate` passes on a real run and fails, naming the problem, on tampered output."""
+
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from mmcurate.pipelines.demo import generate
+from mmcurate.pipelines.validate import validate
+from tests.util import run_cli
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("v")
+    generate(str(base / "in"), samples=30, seed=3)
+    out = base / "out"
+    assert run_cli("run", base / "in", "-o", out, "--workers", "1", "--shard-size", "10", "--no-progress") == 0
+    return out
+
+
+@pytest.fixture
+def copy(good_run, tmp_path):
+    dst = tmp_path / "out"
+    shutil.copytree(good_run, dst)
+    return dst
+
+
+def test_a_fresh_run_is_valid(good_run, capsys):
+    assert validate(str(good_run)) == []
+    assert run_cli("validate", good_run) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_truncated_tar(copy):
+    tar = copy / "shards" / "00000.tar"
+    tar.write_bytes(tar.read_bytes()[:3000])
+    problems = validate(str(copy))
+    assert any("00000.tar" in p and ("truncated" in p or "unreadable" in p or "differ" in p) for p in problems), problems
+    assert run_cli("validate", copy) == 1
+
+
+def test_removed_member_and_dotted_key(copy):
+    src = copy / "shards" / "00001.tar"
+    with tarfile.open(src) as t:
+        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]
+    with tarfile.open(src, "w") as t:
+        for m, data in members[1:]:  # drop the first sample's image
+            if m.name == members[4][0].name:
+                m.name = "bad.key.txt"
+            t.addfile(m, __import__("io").BytesIO(data))
+    problems = validate(str(copy))
+    assert any("needs an image" in p for p in problems), problems
+    assert any("bad key" in p or "differ" in p for p in problems), problems
+
+
+def test_edited_stats_and_manifest(copy):
+    doc = json.loads((copy / "stats.json").read_text())
+    doc["kept"] += 1
+    (copy / "stats.json").write_text(json.dumps(doc))
+    problems = validate(str(copy))
+    assert any("stats.json: kept" in p for p in problems)
+    assert any("inputs" in p and "!=" in p for p in problems)  # the identity no longer balances
+
+
+def test_missing_manifest(copy):
+    os.remove(copy / "shards" / "00002.parquet")
+    assert any("00002.parquet: cannot read" in p for p in validate(str(copy)))
