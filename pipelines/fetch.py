@@ -58,9 +58,14 @@ class Fetcher:
         )
 
     def fetch(self, locator: str) -> bytes:
-        scheme = urlsplit(locator).scheme.lower() if "://" in locator else ""
+        try:
+            scheme = urlsplit(locator).scheme.lower() if "://" in locator else ""
+        except ValueError as e:  # e.g. an unclosed IPv6 bracket
+            raise FetchFailed("fetch.bad_url", f"{locator[:200]}: {e}") from None
         if scheme in ("http", "https"):
             return self._fetch_http(locator)
+        if scheme and not _has_filesystem(locator):  # ftp://, file://, ...: not "not found"
+            raise FetchFailed("fetch.bad_url", f"unsupported scheme {scheme}://")
         return self._fetch_file(locator)
 
     # -- files ------------------------------------------------------------------------
@@ -185,6 +190,16 @@ def opted_out(header_values: list[str]) -> bool:
             if token in OPT_OUT_TOKENS:
                 return True
     return False
+
+
+def _has_filesystem(path: str) -> bool:
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        FileSystems.get_filesystem(path)
+        return True
+    except Exception:  # ValueError for unknown schemes, BeamIOError for a missing extra
+        return False
 
 
 def _exists_quietly(path: str) -> bool:

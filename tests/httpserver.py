@@ -7,8 +7,8 @@ Routes: /img/<seed>.jpg, /404, /500, /flaky/<id> (503 on the first request per i
 image), /reset (TCP RST, no response), /hang (never answers), /slow (drips a declared body),
 /endless (unbounded body), /late-404 (body 50 ms after the headers), /noai, /noimageai,
 /redirect-to-img[/<seed>] (302 to /img).
-Handlers that wait sleep on a stop event (woken at once by stop()) and give up after CAP_S, so stop() never
-waits on them and no test can hang on the server.
+Handlers that wait sleep on a stop event (woken at once by stop()) and give up after CAP_S,
+so stop() never waits on them and no test can hang on the server.
 """
 
 from __future__ import annotations
