@@ -166,10 +166,13 @@ class Fetcher:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchFailed("fetch.bad_url", url[:200])
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as e:  # out of range or not a number: not worth a retry
+            raise FetchFailed("fetch.bad_url", f"{url[:200]}: {e}") from None
         if self.cfg.allow_private_hosts:
             return
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
             infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError, ValueError) as e:
             raise _Retryable("fetch.connection_error", f"cannot resolve {parts.hostname}: {e}") from None

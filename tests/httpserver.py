@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -42,8 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
     timeout = 5  # a client that stops reading cannot block a writer forever
 
-    def log_message(self, *args):  # quiet
-        pass
+    def log_message(self, *args):
+        pass  # quiet
 
     def do_GET(self):
         srv: LoopbackServer = self.server.owner
@@ -54,8 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
             srv.requests.append((path, self.headers.get("User-Agent", "")))
         if path.startswith("/img/") and path.endswith(".jpg"):
             self._send(200, jpeg(seed=int(path[5:-4])))
-        elif path.startswith("/flaky/"):
-            self._send(503, b"try again") if nth == 1 else self._send(200, jpeg(seed=flaky_seed(path[7:])))
+        elif path.startswith("/flaky/"):  # 503 on the first request for this id, then an image
+            self._send(*((503, b"try again") if nth == 1 else (200, jpeg(seed=flaky_seed(path[7:])))))
         elif path == "/404":
             self._send(404, b"not found")
         elif path == "/late-404":  # the body follows the headers 50 ms later, in its own segment
@@ -74,10 +76,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/hang":
             self._wait(CAP_S)
             self.close_connection = True
-        elif path == "/slow":
-            self._drip(jpeg(seed=8))
+        elif path == "/slow":  # one byte every 0.1 s: never a read timeout, only the deadline
+            body = jpeg(seed=8)
+            self._stream((body[i : i + 1] for i in range(len(body))), ("Content-Length", str(len(body))), 0.1)
         elif path == "/endless":
-            self._endless()
+            self._stream(itertools.repeat(b"\xff" * 65536), ("Connection", "close"), 0)  # ends at close
         else:
             self._send(404, b"no such route")
 
@@ -96,34 +99,29 @@ class _Handler(BaseHTTPRequestHandler):
         """Sleep up to `seconds`, waking at once when the server stops; False if it is stopping."""
         return not self.server.owner.stopping.wait(seconds)
 
-    def _drip(self, body: bytes):
-        """Declares the full length, then sends one byte every 0.1 s (each within any read timeout)."""
+    def _stream(self, pieces, header: tuple[str, str], pause: float):
+        """Send `pieces` `pause` s apart until done, stopped, CAP_S, or the client gives up."""
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header(*header)
         self.end_headers()
         self.close_connection = True
         started = time.monotonic()
         try:
-            for i in range(len(body)):
-                self.wfile.write(body[i : i + 1])
-                self.wfile.flush()
-                if time.monotonic() - started > CAP_S or not self._wait(0.1):
+            for piece in pieces:
+                self.wfile.write(piece)
+                if time.monotonic() - started > CAP_S or not self._wait(pause):
                     return
-        except OSError:  # the client gave up
+        except OSError:  # the client hung up, or stopped reading (socket timeout)
             pass
 
-    def _endless(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Connection", "close")  # no length: the body ends when we close
-        self.end_headers()
-        self.close_connection = True
-        block, started = b"\xff" * 65536, time.monotonic()
-        try:
-            while time.monotonic() - started < CAP_S and not self.server.owner.stopping.is_set():
-                self.wfile.write(block)
-        except OSError:  # the client gave up (reset, or stopped reading: socket timeout)
-            pass
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a handler still running never blocks stop()
+    block_on_close = False
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # clients hang up
+            super().handle_error(request, client_address)
 
 
 class LoopbackServer:
@@ -132,9 +130,7 @@ class LoopbackServer:
         self.requests: list[tuple[str, str]] = []  # (path, User-Agent) in arrival order
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.owner = self
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -161,7 +157,7 @@ class LoopbackServer:
         return self
 
     def stop(self) -> None:
-        self.stopping.set()  # wakes every waiting handler within 50 ms
+        self.stopping.set()  # wakes every waiting handler at once
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=5)
