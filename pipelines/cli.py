@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--image-size", type=int, help="target size in pixels (default: 256)")
     run.add_argument("--shard-size", type=int, help="input rows per shard (default: 10000)")
     run.add_argument("--allow-private-hosts", action="store_true", help="allow URLs on private, loopback and link-local addresses")
+    run.add_argument("--clip-model", help="score pairs with this CLIP: a name (ViT-B/32) found in clip.weights_dir, a checkpoint path, or 'tiny' (the shipped demo model)")
+    run.add_argument("--clip-threshold", type=float, help="drop pairs whose CLIP score is below this (default: 0.28)")
+    run.add_argument("--clip-top-fraction", type=float, help="instead keep this fraction of the dataset with the best scores (DataComp-style)")
+    run.add_argument("--no-clip-filter", action="store_true", help="score and record only; drop nothing by score")
+    run.add_argument("--clip-embeddings", action="store_true", help="also write fp16 image/text embeddings of kept samples to OUT/embeddings/")
     run.add_argument("--keep-staging", action="store_true", help="keep OUT/_staging (intermediate shards) after a successful run")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -77,13 +82,18 @@ def _run_config(args):
     for flag, dotted in (
         ("format", "input.format"), ("images", "input.images"), ("url_col", "input.url_col"),
         ("caption_col", "input.caption_col"), ("key_col", "input.key_col"), ("resize_mode", "image.resize_mode"),
-        ("image_size", "image.image_size"), ("shard_size", "output.shard_size"),
+        ("image_size", "image.image_size"), ("shard_size", "output.shard_size"), ("clip_model", "clip.model"),
+        ("clip_threshold", "clip.threshold"), ("clip_top_fraction", "clip.top_fraction"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
             sets.append(f"{dotted}={value}")
     if getattr(args, "allow_private_hosts", False):
         sets.append("fetch.allow_private_hosts=true")
+    if getattr(args, "no_clip_filter", False):
+        sets.append("clip.filter=false")
+    if getattr(args, "clip_embeddings", False):
+        sets.append("clip.embeddings=true")
     if getattr(args, "keep_staging", False):
         sets.append("output.keep_staging=true")
     return RunConfig.load(getattr(args, "config", None), sets)

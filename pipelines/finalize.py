@@ -7,19 +7,25 @@ stats file is written last and marks the shard done.
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 
 import apache_beam as beam
+import numpy as np
 from webdataset import TarWriter
 
+from mmcurate.filters import quantile
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.prepare import TAR_OPTIONS, staging_paths
+from mmcurate.pipelines.score import embeddings_path
 from mmcurate.pipelines.stats import account
+from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
 from mmcurate.schemas.record import Verdict, apply_verdict, rows_to_table, sample_json
 
 SHARDS_DIR = "shards"
+EMBEDDINGS_DIR = "embeddings"
 
 
 def shard_name(number: int) -> str:
@@ -32,13 +38,14 @@ def number_shards(ids: list[str]):
 
 
 class FinalizeShard(beam.DoFn):
-    def __init__(self, staging_dir: str, out_dir: str):
-        self.staging_dir, self.out_dir = staging_dir, out_dir
+    def __init__(self, staging_dir: str, out_dir: str, clip: ClipConfig, score_dir: str = ""):
+        self.staging_dir, self.out_dir, self.clip, self.score_dir = staging_dir, out_dir, clip, score_dir
 
-    def process(self, element):
+    def process(self, element, cutoff=None):
         sid, joined = element
         (number,) = joined["number"]
         decisions = {tuple(order): (reason, dup_of) for order, reason, dup_of in joined["decisions"]}
+        scores = {r.ord: r for results in joined.get("scores", []) for r in results}
         src = staging_paths(self.staging_dir, sid)
         rows = fileio.read_parquet(src["parquet"]).to_pylist()
         name = shard_name(number)
@@ -48,6 +55,8 @@ class FinalizeShard(beam.DoFn):
             decision = decisions.get((row["order_task"], row["order_row"]))
             if decision and row["status"] == KEPT:
                 apply_verdict(row, Verdict.reject(decision[0]), dup_of=decision[1])
+            if row["status"] == KEPT and self.clip.model:
+                self._apply_score(row, scores.get(row["ord"]), cutoff)
             if row["status"] == KEPT:
                 by_ord[row["ord"]] = row
         base = fileio.join(self.out_dir, SHARDS_DIR, name)
@@ -63,26 +72,61 @@ class FinalizeShard(beam.DoFn):
                     writer.write({"__key__": row["key"], ext: staged.extractfile(info).read(), "txt": row["caption"].encode("utf-8"), "json": doc.encode("utf-8")})
             writer.close()
         fileio.write_parquet(base + ".parquet", rows_to_table(rows))
+        if self.clip.model and self.clip.embeddings:
+            self._write_embeddings(sid, name, by_ord)
         stats = account(rows)
         stats.update(shard=name, tar=f"{SHARDS_DIR}/{name}.tar", samples=stats["kept"], bytes=fileio.size_of(base + ".tar"), staging=sid)
         fileio.write_json(base + ".stats.json", stats)
         yield stats
 
+    def _apply_score(self, row: dict, scored, cutoff) -> None:
+        if scored is None:  # a kept row must have been scored; never drop it silently
+            apply_verdict(row, Verdict.reject("clip.inference_error", "no score came back for this sample"))
+            return
+        if scored.score is None:
+            apply_verdict(row, Verdict.reject(scored.reason, scored.error))
+            return
+        row["clip_score"] = scored.score
+        if not self.clip.filter:
+            return
+        if self.clip.top_fraction > 0:
+            if not quantile.keeps(scored.score, row["key"], cutoff):
+                apply_verdict(row, Verdict.reject("clip.below_threshold", f"not in the top {self.clip.top_fraction:g}"))
+        elif scored.score < self.clip.threshold:
+            apply_verdict(row, Verdict.reject("clip.below_threshold", f"{scored.score:.4f} < {self.clip.threshold:g}"))
+
+    def _write_embeddings(self, sid: str, name: str, by_ord: dict) -> None:
+        path = embeddings_path(self.score_dir, sid)
+        if not fileio.exists(path):
+            return
+        data = np.load(io.BytesIO(fileio.read_bytes(path)))
+        keep = np.isin(data["ord"], np.fromiter(by_ord, dtype=np.int64))
+        ords = data["ord"][keep]
+        buf = io.BytesIO()
+        np.savez(buf, key=np.array([by_ord[int(o)]["key"] for o in ords]), image=data["image"][keep], text=data["text"][keep])
+        fileio.write_bytes(fileio.join(self.out_dir, EMBEDDINGS_DIR, f"{name}.npz"), buf.getvalue())
+
 
 class Finalize(beam.PTransform):
-    def __init__(self, staging_dir: str, out_dir: str):
+    """{"shards", "decisions"[, "scores"][, "cutoff"]} -> per-shard stats."""
+
+    def __init__(self, staging_dir: str, out_dir: str, clip: ClipConfig, score_dir: str = ""):
         super().__init__()
-        self.staging_dir, self.out_dir = staging_dir, out_dir
+        self.staging_dir, self.out_dir, self.clip, self.score_dir = staging_dir, out_dir, clip, score_dir
 
     def expand(self, inputs):
-        shard_ids, decisions = inputs
+        scores, cutoff = inputs.get("scores"), inputs.get("cutoff")
         numbered = (
-            shard_ids
+            inputs["shards"]
             | "AllShardIds" >> beam.combiners.ToList()
             | "NumberShards" >> beam.FlatMap(number_shards)
         )
+        joined = {"number": numbered, "decisions": inputs["decisions"]}
+        if scores is not None:
+            joined["scores"] = scores
+        side = {"cutoff": beam.pvalue.AsSingleton(cutoff)} if cutoff is not None else {}
         return (
-            {"number": numbered, "decisions": decisions}
+            joined
             | "JoinDecisions" >> beam.CoGroupByKey()
-            | "WriteShards" >> beam.ParDo(FinalizeShard(self.staging_dir, self.out_dir))
+            | "WriteShards" >> beam.ParDo(FinalizeShard(self.staging_dir, self.out_dir, self.clip, self.score_dir), **side)
         )

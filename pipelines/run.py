@@ -13,9 +13,10 @@ import yaml
 from mmcurate import __version__
 from mmcurate.pipelines import fileio, sources
 from mmcurate.pipelines.dedup import ExactDedup
-from mmcurate.pipelines.finalize import SHARDS_DIR, Finalize
+from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare
 from mmcurate.pipelines.runner import default_workers, make_pipeline
+from mmcurate.pipelines.score import Score, top_fraction_cutoff
 from mmcurate.pipelines.stats import identity_errors, merge
 from mmcurate.schemas.config import RunConfig
 
@@ -32,7 +33,13 @@ def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str) -> None:
     staging = fileio.join(out_dir, STAGING_DIR, "prepare")
     prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging)
     decisions = prepared.kept | "Dedup" >> ExactDedup(cfg.dedup)
-    shard_stats = (prepared[SHARDS_TAG], decisions) | "Finalize" >> Finalize(staging, out_dir)
+    inputs = {"shards": prepared[SHARDS_TAG], "decisions": decisions}
+    score_dir = fileio.join(out_dir, STAGING_DIR, "score")
+    if cfg.clip.model:
+        inputs["scores"] = (prepared[SHARDS_TAG], decisions) | "Score" >> Score(cfg.clip, staging, score_dir)
+        if cfg.clip.filter and cfg.clip.top_fraction > 0:
+            inputs["cutoff"] = top_fraction_cutoff(inputs["scores"], cfg.clip.top_fraction)
+    shard_stats = inputs | "Finalize" >> Finalize(staging, out_dir, cfg.clip, score_dir)
     _ = (
         shard_stats
         | "CollectStats" >> beam.combiners.ToList()
@@ -55,6 +62,13 @@ def run(
     cfg.input.format = fmt
     fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "prepare"))
     fileio.makedirs(fileio.join(out_dir, SHARDS_DIR))
+    if cfg.clip.model:
+        from mmcurate.pipelines.clip_model import resolve_checkpoint
+
+        resolve_checkpoint(cfg.clip.model, cfg.clip.weights_dir)  # a missing checkpoint fails here, in one line
+        fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "score"))
+        if cfg.clip.embeddings:
+            fileio.makedirs(fileio.join(out_dir, EMBEDDINGS_DIR))
     workers = workers or default_workers()
     resolved = {"run": {"inputs": list(inputs), "output": out_dir, "workers": workers, "version": __version__}, **cfg.to_dict()}
     fileio.write_bytes(fileio.join(out_dir, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode())

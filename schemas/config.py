@@ -94,6 +94,27 @@ class DedupConfig:
 
 
 @dataclass
+class ClipConfig:
+    model: str = ""  # "" = no scoring; a clip name (ViT-B/32) in weights_dir, a checkpoint path, or "tiny"
+    weights_dir: str = ""  # clip's download_root (default ~/.cache/clip); never downloaded into
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp16"  # on CUDA: fp16 | bf16 | fp32 (the CPU always runs fp32)
+    batch_size: int = 512  # pairs per inference call (fixed per shard, so scores are reproducible)
+    threshold: float = 0.28  # drop pairs scoring below (LAION's ViT-B/32 cut)
+    top_fraction: float = 0.0  # > 0: keep this fraction of the dataset with the highest scores instead
+    filter: bool = True  # false: score and record only
+    embeddings: bool = False  # also write fp16 image/text embeddings of kept samples
+    share_across_processes: bool = False  # one model per machine instead of per worker process
+
+    def validate(self):
+        _choice("clip.device", self.device, ("auto", "cpu", "cuda"))
+        _choice("clip.precision", self.precision, ("fp16", "bf16", "fp32"))
+        _positive("clip.batch_size", self.batch_size)
+        if not 0.0 <= self.top_fraction <= 1.0:
+            raise ConfigError("clip.top_fraction must be in [0, 1]")
+
+
+@dataclass
 class OutputConfig:
     shard_size: int = 10_000  # input rows per shard (shards hold the kept ones)
     keep_staging: bool = False
@@ -109,6 +130,7 @@ class RunConfig:
     text: TextConfig = field(default_factory=TextConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def validate(self) -> "RunConfig":

@@ -46,11 +46,15 @@ REASONS: dict[str, tuple[str, str, str]] = {
     # deduplication
     "duplicate.exact_image": (DROPPED, "dedup", "same SHA-256 of original image bytes as `dup_of` (the smallest key survives)"),
     "duplicate.exact_caption": (DROPPED, "dedup", "same normalised caption as `dup_of` (only with dedup.exact_caption: true)"),
+    # CLIP scoring
+    "clip.below_threshold": (DROPPED, "score", "CLIP score below clip.threshold, or outside the top clip.top_fraction of the dataset"),
+    "clip.decode_error": (FAILED, "score", "the scorer could not decode the staged image"),
+    "clip.inference_error": (FAILED, "score", "the model failed on the batch holding this sample (e.g. out of memory)"),
     # internal
     "internal.error": (FAILED, "prepare", "an unexpected exception while processing this row (a bug: please report it)"),
 }
 
-STAGES = ("prepare", "dedup", "finalize")
+STAGES = ("prepare", "dedup", "score", "finalize")
 
 
 def status_of(reason: str) -> str:

@@ -77,6 +77,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("original_height", pa.int32()),
         ("image_bytes", pa.int64()),  # size of the stored (re-encoded) image
         ("image_ext", pa.string()),
+        ("clip_score", pa.float32()),  # null when not scored
         ("extra", pa.string()),  # JSON of the input's additional columns
         ("order_task", pa.int64()),
         ("order_row", pa.int64()),
@@ -85,7 +86,7 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 
-_INT_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type)}
+_INT_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)}
 
 
 def empty_row() -> dict[str, Any]:
@@ -130,6 +131,8 @@ def sample_json(row: dict[str, Any]) -> dict[str, Any]:
         "original_width": row["original_width"],
         "original_height": row["original_height"],
     }
+    if row.get("clip_score") is not None:
+        doc["clip_score"] = round(float(row["clip_score"]), 6)
     extra = json.loads(row["extra"]) if row["extra"] else {}
     for k, v in extra.items():
         doc.setdefault(k, v)

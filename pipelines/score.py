@@ -1,0 +1,206 @@
+"""Stage 3, score: CLIP similarity for every pair that survived prepare and dedup.
+
+Per staging shard, the surviving samples are read from the staging tar in fixed batches
+(the same batches on every run and runner, so scores are reproducible) and go through Beam's
+RunInference with `ClipModelHandler`: the model loads once per worker process (or once per
+machine with clip.share_across_processes), on CUDA when present. A sample whose image the
+scorer cannot decode fails alone (`clip.decode_error`); a batch the model fails on goes to
+RunInference's dead-letter output and its samples fail with `clip.inference_error`.
+Only scores cross the shuffle back to finalize; embeddings are written beside the staging shard.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, RunInference
+
+from mmcurate.filters import quantile
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.prepare import staging_paths
+from mmcurate.schemas.config import ClipConfig
+from mmcurate.schemas.reasons import KEPT
+
+
+@dataclass
+class ScoreBatch:
+    sid: str
+    ords: list[int]
+    keys: list[str]
+    images: list[bytes]
+    captions: list[str]
+
+    def __len__(self) -> int:  # RunInference counts examples with len()
+        return len(self.ords)
+
+
+@dataclass
+class Scored:
+    ord: int
+    key: str
+    score: Optional[float]
+    reason: str = ""  # clip.decode_error | clip.inference_error when score is None
+    error: str = ""
+
+
+def embeddings_path(score_dir: str, sid: str) -> str:
+    return fileio.join(score_dir, f"{sid}.npz")
+
+
+class ReadForScoring(beam.DoFn):
+    """(staging id, {shard, decisions}) -> ScoreBatches of the shard's surviving samples."""
+
+    def __init__(self, staging_dir: str, batch_size: int):
+        self.staging_dir, self.batch_size = staging_dir, batch_size
+
+    def process(self, element):
+        sid, joined = element
+        if not joined["shard"]:
+            return
+        dropped = {tuple(order) for order, _, _ in joined["decisions"]}
+        paths = staging_paths(self.staging_dir, sid)
+        table = fileio.read_parquet(paths["parquet"]).select(["key", "status", "ord", "caption", "order_task", "order_row"])
+        wanted = {
+            r["ord"]: r for r in table.to_pylist() if r["status"] == KEPT and (r["order_task"], r["order_row"]) not in dropped
+        }
+        if not wanted:
+            return
+        batch = ScoreBatch(sid, [], [], [], [])
+        with fileio.open_read(paths["tar"]) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+            for info in tar:
+                row = wanted.get(int(info.name.partition(".")[0]))
+                if row is None:
+                    continue
+                batch.ords.append(row["ord"])
+                batch.keys.append(row["key"])
+                batch.images.append(tar.extractfile(info).read())
+                batch.captions.append(row["caption"])
+                if len(batch.ords) == self.batch_size:
+                    yield batch
+                    batch = ScoreBatch(sid, [], [], [], [])
+        if batch.ords:
+            yield batch
+
+
+class ClipModelHandler(ModelHandler):
+    """RunInference handler for clip-anytorch models; each element is one ScoreBatch."""
+
+    def __init__(self, cfg: ClipConfig):
+        super().__init__(large_model=cfg.share_across_processes)
+        self.cfg = cfg
+
+    def load_model(self):
+        from mmcurate.filters.clip_score import ClipScorer
+        from mmcurate.pipelines.clip_model import load_clip
+
+        model = load_clip(self.cfg.model, self.cfg.weights_dir)
+        return ClipScorer.create(model, device=self.cfg.device, precision=self.cfg.precision)
+
+    def run_inference(self, batch: ScoreBatch, model, inference_args: Optional[dict[str, Any]] = None):
+        out = model.score(batch.images, batch.captions, embeddings=self.cfg.embeddings)
+        results = [
+            Scored(o, k, s, "" if s is not None else "clip.decode_error", e)
+            for o, k, s, e in zip(batch.ords, batch.keys, out.scores, out.errors)
+        ]
+        emb = (batch.ords, out.image_embeddings, out.text_embeddings) if self.cfg.embeddings else None
+        return [(batch.sid, results, emb)]
+
+    def get_num_bytes(self, batch: ScoreBatch) -> int:
+        return sum(len(b) for b in batch.images)
+
+    def get_metrics_namespace(self) -> str:
+        return "mmcurate.clip"
+
+
+def _dead_letter(failed) -> tuple:
+    batch, exc = failed
+    # Beam hands over (type, repr, traceback lines) rather than the exception itself
+    detail = (exc[1] if isinstance(exc, tuple) and len(exc) > 1 else f"{type(exc).__name__}: {exc}")[:300]
+    return batch.sid, [Scored(o, k, None, "clip.inference_error", detail) for o, k in zip(batch.ords, batch.keys)], None
+
+
+class WriteScores(beam.DoFn):
+    """(sid, [(results, embeddings) per batch]) -> (sid, [Scored]); writes the shard's
+    embeddings (when asked) beside the staging shard first."""
+
+    def __init__(self, score_dir: str):
+        self.score_dir = score_dir
+
+    def process(self, element):
+        sid, parts = element
+        results = sorted((r for rs, _ in parts for r in rs), key=lambda r: r.ord)
+        embs = [e for _, e in parts if e is not None]
+        if embs:
+            ords = np.concatenate([np.asarray(o, dtype=np.int64) for o, _, _ in embs])
+            order = np.argsort(ords, kind="stable")
+            buf = io.BytesIO()
+            np.savez(buf, ord=ords[order], image=np.concatenate([i for _, i, _ in embs])[order], text=np.concatenate([t for _, _, t in embs])[order])
+            fileio.write_bytes(embeddings_path(self.score_dir, sid), buf.getvalue())
+        yield sid, results
+
+
+class HistogramFn(beam.CombineFn):
+    def create_accumulator(self):
+        return np.zeros(quantile.BINS, dtype=np.int64)
+
+    def add_input(self, acc, score):
+        acc[quantile.bin_of(score)] += 1
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        total = accs[0]
+        for a in accs[1:]:
+            total = total + a
+        return total
+
+    def extract_output(self, acc):
+        return acc
+
+
+def top_fraction_cutoff(scored, fraction: float):
+    """A singleton PCollection holding the exact Cutoff for the top `fraction` (or None)."""
+    valid = scored | "ValidScores" >> beam.FlatMap(lambda kv: [(r.score, r.key) for r in kv[1] if r.score is not None])
+    target = (
+        valid
+        | "ScoresOnly" >> beam.Map(lambda sk: sk[0])
+        | "Histogram" >> beam.CombineGlobally(HistogramFn())
+        | "FindTarget" >> beam.Map(quantile.find_target, fraction)
+    )
+    return (
+        valid
+        | "InTargetBin" >> beam.Filter(lambda sk, t: t is not None and quantile.bin_of(sk[0]) == t.bin, beam.pvalue.AsSingleton(target))
+        | "Candidates" >> beam.combiners.ToList()
+        | "ExactCutoff" >> beam.Map(lambda cands, t: quantile.exact_cutoff(cands, t) if t is not None else None, beam.pvalue.AsSingleton(target))
+    )
+
+
+class Score(beam.PTransform):
+    """(staging shard ids, dedup decisions) -> (sid, [Scored]) per scored shard."""
+
+    def __init__(self, cfg: ClipConfig, staging_dir: str, score_dir: str):
+        super().__init__()
+        self.cfg, self.staging_dir, self.score_dir = cfg, staging_dir, score_dir
+
+    def expand(self, inputs):
+        shard_ids, decisions = inputs
+        batches = (
+            {"shard": shard_ids | "KeyShards" >> beam.Map(lambda sid: (sid, None)), "decisions": decisions}
+            | "JoinForScoring" >> beam.CoGroupByKey()
+            | "ReadForScoring" >> beam.ParDo(ReadForScoring(self.staging_dir, self.cfg.batch_size))
+        )
+        handler = ClipModelHandler(self.cfg).with_no_batching()
+        inferred, dead = batches | "ClipInference" >> RunInference(handler).with_exception_handling()
+        failed = dead.failed_inferences | "DeadLetter" >> beam.Map(_dead_letter)
+        return (
+            (inferred, failed)
+            | "AllScores" >> beam.Flatten()
+            | "ScoresByShard" >> beam.Map(lambda t: (t[0], (t[1], t[2])))
+            | "GroupScores" >> beam.GroupByKey()
+            | "WriteScores" >> beam.ParDo(WriteScores(self.score_dir))
+        )
