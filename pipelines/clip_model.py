@@ -18,7 +18,10 @@ def resolve_checkpoint(name_or_path: str, weights_dir: str = "") -> str:
     if name_or_path == "tiny":
         from mmcurate.tinyclip import default_path
 
-        return default_path()
+        path = default_path()
+        if not os.path.isfile(path):
+            raise ModelNotFound(f"the shipped tiny CLIP is missing: {path} (rebuild it with `python -m mmcurate.tinyclip train`)")
+        return path
     if os.path.isfile(name_or_path):
         return name_or_path
     import clip

@@ -1,0 +1,92 @@
+"""The scorer's CPU path equals clip-anytorch's own preprocess/tokenize/encode, within 1e-3."""
+
+import io
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+clip = pytest.importorskip("clip")
+
+from PIL import Image  # noqa: E402
+
+from mmcurate.filters import quantile  # noqa: E402
+from mmcurate.filters.clip_score import ClipScorer  # noqa: E402
+from mmcurate.pipelines.clip_model import ModelNotFound, load_clip, resolve_checkpoint  # noqa: E402
+from tests.clip_util import TINY, VIT_B_32, random_clip, save_random_tiny  # noqa: E402
+from tests.util import encode, image, jpeg  # noqa: E402
+
+CAPTIONS = ["a red circle on the left of a sky scene", "two dogs running on a beach at sunset", "x", "a photo " * 40]
+
+
+def pairs():
+    imgs = [jpeg(256, 256, seed=1), jpeg(640, 480, seed=2), encode(image(300, 500, seed=3), "PNG"), encode(image(90, 60, seed=4).convert("RGBA"), "PNG")]
+    return imgs, CAPTIONS
+
+
+def reference_scores(model, images, captions):
+    from clip.clip import _transform
+
+    preprocess = _transform(model.visual.input_resolution)
+    out = []
+    with torch.no_grad():
+        for data, caption in zip(images, captions):
+            img = model.encode_image(preprocess(Image.open(io.BytesIO(data))).unsqueeze(0)).double()
+            txt = model.encode_text(clip.tokenize([caption], context_length=model.context_length, truncate=True)).double()
+            out.append(float((img / img.norm()) @ (txt / txt.norm()).T))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["tiny-file", "vit-b-32"])
+def test_cpu_scores_match_clip_anytorch(arch, tmp_path):
+    model = load_clip(save_random_tiny(tmp_path / "t.pt")) if arch == "tiny-file" else random_clip(VIT_B_32)
+    images, captions = pairs()
+    scorer = ClipScorer.create(model, device="cpu")
+    got = scorer.score(images, captions)
+    assert got.errors == [""] * 4
+    np.testing.assert_allclose(got.scores, reference_scores(model, images, captions), atol=1e-3)
+
+
+def test_shipped_tiny_model_matches_clip_anytorch():
+    try:
+        path = resolve_checkpoint("tiny")
+    except Exception:
+        pytest.skip("the tiny CLIP asset is not built yet")
+    model = load_clip(path)
+    images, captions = pairs()
+    got = ClipScorer.create(model, device="cpu").score(images, captions)
+    np.testing.assert_allclose(got.scores, reference_scores(model, images, captions), atol=1e-3)
+
+
+def test_a_corrupt_image_fails_alone(tmp_path):
+    scorer = ClipScorer.create(random_clip(TINY), device="cpu", chunk_size=2)
+    good = jpeg(128, 128, seed=9)
+    out = scorer.score([good, good[:100], b"not an image", good], ["a", "b", "c", "d"], embeddings=True)
+    assert [s is None for s in out.scores] == [False, True, True, False]
+    assert out.errors[0] == "" and out.errors[1] and out.errors[2]
+    assert out.scores[0] == pytest.approx(scorer.score([good], ["a"]).scores[0], abs=1e-6)
+    assert out.image_embeddings.shape == (4, 64) and out.image_embeddings.dtype == np.float16
+    assert not out.image_embeddings[1].any()  # failed rows are zero
+    assert np.linalg.norm(out.image_embeddings[0].astype(np.float32)) == pytest.approx(1.0, abs=1e-2)
+
+
+def test_missing_checkpoints_name_the_file(tmp_path):
+    with pytest.raises(ModelNotFound, match=f"{tmp_path}/ViT-B-32.pt is missing"):
+        resolve_checkpoint("ViT-B/32", str(tmp_path))
+    with pytest.raises(ModelNotFound, match="/nope/model.pt is neither a file nor one of"):
+        resolve_checkpoint("/nope/model.pt")
+
+
+def test_top_fraction_cut_equals_a_full_sort():
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.normal(0.25, 0.05, 5000), 3).astype(float)  # many ties
+    keys = [f"k{i:05d}" for i in rng.permutation(5000)]
+    hist = np.zeros(quantile.BINS, dtype=np.int64)
+    for s in scores:
+        hist[quantile.bin_of(s)] += 1
+    for fraction in (0.0001, 0.3, 0.5, 0.999, 1.0):
+        target = quantile.find_target(hist, fraction)
+        cutoff = quantile.exact_cutoff([(s, k) for s, k in zip(scores, keys) if quantile.bin_of(s) == target.bin], target)
+        kept = {k for s, k in zip(scores, keys) if quantile.keeps(s, k, cutoff)}
+        expected = {k for _, k in sorted(zip(-scores, keys))[: quantile.keep_count(fraction, 5000)]}
+        assert kept == expected and len(kept) == target.k
