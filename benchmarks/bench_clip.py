@@ -1,0 +1,151 @@
+"""CLIP scoring throughput: ViT-B/32 architecture (random weights: speed does not depend on
+them) on 256-px JPEG bytes, end to end (bytes -> scores) and model only (pre-decoded tensors
+already on the device), in one run.
+
+    python benchmarks/bench_clip.py                    # CPU here (small n), CUDA where present
+    python benchmarks/bench_clip.py --n 40000 --batch 2048 --chunk 512 --precision fp16
+
+Prints pairs/s for both and their ratio; --json writes the figures to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+WORDS = ("a the red blue green yellow dog cat man woman child riding horse beach sunset photo of in on with "
+         "standing running near large small two three people street city car bike tree park water snow").split()
+VIT_B_32 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
+                context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8, transformer_layers=12)
+
+
+def make_jpegs(n_unique: int, size: int = 256, seed: int = 0) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_unique):
+        small = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+        img = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+        noise = rng.normal(0, 8, (size, size, 3))
+        img = Image.fromarray(np.clip(np.asarray(img, float) + noise, 0, 255).astype(np.uint8))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def make_captions(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 16))) for _ in range(n)]
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_end_to_end(scorer, images, captions, batch):
+    scorer.score(images[:batch], captions[:batch])  # warm-up: cudnn/cublas handles, nvjpeg
+    sync(scorer.device)
+    t = time.perf_counter()
+    for s in range(0, len(images), batch):
+        scorer.score(images[s : s + batch], captions[s : s + batch])
+    sync(scorer.device)
+    return len(images) / (time.perf_counter() - t)
+
+
+def bench_model_only(scorer, images, captions, batch):
+    """Pixels and tokens prepared and moved to the device beforehand; only the encoders,
+    normalisation and cosine are timed."""
+    pix, _ = (scorer.pixels_cuda if scorer.device.type == "cuda" else scorer.pixels_cpu)(images[:batch])
+    tok = scorer.tokenize(captions[:batch]).to(scorer.device)
+    pix = pix.to(scorer.dtype)
+    n = len(images)
+    with torch.inference_mode():
+        scorer.embed(pix, tok)
+        sync(scorer.device)
+        t = time.perf_counter()
+        for _ in range(0, n, batch):
+            img, txt = scorer.embed(pix, tok)
+            (img * txt).sum(-1).cpu()
+        sync(scorer.device)
+    return n / (time.perf_counter() - t)
+
+
+def bench_parts(scorer, images, captions, batch):
+    parts = {}
+    t = time.perf_counter()
+    for s in range(0, len(captions), batch):
+        scorer.tokenize(captions[s : s + batch])
+    parts["tokenize_per_s"] = len(captions) / (time.perf_counter() - t)
+    pixels = scorer.pixels_cuda if scorer.device.type == "cuda" else scorer.pixels_cpu
+    pixels(images[:batch])
+    sync(scorer.device)
+    t = time.perf_counter()
+    for s in range(0, len(images), batch):
+        pixels(images[s : s + batch])
+    sync(scorer.device)
+    parts["decode_preprocess_per_s"] = len(images) / (time.perf_counter() - t)
+    return parts
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=None, help="pairs per timed pass (default: 40000 on CUDA, 512 on CPU)")
+    p.add_argument("--batch", type=int, default=2048, help="pairs per score() call")
+    p.add_argument("--chunk", type=int, nargs="+", default=[512], help="chunk sizes to try (pipelining granularity)")
+    p.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+
+    from clip.model import CLIP
+
+    from mmcurate.filters.clip_score import ClipScorer
+
+    torch.manual_seed(0)
+    model = CLIP(**VIT_B_32).float().eval()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    n = args.n or (40000 if device.type == "cuda" else 512)
+    batch = min(args.batch, n)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    pool = make_jpegs(min(n, 4096))
+    images = [pool[i % len(pool)] for i in range(n)]
+    captions = make_captions(n)
+    info = {
+        "date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
+        "cpu_cores": os.cpu_count(), "torch": torch.__version__, "precision": args.precision if device.type == "cuda" else "fp32",
+        "n": n, "batch": batch, "image_px": 256, "jpeg_kb": round(sum(map(len, pool)) / len(pool) / 1024, 1),
+    }
+    results = []
+    for chunk in args.chunk:
+        scorer = ClipScorer.create(model, device=str(device), precision=args.precision, chunk_size=chunk)
+        row = {"chunk": chunk, **bench_parts(scorer, images, captions, batch)}
+        row["model_only_pairs_per_s"] = bench_model_only(scorer, images, captions, min(batch, chunk))
+        row["end_to_end_pairs_per_s"] = bench_end_to_end(scorer, images, captions, batch)
+        row["ratio"] = row["end_to_end_pairs_per_s"] / row["model_only_pairs_per_s"]
+        results.append(row)
+    print(json.dumps(info))
+    print(f"{'chunk':>6} {'tokenize/s':>11} {'decode+prep/s':>14} {'model-only/s':>13} {'end-to-end/s':>13} {'ratio':>6}")
+    for r in results:
+        print(f"{r['chunk']:>6} {r['tokenize_per_s']:>11.0f} {r['decode_preprocess_per_s']:>14.0f} {r['model_only_pairs_per_s']:>13.0f} {r['end_to_end_pairs_per_s']:>13.0f} {r['ratio']:>6.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"info": info, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
