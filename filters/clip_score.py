@@ -23,9 +23,42 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmcurate.filters import clip_forward
+
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 JPEG_MAGIC = b"\xff\xd8"
+
+
+def convert_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """clip's own `convert_weights`, for any dtype: matmul and conv weights only; LayerNorms
+    stay float32 (clip's LayerNorm computes in float32 and expects float32 weights)."""
+    if dtype == torch.float32:
+        return model
+
+    def cast(m):
+        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)):
+            m.weight.data = m.weight.data.to(dtype)
+            if m.bias is not None:
+                m.bias.data = m.bias.data.to(dtype)
+        if isinstance(m, torch.nn.MultiheadAttention):
+            for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias", "bias_k", "bias_v"):
+                t = getattr(m, name)
+                if t is not None:
+                    t.data = t.data.to(dtype)
+        for name in ("text_projection", "proj"):
+            t = getattr(m, name, None)
+            if isinstance(t, torch.nn.Parameter):
+                t.data = t.data.to(dtype)
+
+    model.apply(cast)
+    return model
+
+
+def tokenize(captions: list[str], context_length: int) -> torch.Tensor:
+    import clip
+
+    return clip.tokenize(captions, context_length=context_length, truncate=True)
 
 
 @dataclass
@@ -44,6 +77,8 @@ class ClipScorer:
     device: torch.device
     dtype: torch.dtype
     chunk_size: int = 256
+    tokenize_workers: int = 0  # > 0: tokenise in this many processes (clip's tokenizer is pure Python)
+    decode_threads: int = 1  # > 1: split nvJPEG decoding (its Huffman stage runs on the CPU) over threads
     _prep: ThreadPoolExecutor = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -53,23 +88,35 @@ class ClipScorer:
         self._mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
         self._prep = ThreadPoolExecutor(1, thread_name_prefix="clip-prep")
+        self._decoders = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="clip-decode") if self.decode_threads > 1 else None
+        self._tokenizers = None
+        if self.tokenize_workers > 0:
+            import multiprocessing
+
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("forkserver")
+            self._tokenizers = ProcessPoolExecutor(self.tokenize_workers, mp_context=ctx)
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         from clip.clip import _transform
 
         self._cpu_transform = _transform(self.resolution)
 
     @classmethod
-    def create(cls, model: torch.nn.Module, device: str = "auto", precision: str = "fp16", chunk_size: int = 256) -> "ClipScorer":
+    def create(cls, model: torch.nn.Module, device: str = "auto", precision: str = "fp16", chunk_size: int = 256, tokenize_workers: int = 0, decode_threads: int = 1) -> "ClipScorer":
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision] if dev.type == "cuda" else torch.float32
-        model = model.to(dev).to(dtype)
-        return cls(model, dev, dtype, chunk_size)
+        model = convert_weights(model.float().to(dev), dtype)
+        return cls(model, dev, dtype, chunk_size, tokenize_workers, decode_threads)
 
     # -- text --------------------------------------------------------------------------
     def tokenize(self, captions: Sequence[str]) -> torch.Tensor:
-        import clip
-
-        return clip.tokenize(list(captions), context_length=self.context_length, truncate=True)
+        captions = list(captions)
+        if self._tokenizers is None or len(captions) < 64:
+            return tokenize(captions, self.context_length)
+        step = -(-len(captions) // self.tokenize_workers)
+        parts = [captions[i : i + step] for i in range(0, len(captions), step)]
+        return torch.cat(list(self._tokenizers.map(tokenize, parts, [self.context_length] * len(parts))))
 
     # -- images ------------------------------------------------------------------------
     def pixels_cpu(self, images: Sequence[bytes]) -> tuple[torch.Tensor, list[str]]:
@@ -95,7 +142,13 @@ class ClipScorer:
         if jpeg_idx:
             datas = [torch.frombuffer(bytearray(images[i]), dtype=torch.uint8) for i in jpeg_idx]
             try:
-                outs = decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device)
+                if self._decoders is not None and len(datas) >= 2 * self.decode_threads:
+                    step = -(-len(datas) // self.decode_threads)
+                    parts = [datas[i : i + step] for i in range(0, len(datas), step)]
+                    decode = lambda part: decode_jpeg(part, mode=ImageReadMode.RGB, device=self.device)  # noqa: E731
+                    outs = [img for part in self._decoders.map(decode, parts) for img in part]
+                else:
+                    outs = decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device)
             except RuntimeError:  # one bad JPEG fails the batched call: isolate it
                 outs = []
                 for d in datas:
@@ -136,8 +189,8 @@ class ClipScorer:
     # -- scoring -----------------------------------------------------------------------
     @torch.inference_mode()
     def embed(self, pixels: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        img = self.model.encode_image(pixels.to(self.device, self.dtype)).float()
-        txt = self.model.encode_text(tokens.to(self.device)).float()
+        img = clip_forward.encode_image(self.model, pixels.to(self.device, self.dtype)).float()
+        txt = clip_forward.encode_text(self.model, tokens.to(self.device)).float()
         return F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
 
     def _prepare(self, images, captions):
