@@ -109,6 +109,8 @@ def main(argv=None):
     p.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
     p.add_argument("--tokenize-workers", type=int, default=0, help="tokenizer processes (0: in the prep thread)")
     p.add_argument("--decode-threads", type=int, default=1, help="threads splitting each nvJPEG batch")
+    p.add_argument("--prep-threads", type=int, default=1, help="chunks prepared concurrently ahead of the model")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
@@ -133,10 +135,10 @@ def main(argv=None):
         "cpu_cores": os.cpu_count(), "torch": torch.__version__, "precision": args.precision if device.type == "cuda" else "fp32",
         "n": n, "batch": batch, "image_px": 256, "jpeg_kb": round(sum(map(len, pool)) / len(pool) / 1024, 1),
     }
-    info.update(tokenize_workers=args.tokenize_workers, decode_threads=args.decode_threads)
+    info.update(tokenize_workers=args.tokenize_workers, decode_threads=args.decode_threads, prep_threads=args.prep_threads, compile=args.compile)
     results = []
     for chunk in args.chunk:
-        scorer = ClipScorer.create(model, device=str(device), precision=args.precision, chunk_size=chunk, tokenize_workers=args.tokenize_workers, decode_threads=args.decode_threads)
+        scorer = ClipScorer.create(model, device=str(device), precision=args.precision, chunk_size=chunk, tokenize_workers=args.tokenize_workers, decode_threads=args.decode_threads, prep_threads=args.prep_threads, compile=args.compile)
         row = {"chunk": chunk, **bench_parts(scorer, images, captions, batch)}
         row["model_only_pairs_per_s"] = bench_model_only(scorer, images, captions, min(batch, chunk))
         row["end_to_end_pairs_per_s"] = bench_end_to_end(scorer, images, captions, batch)

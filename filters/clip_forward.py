@@ -32,7 +32,7 @@ def _blocks(transformer, x: torch.Tensor, causal: bool) -> torch.Tensor:
 
 def encode_text(model, tokens: torch.Tensor) -> torch.Tensor:
     eot = tokens.argmax(dim=-1)  # the end-of-text token has the largest id
-    length = int(eot.max()) + 1
+    length = min(tokens.shape[1], -(-(int(eot.max()) + 1) // 8) * 8)  # a multiple of 8: few distinct shapes
     tokens = tokens[:, :length]
     x = model.token_embedding(tokens).type(model.dtype) + model.positional_embedding[:length].type(model.dtype)
     x = model.ln_final(_blocks(model.transformer, x, causal=True)).type(model.dtype)

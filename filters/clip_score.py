@@ -14,7 +14,9 @@ tokenises chunk i+1 and copies its bytes to the device on a side stream.
 
 from __future__ import annotations
 
+import collections
 import io
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -79,6 +81,8 @@ class ClipScorer:
     chunk_size: int = 256
     tokenize_workers: int = 0  # > 0: tokenise in this many processes (clip's tokenizer is pure Python)
     decode_threads: int = 1  # > 1: split nvJPEG decoding (its Huffman stage runs on the CPU) over threads
+    prep_threads: int = 1  # chunks prepared concurrently ahead of the model
+    compile: bool = False  # torch.compile the encoders (CUDA; worth it for long jobs)
     _prep: ThreadPoolExecutor = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -87,7 +91,12 @@ class ClipScorer:
         self.context_length = int(self.model.context_length)
         self._mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
-        self._prep = ThreadPoolExecutor(1, thread_name_prefix="clip-prep")
+        self._prep = ThreadPoolExecutor(self.prep_threads, thread_name_prefix="clip-prep")
+        self._streams = threading.local()
+        self._encode_image, self._encode_text = clip_forward.encode_image, clip_forward.encode_text
+        if self.compile and self.device.type == "cuda":
+            self._encode_image = torch.compile(clip_forward.encode_image, dynamic=False)
+            self._encode_text = torch.compile(clip_forward.encode_text, dynamic=False)
         self._decoders = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="clip-decode") if self.decode_threads > 1 else None
         self._tokenizers = None
         if self.tokenize_workers > 0:
@@ -97,17 +106,17 @@ class ClipScorer:
 
             ctx = multiprocessing.get_context("forkserver")
             self._tokenizers = ProcessPoolExecutor(self.tokenize_workers, mp_context=ctx)
-        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         from clip.clip import _transform
 
         self._cpu_transform = _transform(self.resolution)
 
     @classmethod
-    def create(cls, model: torch.nn.Module, device: str = "auto", precision: str = "fp16", chunk_size: int = 256, tokenize_workers: int = 0, decode_threads: int = 1) -> "ClipScorer":
+    def create(cls, model: torch.nn.Module, device: str = "auto", precision: str = "fp16", chunk_size: int = 256, **options) -> "ClipScorer":
+        """options: tokenize_workers, decode_threads, prep_threads, compile (see the fields)."""
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision] if dev.type == "cuda" else torch.float32
         model = convert_weights(model.float().to(dev), dtype)
-        return cls(model, dev, dtype, chunk_size, tokenize_workers, decode_threads)
+        return cls(model, dev, dtype, chunk_size, **options)
 
     # -- text --------------------------------------------------------------------------
     def tokenize(self, captions: Sequence[str]) -> torch.Tensor:
@@ -189,8 +198,8 @@ class ClipScorer:
     # -- scoring -----------------------------------------------------------------------
     @torch.inference_mode()
     def embed(self, pixels: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        img = clip_forward.encode_image(self.model, pixels.to(self.device, self.dtype)).float()
-        txt = clip_forward.encode_text(self.model, tokens.to(self.device)).float()
+        img = self._encode_image(self.model, pixels.to(self.device, self.dtype)).float()
+        txt = self._encode_text(self.model, tokens.to(self.device)).float()
         return F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
 
     def _prepare(self, images, captions):
@@ -198,11 +207,14 @@ class ClipScorer:
         if self.device.type != "cuda":
             pixels, errors = self.pixels_cpu(images)
             return pixels, tokens, errors, None
-        with torch.cuda.stream(self._stream):
+        stream = getattr(self._streams, "stream", None)
+        if stream is None:  # one side stream per prep thread
+            stream = self._streams.stream = torch.cuda.Stream(self.device)
+        with torch.cuda.stream(stream):
             pixels, errors = self.pixels_cuda(images)
             tokens = tokens.pin_memory().to(self.device, non_blocking=True)
             event = torch.cuda.Event()
-            event.record(self._stream)
+            event.record(stream)
         return pixels, tokens, errors, event
 
     @torch.inference_mode()
@@ -212,12 +224,13 @@ class ClipScorer:
         scores: list[Optional[float]] = []
         errors: list[str] = []
         img_out, txt_out = [], []
-        pending = self._prep.submit(self._prepare, images[0 : chunks[0][1]], captions[0 : chunks[0][1]]) if chunks else None
-        for c, (s, e) in enumerate(chunks):
-            pixels, tokens, errs, ready = pending.result()
-            if c + 1 < len(chunks):  # overlap: prepare the next chunk while this one runs
-                ns, ne = chunks[c + 1]
-                pending = self._prep.submit(self._prepare, images[ns:ne], captions[ns:ne])
+        # overlap: up to prep_threads chunks are being prepared while the model runs
+        ahead = collections.deque(self._prep.submit(self._prepare, images[s:e], captions[s:e]) for s, e in chunks[: self.prep_threads])
+        for c in range(len(chunks)):
+            pixels, tokens, errs, ready = ahead.popleft().result()
+            if c + self.prep_threads < len(chunks):
+                s, e = chunks[c + self.prep_threads]
+                ahead.append(self._prep.submit(self._prepare, images[s:e], captions[s:e]))
             if ready is not None:
                 main = torch.cuda.current_stream(self.device)
                 main.wait_event(ready)

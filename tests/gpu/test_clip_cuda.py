@@ -41,6 +41,6 @@ def test_cuda_pixels_close_to_clip_transform():
 def test_corrupt_jpeg_fails_alone_on_cuda():
     scorer = ClipScorer.create(random_clip(VIT_B_32), device="cuda", chunk_size=8)
     good = jpeg(256, 256, seed=1)
-    out = scorer.score([good, b"\xff\xd8\xff\xe0" + b"\x00" * 64, good, b"\xff\xd8garbage"], ["a", "b", "c", "d"])
+    out = scorer.score([good, b"\xff\xd8\xff\xe0" + b"\x00" * 64, good, b"\xff\xd8garbage"], ["a", "b", "a", "d"])
     assert [s is None for s in out.scores] == [False, True, False, True]
-    assert out.scores[0] == pytest.approx(out.scores[2], abs=1e-4)
+    assert out.scores[0] == pytest.approx(out.scores[2], abs=1e-3)  # same image, same caption
