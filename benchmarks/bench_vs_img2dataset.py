@@ -5,7 +5,8 @@
 
 1. generates N photo-like JPEGs (pipelines/demo.photo; each side uniform in 256..1024 px,
    JPEG quality 80..94, deterministic per index) with captions, on all cores, cached in the
-   workdir (a rerun, or a rerun with a larger N, only makes what is missing);
+   workdir under a hash of photo()'s source (a rerun, or a rerun with a larger N, only makes
+   what is missing; a changed generator makes a new cache);
 2. serves them from a ThreadingHTTPServer (HTTP/1.0, Content-Length, sendfile) running in
    its own process on 127.0.0.1, so it takes no GIL from the measured tools;
 3. writes WORKDIR/urls.parquet (columns url, caption);
@@ -42,8 +43,11 @@ import tarfile
 import time
 import urllib.request
 
+# For both tools' subprocesses. NO_ALBUMENTATIONS_UPDATE: img2dataset imports albumentations,
+# which otherwise asks PyPI for its latest version (2 s timeout) in every one of its processes.
+ENV_OVERRIDES = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost", "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONWARNINGS": "ignore"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATASET_VERSION = 1  # bump when the generator changes, so cached images are remade
+DATASET_VERSION = 1  # bump when _make_one changes (a change to demo.photo is detected by hash)
 
 
 # -- 1. the images ---------------------------------------------------------------------
@@ -63,8 +67,18 @@ def _make_one(job: tuple[int, int, int, int, str]) -> tuple[int, str, int, int, 
     return i, caption, size[0], size[1], os.path.getsize(path)
 
 
+def _generator_hash() -> str:
+    """Short hash of demo.photo's source: a change to the generator makes a new image cache."""
+    import hashlib
+    import inspect
+
+    from mmcurate.pipelines.demo import photo
+
+    return hashlib.sha256(inspect.getsource(photo).encode()).hexdigest()[:8]
+
+
 def make_dataset(workdir: str, n: int, seed: int, lo: int, hi: int, procs: int) -> tuple[str, list[dict]]:
-    folder = os.path.join(workdir, f"images-v{DATASET_VERSION}-s{seed}-{lo}-{hi}")
+    folder = os.path.join(workdir, f"images-v{DATASET_VERSION}-{_generator_hash()}-s{seed}-{lo}-{hi}")
     index_path = os.path.join(folder, "index.json")
     os.makedirs(folder, exist_ok=True)
     index: dict[int, dict] = {}
@@ -179,7 +193,8 @@ def img2dataset_cmd(urls: str, out: str, args) -> list[str]:
         f"--number_sample_per_shard={args.shard_size}",
         "--distributor=multiprocessing",
         "--enable_wandb=False",
-        "--incremental_mode=overwrite",
+        # not incremental_mode=overwrite: img2dataset 1.47 makes OUT/_tmp first and then
+        # deletes OUT with it (FileNotFoundError .../_tmp/0.feather); OUT is removed beforehand
         "--timeout=10",
         "--retries=0",
     ]
@@ -244,27 +259,48 @@ def read_mmcurate_stats(out: str) -> dict:
             "internal_wall_time_s": s.get("wall_time_s")}
 
 
-def run_tool(name: str, cmd: list[str], out: str, log_dir: str, tag: str, n: int, server: FileServer, env: dict) -> dict:
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill the tool and its worker processes (it was started in its own session)."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.wait()
+
+
+def run_tool(name: str, cmd: list[str], out: str, log_dir: str, tag: str, n: int, server: FileServer, env: dict, timeout: float) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     log = os.path.join(log_dir, f"{tag}.log")
     server_cpu0 = server.cpu_seconds()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "wb") as logf:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=log_dir)
-        rc = proc.wait()
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=log_dir,
+                                start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            rc = "timeout"
+        except KeyboardInterrupt:  # its own session gets no ^C: take it down with us
+            _kill_tree(proc)
+            raise
         wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     stats = read_i2d_stats(out) if name == "img2dataset" else read_mmcurate_stats(out)
     images, tars = count_tar_images(out if name == "img2dataset" else os.path.join(out, "shards"))
     size = first_image_size(out if name == "img2dataset" else os.path.join(out, "shards"))
     result = {
         "tool": name, "tag": tag, "rc": rc, "wall_s": round(wall, 3),
         # CPU of the tool's process tree (reaped descendants), and of the HTTP server meanwhile
-        "cpu_s": round((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime), 2),
+        "cpu_s": round(cpu, 2),
         "server_cpu_s": round(server.cpu_seconds() - server_cpu0, 2),
         "samples": stats["samples"], "tar_images": images, "tars": tars, "first_image_size": list(size) if size else None,
         "samples_per_s": round(stats["samples"] / wall, 2), "rows_per_s": round(n / wall, 2),
+        "samples_per_cpu_s": round(stats["samples"] / max(1e-9, cpu), 2),
         "stats": stats, "log": log, "cmd": cmd,
     }
     if rc != 0:
@@ -344,6 +380,7 @@ def main(argv=None) -> int:
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--only", choices=["img2dataset", "mmcurate"], help="time one tool only")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run of each tool on a few rows")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds one tool run may take before it is killed (default 3600)")
     p.add_argument("--keep-outputs", action="store_true", help="keep the tools' output folders after the run")
     args = p.parse_args(argv)
 
@@ -355,6 +392,8 @@ def main(argv=None) -> int:
     print(f"machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), {machine['mem_gib']} GiB, "
           f"load average {machine['loadavg']}, {machine['date']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()))
+    if machine["loadavg"][0] > 0.5:
+        print(f"WARNING: load average {machine['loadavg'][0]} at start: other work is running, the timings will not be meaningful")
 
     folder, items = make_dataset(workdir, args.samples, args.seed, args.min_side, args.max_side, max(1, args.gen_procs))
     total_bytes = sum(it["bytes"] for it in items)
@@ -363,10 +402,9 @@ def main(argv=None) -> int:
     warm_page_cache(folder, items)
 
     server = FileServer(folder)
-    env = dict(os.environ, no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, **ENV_OVERRIDES)
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         env.pop(var, None)
-    ok = True
     try:
         with urllib.request.urlopen(f"{server.base}/{items[0]['file']}", timeout=10) as r:
             body = r.read()
@@ -384,18 +422,20 @@ def main(argv=None) -> int:
             wurls = os.path.join(workdir, "urls-warmup.parquet")
             write_url_list(wurls, server.base, items[:k])
             for t in tools:
-                r = run_tool(t, cmds[t](wurls, outs[t], args), outs[t], logs, f"warmup-{t}", k, server, env)
+                r = run_tool(t, cmds[t](wurls, outs[t], args), outs[t], logs, f"warmup-{t}", k, server, env, args.timeout)
                 print(f"warm-up {t}: {k} rows, rc {r['rc']}, {r['samples']} samples, {r['wall_s']:.1f}s")
                 if r["rc"] != 0 or r["samples"] != k:
-                    print(f"  WARNING: warm-up of {t} did not write all {k} samples; log {r['log']}")
+                    print(f"PROBLEM: the warm-up of {t} did not write all {k} samples (rc {r['rc']}); log {r['log']}")
                     print("  " + r.get("log_tail", "").replace("\n", "\n  "))
+                    print("stopping before the timed runs (use --no-warmup to time them anyway)")
+                    return 1
 
         runs: list[dict] = []
         for rep in range(args.repeat):
             order = tools if rep % 2 == 0 else tools[::-1]
             for t in order:
                 print(f"run {rep + 1}/{args.repeat}: {t} on {args.samples} URLs ...", flush=True)
-                r = run_tool(t, cmds[t](urls, outs[t], args), outs[t], logs, f"{t}-r{rep + 1}", args.samples, server, env)
+                r = run_tool(t, cmds[t](urls, outs[t], args), outs[t], logs, f"{t}-r{rep + 1}", args.samples, server, env, args.timeout)
                 r["repeat"] = rep + 1
                 runs.append(r)
                 print(f"  rc {r['rc']}, {r['wall_s']:.2f}s wall, {r['cpu_s']:.1f}s CPU (+{r['server_cpu_s']:.1f}s server), "
@@ -421,7 +461,8 @@ def main(argv=None) -> int:
             "median_cpu_s": round(_median([r["cpu_s"] for r in rs]), 2),
             "samples": samples,
             "median_samples_per_s": round(_median([r["samples_per_s"] for r in rs]), 2),
-            "median_rows_per_s": round(args.samples / med, 2) if med else 0.0,
+            "median_rows_per_s": round(_median([r["rows_per_s"] for r in rs]), 2),
+            "median_samples_per_cpu_s": round(_median([r["samples_per_cpu_s"] for r in rs]), 2),
         }
         for r in rs:
             if r["rc"] != 0:
@@ -437,15 +478,20 @@ def main(argv=None) -> int:
     print(f"== mmcurate vs img2dataset: {args.samples} URLs ({args.min_side}-{args.max_side} px JPEGs, {total_bytes / 2**20:.0f} MiB) "
           f"from 127.0.0.1, border {args.image_size}, {args.shard_size}/shard, {args.workers} processes, "
           f"{args.repeat} run(s) each, medians ==")
-    print(f"machine: {machine['cpu']}, {machine['cores']} cores, load average at start {machine['loadavg']}, {machine['date']}")
-    print(f"{'tool':<12} {'wall s':>8} {'CPU s':>8} {'samples':>8} {'samples/s':>10} {'rows/s':>8}")
+    machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, load average at start {machine['loadavg']}, "
+          f"at end {machine['loadavg_end']}, {machine['date']}")
+    print(f"{'tool':<12} {'wall s':>8} {'CPU s':>8} {'samples':>8} {'samples/s':>10} {'rows/s':>8} {'samples/CPU-s':>14}")
     for t, s in summary.items():
         print(f"{t:<12} {s['median_wall_s']:>8.2f} {s['median_cpu_s']:>8.1f} {int(_median(s['samples'])):>8d} "
-              f"{s['median_samples_per_s']:>10.1f} {s['median_rows_per_s']:>8.1f}")
-    ratio = None
+              f"{s['median_samples_per_s']:>10.1f} {s['median_rows_per_s']:>8.1f} {s['median_samples_per_cpu_s']:>14.1f}")
+    ratio = cpu_ratio = None
     if len(summary) == 2 and summary["img2dataset"]["median_samples_per_s"]:
         ratio = round(summary["mmcurate"]["median_samples_per_s"] / summary["img2dataset"]["median_samples_per_s"], 3)
         print(f"ratio mmcurate/img2dataset (samples/s): {ratio:.2f}x")
+        if summary["img2dataset"]["median_samples_per_cpu_s"]:
+            cpu_ratio = round(summary["mmcurate"]["median_samples_per_cpu_s"] / summary["img2dataset"]["median_samples_per_cpu_s"], 3)
+            print(f"ratio mmcurate/img2dataset (samples per CPU-second, less sensitive to other load): {cpu_ratio:.2f}x")
     for msg in problems:
         print(f"PROBLEM: {msg}")
     if not problems:
@@ -455,7 +501,8 @@ def main(argv=None) -> int:
         "benchmark": "bench_vs_img2dataset", "machine": machine,
         "params": {k: v for k, v in vars(args).items()} | {"workdir": workdir, "dataset": folder, "dataset_bytes": total_bytes,
                                                             "dataset_mpixels": round(mpix, 2)},
-        "summary": summary, "ratio_mmcurate_over_img2dataset": ratio, "problems": problems, "runs": runs,
+        "env_overrides": ENV_OVERRIDES, "summary": summary, "ratio_mmcurate_over_img2dataset": ratio,
+        "cpu_ratio_mmcurate_over_img2dataset": cpu_ratio, "problems": problems, "runs": runs,
     }
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = os.path.join(workdir, f"results-{stamp}.json")

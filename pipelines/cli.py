@@ -100,10 +100,10 @@ def _run_config(args):
 
 
 def cmd_run(args, beam_args) -> int:
+    cfg = _run_config(args)  # before the heavy imports: a config error answers at once
     from mmcurate.pipelines.run import run
     from mmcurate.pipelines.show import render
 
-    cfg = _run_config(args)
     stats = run(args.inputs, args.output, cfg, workers=args.workers, beam_args=beam_args, progress=not args.no_progress)
     render(stats)
     return 0
@@ -138,11 +138,11 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args, beam_args) -> int:
+    cfg = _run_config(args)
     from mmcurate.pipelines.demo import generate
     from mmcurate.pipelines.run import run
     from mmcurate.pipelines.show import render
 
-    cfg = _run_config(args)
     with tempfile.TemporaryDirectory(prefix="mmcurate-demo-") as tmp:
         folder = args.keep_input or os.path.join(tmp, "input")
         expected = generate(folder, args.samples, progress=True)

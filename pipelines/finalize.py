@@ -13,12 +13,11 @@ import tarfile
 
 import apache_beam as beam
 import numpy as np
-from webdataset import TarWriter
 
 from mmcurate.filters import quantile
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.prepare import TAR_OPTIONS, staging_paths
-from mmcurate.pipelines.score import embeddings_path
+from mmcurate.pipelines.prepare import staging_paths
+from mmcurate.pipelines.tario import SampleTarWriter
 from mmcurate.pipelines.stats import account
 from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
@@ -26,6 +25,11 @@ from mmcurate.schemas.record import Verdict, apply_verdict, rows_to_table, sampl
 
 SHARDS_DIR = "shards"
 EMBEDDINGS_DIR = "embeddings"
+
+
+def embeddings_path(score_dir: str, sid: str) -> str:
+    """Where the score stage leaves a staging shard's embeddings."""
+    return fileio.join(score_dir, f"{sid}.npz")
 
 
 def shard_name(number: int) -> str:
@@ -61,7 +65,7 @@ class FinalizeShard(beam.DoFn):
                 by_ord[row["ord"]] = row
         base = fileio.join(self.out_dir, SHARDS_DIR, name)
         with fileio.atomic_writer(base + ".tar") as handle:
-            writer = TarWriter(handle, **TAR_OPTIONS)
+            writer = SampleTarWriter(handle)
             with fileio.open_read(src["tar"]) as f, tarfile.open(fileobj=f, mode="r|") as staged:
                 for info in staged:
                     ordinal, _, ext = info.name.partition(".")

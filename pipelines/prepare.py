@@ -16,7 +16,6 @@ from typing import Any, Iterable, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from webdataset import TarWriter
 
 from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.image import ImageRejected, ProcessImage
@@ -25,13 +24,13 @@ from mmcurate.pipelines import fileio, sources
 from mmcurate.pipelines.fetch import Fetcher, FetchFailed
 from mmcurate.pipelines.sources.base import ReadTask
 from mmcurate.pipelines.sources.webdataset import iter_member_bytes
+from mmcurate.pipelines.tario import SampleTarWriter
 from mmcurate.schemas.config import RunConfig
 from mmcurate.schemas.reasons import KEPT
 from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, empty_row, rows_to_table
 
 SHARDS_TAG = "shards"
 _MISSING = object()
-TAR_OPTIONS = dict(user="", group="", mode=0o444, mtime=0, encoder=False, format="PAX_FORMAT")
 
 
 def staging_id(task: int, chunk: int) -> str:
@@ -97,7 +96,7 @@ class PrepareShard(beam.DoFn):
     def _build(self, sid: str, rows: list[SourceRow], paths: dict[str, str]) -> list[dict]:
         manifest, next_ord = [], 0
         with fileio.atomic_writer(paths["tar"]) as handle:
-            writer = TarWriter(handle, **TAR_OPTIONS)
+            writer = SampleTarWriter(handle)
             for row, image in self._prepared(rows):
                 row["shard"] = sid
                 if row["status"] == KEPT:

@@ -16,7 +16,6 @@ from mmcurate.pipelines.dedup import ExactDedup
 from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare
 from mmcurate.pipelines.runner import default_workers, make_pipeline
-from mmcurate.pipelines.score import Score, top_fraction_cutoff
 from mmcurate.pipelines.stats import identity_errors, merge
 from mmcurate.schemas.config import RunConfig
 
@@ -36,6 +35,8 @@ def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str) -> None:
     inputs = {"shards": prepared[SHARDS_TAG], "decisions": decisions}
     score_dir = fileio.join(out_dir, STAGING_DIR, "score")
     if cfg.clip.model:
+        from mmcurate.pipelines.score import Score, top_fraction_cutoff  # Beam's ML module: only when scoring
+
         inputs["scores"] = (prepared[SHARDS_TAG], decisions) | "Score" >> Score(cfg.clip, staging, score_dir)
         if cfg.clip.filter and cfg.clip.top_fraction > 0:
             inputs["cutoff"] = top_fraction_cutoff(inputs["scores"], cfg.clip.top_fraction)

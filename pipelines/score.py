@@ -22,6 +22,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from mmcurate.filters import quantile
 from mmcurate.pipelines import fileio
+from mmcurate.pipelines.finalize import embeddings_path
 from mmcurate.pipelines.prepare import staging_paths
 from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
@@ -46,10 +47,6 @@ class Scored:
     score: Optional[float]
     reason: str = ""  # clip.decode_error | clip.inference_error when score is None
     error: str = ""
-
-
-def embeddings_path(score_dir: str, sid: str) -> str:
-    return fileio.join(score_dir, f"{sid}.npz")
 
 
 class ReadForScoring(beam.DoFn):

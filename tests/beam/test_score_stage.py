@@ -9,10 +9,10 @@ pytest.importorskip("clip")
 import apache_beam as beam  # noqa: E402
 from apache_beam.testing.test_pipeline import TestPipeline  # noqa: E402
 from apache_beam.testing.util import assert_that, equal_to  # noqa: E402
-from webdataset import TarWriter  # noqa: E402
 
 from mmcurate.pipelines import fileio  # noqa: E402
-from mmcurate.pipelines.prepare import TAR_OPTIONS, staging_paths  # noqa: E402
+from mmcurate.pipelines.prepare import staging_paths  # noqa: E402
+from mmcurate.pipelines.tario import SampleTarWriter  # noqa: E402
 from mmcurate.pipelines.score import Score  # noqa: E402
 from mmcurate.schemas.config import ClipConfig  # noqa: E402
 from mmcurate.schemas.record import empty_row, rows_to_table  # noqa: E402
@@ -27,7 +27,7 @@ def test_failures_are_per_sample_or_per_batch(tmp_path):
     rows = []
     paths = staging_paths(staging, "t00000-c00000")
     with fileio.atomic_writer(paths["tar"]) as handle:
-        writer = TarWriter(handle, **TAR_OPTIONS)
+        writer = SampleTarWriter(handle)
         for i, (key, data, caption) in enumerate(members):
             writer.write({"__key__": f"{i:07d}", "jpg": data})
             row = empty_row()
