@@ -101,6 +101,43 @@ def bench_parts(scorer, images, captions, batch):
     return parts
 
 
+def _process_share(rank, args, images, captions, barrier, results):
+    """One worker process: its own model and scorer on the shared GPU, as a Beam worker
+    process would have; times its share of the pairs after a common start."""
+    from clip.model import CLIP
+
+    from mmcurate.filters.clip_score import ClipScorer
+
+    torch.manual_seed(0)
+    scorer = ClipScorer.create(CLIP(**VIT_B_32).float().eval(), device="cuda", precision=args.precision, chunk_size=args.chunk[0],
+                               tokenize_workers=args.tokenize_workers, decode_threads=args.decode_threads, prep_threads=args.prep_threads)
+    batch = min(args.batch, len(images))
+    scorer.score(images[:batch], captions[:batch])
+    torch.cuda.synchronize()
+    barrier.wait()
+    t = time.time()
+    for s in range(0, len(images), batch):
+        scorer.score(images[s : s + batch], captions[s : s + batch])
+    torch.cuda.synchronize()
+    results.put((rank, t, time.time()))
+
+
+def bench_processes(args, images, captions):
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(args.processes), ctx.Queue()
+    share = len(images) // args.processes
+    procs = [ctx.Process(target=_process_share, args=(r, args, images[r * share : (r + 1) * share], captions[r * share : (r + 1) * share], barrier, results))
+             for r in range(args.processes)]
+    for proc in procs:
+        proc.start()
+    spans = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return share * args.processes / (max(e for _, _, e in spans) - min(s for _, s, _ in spans))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=None, help="pairs per timed pass (default: 40000 on CUDA, 512 on CPU)")
@@ -111,6 +148,7 @@ def main(argv=None):
     p.add_argument("--decode-threads", type=int, default=1, help="threads splitting each nvJPEG batch")
     p.add_argument("--prep-threads", type=int, default=1, help="chunks prepared concurrently ahead of the model")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
+    p.add_argument("--processes", type=int, default=0, help="> 0: also run end to end in this many worker processes sharing the GPU")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
@@ -144,6 +182,10 @@ def main(argv=None):
         row["end_to_end_pairs_per_s"] = bench_end_to_end(scorer, images, captions, batch)
         row["ratio"] = row["end_to_end_pairs_per_s"] / row["model_only_pairs_per_s"]
         results.append(row)
+    if args.processes and device.type == "cuda":
+        info["processes"] = args.processes
+        info["end_to_end_multiprocess_pairs_per_s"] = bench_processes(args, images, captions)
+        info["multiprocess_ratio"] = info["end_to_end_multiprocess_pairs_per_s"] / max(r["model_only_pairs_per_s"] for r in results)
     print(json.dumps(info))
     print(f"{'chunk':>6} {'tokenize/s':>11} {'decode+prep/s':>14} {'model-only/s':>13} {'end-to-end/s':>13} {'ratio':>6}")
     for r in results:
