@@ -37,15 +37,19 @@ def photo(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, str]:
     scene = rng.choice(list(SCENES))
     top, bottom = np.array(SCENES[scene][0], float), np.array(SCENES[scene][1], float)
     t = np.linspace(0, 1, h)[:, None, None]
-    arr = np.broadcast_to(top * (1 - t) + bottom * t, (h, w, 3)).copy()
-    img = Image.fromarray(arr.astype(np.uint8))
+    column = (top * (1 - t) + bottom * t).astype(np.uint8)  # one column, broadcast across the width
+    img = Image.fromarray(np.ascontiguousarray(np.broadcast_to(column, (h, w, 3))))
     draw = ImageDraw.Draw(img)
     color = rng.choice(list(COLORS))
     shape = rng.choice(SHAPES)
     pos = rng.choice(POSITIONS)
-    cx = {"on the left": w * 0.25, "on the right": w * 0.75, "in the middle": w * 0.5}[pos] + rng.uniform(-0.05, 0.05) * w
-    cy = h * rng.uniform(0.35, 0.65)
-    r = min(w, h) * rng.uniform(0.12, 0.25)
+    # Placed relative to the central min(w, h) square, so a CLIP-style centre crop (resize the
+    # short side, crop the middle) always sees the shape; for square images this is the same as
+    # placing it at a quarter, a half or three quarters of the width.
+    m = min(w, h)
+    cx = w / 2 + {"on the left": -0.25, "on the right": 0.25, "in the middle": 0.0}[pos] * m + rng.uniform(-0.05, 0.05) * m
+    cy = h / 2 + rng.uniform(-0.15, 0.15) * m
+    r = m * rng.uniform(0.12, 0.25)
     box = (cx - r, cy - r, cx + r, cy + r)
     if shape == "circle":
         draw.ellipse(box, fill=COLORS[color])
@@ -54,8 +58,8 @@ def photo(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, str]:
     else:
         draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=COLORS[color])
     img = img.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.5, 1.5)))
-    noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 6, (h, w, 3))
-    img = Image.fromarray(np.clip(np.asarray(img, float) + noise, 0, 255).astype(np.uint8))
+    noise = np.random.default_rng(rng.randrange(2**32)).standard_normal((h, w, 3), dtype=np.float32)
+    img = Image.fromarray(np.clip(np.asarray(img, np.float32) + 6 * noise, 0, 255).astype(np.uint8))
     caption = f"a {color} {shape} {pos} of a {scene} scene"
     return img, caption
 
