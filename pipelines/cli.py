@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     demo.add_argument("--keep-input", help="write the generated input here and keep it (default: a temporary folder)")
     demo.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
+    demo.add_argument("--no-clip", action="store_true", help="skip CLIP scoring (by default the demo scores with the shipped tiny CLIP)")
 
     sub.add_parser("config", help="print the default configuration as YAML")
     sub.add_parser("reasons", help="list every drop reason and failure with its meaning")
@@ -138,7 +139,16 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args, beam_args) -> int:
+    # the demo's pictures are composed inside their central square, as the tiny CLIP saw them
+    args.set = ["image.resize_mode=center_crop"] + list(args.set)
     cfg = _run_config(args)
+    if not cfg.clip.model and not args.no_clip:
+        import importlib.util
+
+        if importlib.util.find_spec("clip") and importlib.util.find_spec("torch"):
+            cfg.clip.model = "tiny"
+        else:
+            print("note: clip-anytorch is not installed (pip install 'mmcurate[clip]'), so the demo skips CLIP scoring")
     from mmcurate.pipelines.demo import generate
     from mmcurate.pipelines.run import run
     from mmcurate.pipelines.show import render
@@ -146,7 +156,7 @@ def cmd_demo(args, beam_args) -> int:
     with tempfile.TemporaryDirectory(prefix="mmcurate-demo-") as tmp:
         folder = args.keep_input or os.path.join(tmp, "input")
         expected = generate(folder, args.samples, progress=True)
-        print(f"generated {expected['inputs']} samples in {folder} ({expected['duplicates']} exact duplicates, {len(expected['defects'])} planted defects)")
+        print(f"generated {expected['inputs']} samples in {folder} ({expected['duplicates']} exact duplicates, {len(expected['defects'])} planted defects, {expected['mismatched_captions']} mismatched captions)")
         stats = run([folder], args.output, cfg, workers=args.workers, beam_args=beam_args, progress=True)
     render(stats)
     print(f"\nshards are in {args.output}/shards; next: `mmcurate validate {args.output}`")

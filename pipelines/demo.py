@@ -3,7 +3,8 @@
 The images are photo-like (smooth gradients, soft shapes, sensor noise) so JPEG sizes and
 decode costs resemble real photos; the captions describe what was drawn. A few defects are
 planted so the accounting has something to show: a truncated JPEG, a zero-byte file, text
-with an image extension, exact duplicates, a missing caption and an empty caption.
+with an image extension, exact duplicates, a missing caption, an empty caption, and captions
+that describe another picture (the shipped tiny CLIP scores those below the threshold).
 """
 
 from __future__ import annotations
@@ -86,6 +87,18 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
         first_jpeg = first_jpeg or path
         with open(os.path.join(folder, f"photo_{i:06d}.txt"), "w", encoding="utf-8") as f:
             f.write(caption)
+    n_mismatched = n_good // 25 if samples >= 20 else 0
+    other = random.Random(seed + 1)
+    for i in range(n_good - n_mismatched, n_good):  # captions that describe another picture
+        path = os.path.join(folder, f"photo_{i:06d}.txt")
+        with open(path, encoding="utf-8") as f:
+            true_words = f.read().split()
+        while True:
+            wrong = photo(other, (64, 64))[1]
+            if wrong.split()[1] != true_words[1] and wrong.split()[2] != true_words[2]:
+                break
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(wrong)
     for d in range(n_dupes):  # byte-identical copies of earlier photos, under new names
         src = os.path.join(folder, f"photo_{d:06d}")
         dst = os.path.join(folder, f"zcopy_{d:06d}")
@@ -109,4 +122,4 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
             if name != "no_caption":
                 with open(os.path.join(folder, f"{name}.txt"), "w", encoding="utf-8") as f:
                     f.write("" if name == "empty_caption" else f"a caption for {name}")
-    return {"inputs": samples, "duplicates": n_dupes, "defects": DEFECTS if n_defects else {}}
+    return {"inputs": samples, "duplicates": n_dupes, "mismatched_captions": n_mismatched, "defects": DEFECTS if n_defects else {}}
