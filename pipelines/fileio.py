@@ -149,6 +149,13 @@ def delete_tree(path: str) -> None:
         FileSystems.delete(files)
 
 
+def delete_file(path: str) -> None:
+    if is_remote(path):
+        FileSystems.delete([path])
+    else:
+        os.remove(path)
+
+
 def size_of(path: str) -> int:
     if not is_remote(path):
         return os.path.getsize(path)

@@ -121,7 +121,7 @@ def _remove_stale_shards(out_dir: str, current: set[str]) -> None:
     for path in fileio.list_files(fileio.join(out_dir, SHARDS_DIR)):
         name = path.rsplit("/", 1)[-1].split(".", 1)[0]
         if name not in current:
-            fileio.delete_tree(path) if fileio.is_remote(path) else __import__("os").remove(path)
+            fileio.delete_file(path)
 
 
 class _Progress:
