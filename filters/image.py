@@ -24,6 +24,10 @@ _ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
 _PIL_FORMAT = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 WHITE = (255, 255, 255)
+_FILTERS = {  # area = box averaging, OpenCV's INTER_AREA (img2dataset's downscale default)
+    "area": Image.Resampling.BOX, "nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+}
 
 
 @dataclass
@@ -103,8 +107,8 @@ class ProcessImage:
             else:
                 new = (size, new[1]) if w >= h else (new[0], size)
             if new != img.size:
-                resample = Image.Resampling.BICUBIC if scale < 1 else Image.Resampling.LANCZOS
-                img = img.resize(new, resample, reducing_gap=3.0 if scale < 1 else None)
+                resample = _FILTERS[self.cfg.downscale_filter if scale < 1 else self.cfg.upscale_filter]
+                img = img.resize(new, resample)
         if mode == "center_crop" and (img.width > size or img.height > size):
             left, top = (img.width - size) // 2, (img.height - size) // 2
             img = img.crop((left, top, left + min(size, img.width), top + min(size, img.height)))

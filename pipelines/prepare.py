@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Iterator, Optional
@@ -75,6 +76,9 @@ class PrepareShard(beam.DoFn):
         self.process_image = ProcessImage(self.cfg.image)
         self.clean_caption = CleanCaption(self.cfg.text)
         self.pool = ThreadPoolExecutor(self.cfg.fetch.threads, thread_name_prefix="mmcurate-prepare")
+        # Downloads wait on the network and want many threads; image work wants a core. More
+        # CPU-bound threads than cores only fight over the GIL (measured: ~20% more CPU).
+        self.cpu_slots = threading.BoundedSemaphore(self.cfg.image.threads)
 
     def teardown(self):
         pool = getattr(self, "pool", None)
@@ -140,8 +144,9 @@ class PrepareShard(beam.DoFn):
                 data = self.fetcher.fetch(src.media)
             elif data is _MISSING:
                 raise FetchFailed("fetch.not_found", f"{src.member} not in {src.media}")
-            row["sha256"] = sha256_hex(data)
-            result = self.process_image(data)
+            with self.cpu_slots:
+                row["sha256"] = sha256_hex(data)
+                result = self.process_image(data)
         except (FetchFailed, ImageRejected) as e:
             return apply_verdict(row, e.verdict), None
         row.update(

@@ -12,6 +12,7 @@ import yaml
 FORMATS = ("auto", "table", "folder", "coco", "flickr", "webdataset")
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border")
 IMAGE_FORMATS = ("jpg", "png", "webp")
+RESIZE_FILTERS = ("area", "nearest", "bilinear", "bicubic", "lanczos")
 
 
 class ConfigError(ValueError):
@@ -32,7 +33,7 @@ class InputConfig:
 
 @dataclass
 class FetchConfig:
-    threads: int = 16  # concurrent downloads/decodes per shard being processed
+    threads: int = 16  # concurrent downloads per shard being processed
     connect_timeout: float = 10.0
     read_timeout: float = 20.0  # between bytes
     deadline: float = 60.0  # whole download, against slow-drip bodies
@@ -72,12 +73,18 @@ class ImageConfig:
     resize_only_if_bigger: bool = False
     format: str = "jpg"
     quality: int = 95  # jpg/webp quality; png compress level is derived
+    threads: int = 2  # concurrent decode/resize/encode per worker process (downloads: fetch.threads)
+    downscale_filter: str = "area"  # img2dataset's defaults: area down, lanczos up
+    upscale_filter: str = "lanczos"
 
     def validate(self):
         _choice("image.resize_mode", self.resize_mode, RESIZE_MODES)
         _choice("image.format", self.format, IMAGE_FORMATS)
+        _choice("image.downscale_filter", self.downscale_filter, RESIZE_FILTERS)
+        _choice("image.upscale_filter", self.upscale_filter, RESIZE_FILTERS)
         _positive("image.image_size", self.image_size)
         _positive("image.max_pixels", self.max_pixels)
+        _positive("image.threads", self.threads)
         if not 1 <= self.quality <= 100:
             raise ConfigError("image.quality must be in 1..100")
         if self.max_aspect_ratio < 1:
