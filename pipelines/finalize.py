@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 
 import apache_beam as beam
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from mmcurate.filters import quantile
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.prepare import staging_paths
-from mmcurate.pipelines.tario import SampleTarWriter
+from mmcurate.pipelines.tario import SampleTarWriter, read_samples
 from mmcurate.pipelines.stats import account
 from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
@@ -54,6 +53,7 @@ class FinalizeShard(beam.DoFn):
         rows = fileio.read_parquet(src["parquet"]).to_pylist()
         name = shard_name(number)
         by_ord = {}
+        staged = sum(1 for row in rows if row["status"] == KEPT)
         for row in rows:
             row["shard"] = name
             decision = decisions.get((row["order_task"], row["order_row"]))
@@ -64,17 +64,17 @@ class FinalizeShard(beam.DoFn):
             if row["status"] == KEPT:
                 by_ord[row["ord"]] = row
         base = fileio.join(self.out_dir, SHARDS_DIR, name)
-        with fileio.atomic_writer(base + ".tar") as handle:
-            writer = SampleTarWriter(handle)
-            with fileio.open_read(src["tar"]) as f, tarfile.open(fileobj=f, mode="r|") as staged:
-                for info in staged:
-                    ordinal, _, ext = info.name.partition(".")
-                    row = by_ord.get(int(ordinal))
-                    if row is None:
-                        continue
-                    doc = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False)
-                    writer.write({"__key__": row["key"], ext: staged.extractfile(info).read(), "txt": row["caption"].encode("utf-8"), "json": doc.encode("utf-8")})
-            writer.close()
+        if len(by_ord) == staged and not self.clip.model:
+            fileio.publish_copy(src["tar"], base + ".tar")  # nothing changed since prepare
+        else:
+            with fileio.atomic_writer(base + ".tar") as handle, fileio.open_read(src["tar"]) as f:
+                writer = SampleTarWriter(handle)
+                for ordinal, sample in enumerate(read_samples(f)):
+                    row = by_ord.get(ordinal)
+                    if row is not None:  # json again: it may carry a score now
+                        sample["json"] = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
+                        writer.write(sample)
+                writer.close()
         fileio.write_parquet(base + ".parquet", rows_to_table(rows))
         if self.clip.model and self.clip.embeddings:
             self._write_embeddings(sid, name, by_ord)

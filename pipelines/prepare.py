@@ -28,7 +28,7 @@ from mmcurate.pipelines.sources.webdataset import iter_member_bytes
 from mmcurate.pipelines.tario import SampleTarWriter
 from mmcurate.schemas.config import RunConfig
 from mmcurate.schemas.reasons import KEPT
-from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, empty_row, rows_to_table
+from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, empty_row, rows_to_table, sample_json
 
 SHARDS_TAG = "shards"
 _MISSING = object()
@@ -105,7 +105,9 @@ class PrepareShard(beam.DoFn):
                 row["shard"] = sid
                 if row["status"] == KEPT:
                     row["ord"], next_ord = next_ord, next_ord + 1
-                    writer.write({"__key__": f"{row['ord']:07d}", row["image_ext"]: image})
+                    # staged in the final layout: finalize publishes an unchanged shard as is
+                    doc = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
+                    writer.write({"__key__": row["key"], row["image_ext"]: image, "txt": row["caption"].encode("utf-8"), "json": doc})
                 self._count(row)
                 manifest.append(row)
             writer.close()

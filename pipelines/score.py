@@ -12,7 +12,6 @@ Only scores cross the shuffle back to finalize; embeddings are written beside th
 from __future__ import annotations
 
 import io
-import tarfile
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -24,6 +23,7 @@ from mmcurate.filters import quantile
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.finalize import embeddings_path
 from mmcurate.pipelines.prepare import staging_paths
+from mmcurate.pipelines.tario import image_of, read_samples
 from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
 
@@ -68,14 +68,14 @@ class ReadForScoring(beam.DoFn):
         if not wanted:
             return
         batch = ScoreBatch(sid, [], [], [], [])
-        with fileio.open_read(paths["tar"]) as f, tarfile.open(fileobj=f, mode="r|") as tar:
-            for info in tar:
-                row = wanted.get(int(info.name.partition(".")[0]))
+        with fileio.open_read(paths["tar"]) as f:
+            for ordinal, sample in enumerate(read_samples(f)):
+                row = wanted.get(ordinal)
                 if row is None:
                     continue
                 batch.ords.append(row["ord"])
                 batch.keys.append(row["key"])
-                batch.images.append(tar.extractfile(info).read())
+                batch.images.append(image_of(sample)[1])
                 batch.captions.append(row["caption"])
                 if len(batch.ords) == self.batch_size:
                     yield batch

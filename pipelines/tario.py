@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import tarfile
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
+
+IMAGE_EXTS = ("jpg", "png", "webp")
 
 
 class SampleTarWriter:
@@ -29,3 +31,23 @@ class SampleTarWriter:
 
     def close(self) -> None:
         self.tar.close()
+
+
+def read_samples(fileobj: BinaryIO, members_per_sample: int = 3) -> Iterator[dict]:
+    """The samples of a tar we wrote, in order, each `members_per_sample` consecutive members
+    (image, json, txt). Samples are told apart by position, not key: a staging shard may still
+    hold two rows with the same key (dedup has not run yet)."""
+    with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+        sample: dict = {}
+        for info in tar:
+            key, _, ext = info.name.partition(".")
+            sample["__key__"] = key
+            sample[ext] = tar.extractfile(info).read()
+            if len(sample) == members_per_sample + 1:
+                yield sample
+                sample = {}
+
+
+def image_of(sample: dict) -> tuple[str, bytes]:
+    ext = next(e for e in IMAGE_EXTS if e in sample)
+    return ext, sample[ext]

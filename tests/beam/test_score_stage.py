@@ -29,7 +29,7 @@ def test_failures_are_per_sample_or_per_batch(tmp_path):
     with fileio.atomic_writer(paths["tar"]) as handle:
         writer = SampleTarWriter(handle)
         for i, (key, data, caption) in enumerate(members):
-            writer.write({"__key__": f"{i:07d}", "jpg": data})
+            writer.write({"__key__": key, "jpg": data, "txt": (caption or "").encode(), "json": b"{}"})
             row = empty_row()
             row.update(key=key, caption=caption, ord=i, order_task=0, order_row=i, shard="t00000-c00000")
             rows.append(row)
