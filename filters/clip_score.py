@@ -14,6 +14,8 @@ tokenises chunk i+1 and copies its bytes to the device on a side stream.
 
 from __future__ import annotations
 
+import warnings
+
 import collections
 import io
 import threading
@@ -26,6 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from mmcurate.filters import clip_forward
+
+# clip-anytorch imports pkg_resources, which warns on every import; nothing for a user to act on
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)

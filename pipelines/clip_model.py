@@ -4,7 +4,12 @@ Nothing here ever touches the network; a missing file is one plain error naming 
 
 from __future__ import annotations
 
+import warnings
+
 import os
+
+# clip-anytorch imports pkg_resources, which warns on every import; nothing for a user to act on
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 DEFAULT_WEIGHTS_DIR = os.path.expanduser("~/.cache/clip")
 
