@@ -96,7 +96,9 @@ class ClipModelHandler(ModelHandler):
         from mmcurate.pipelines.clip_model import load_clip
 
         model = load_clip(self.cfg.model, self.cfg.weights_dir)
-        return ClipScorer.create(model, device=self.cfg.device, precision=self.cfg.precision)
+        cfg = self.cfg
+        return ClipScorer.create(model, device=cfg.device, precision=cfg.precision, chunk_size=cfg.chunk_size,
+                                 prep_threads=cfg.prep_threads, tokenize_workers=cfg.tokenize_workers, compile=cfg.compile)
 
     def run_inference(self, batch: ScoreBatch, model, inference_args: Optional[dict[str, Any]] = None):
         out = model.score(batch.images, batch.captions, embeddings=self.cfg.embeddings)

@@ -112,11 +112,17 @@ class ClipConfig:
     filter: bool = True  # false: score and record only
     embeddings: bool = False  # also write fp16 image/text embeddings of kept samples
     share_across_processes: bool = False  # one model per machine instead of per worker process
+    chunk_size: int = 512  # pairs per forward pass inside a batch (pipelined: prep of the next overlaps)
+    prep_threads: int = 2  # chunks prepared ahead of the model (decode, tokenise, copy to the GPU)
+    tokenize_workers: int = 0  # > 0: tokenise in this many processes
+    compile: bool = False  # torch.compile the encoders (CUDA; pays off on long jobs)
 
     def validate(self):
         _choice("clip.device", self.device, ("auto", "cpu", "cuda"))
         _choice("clip.precision", self.precision, ("fp16", "bf16", "fp32"))
         _positive("clip.batch_size", self.batch_size)
+        _positive("clip.chunk_size", self.chunk_size)
+        _positive("clip.prep_threads", self.prep_threads)
         if not 0.0 <= self.top_fraction <= 1.0:
             raise ConfigError("clip.top_fraction must be in [0, 1]")
 
