@@ -195,9 +195,9 @@ class ClipScorer:
             x = x[:, :, top : top + r, left : left + r].clamp_(0, 255)
             batch[idx] = (x / 255.0 - self._mean) / self._std
         if others:
-            ok = [i for j, i in enumerate(others) if not errors[i]]
+            ok = [(j, i) for j, i in enumerate(others) if not errors[i]]
             if ok:
-                batch[ok] = cpu[[others.index(i) for i in ok]].to(self.device)
+                batch[[i for _, i in ok]] = cpu[[j for j, _ in ok]].to(self.device)
         return batch, errors
 
     # -- scoring -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`mmcurate run`: plan inputs, then prepare -> dedup -> finalize in one Beam pipeline, then
+"""`mmcurate run`: plan inputs, then prepare -> dedup -> [score] -> finalize in one Beam pipeline, then
 write the run-level stats and shard index and check the accounting identity."""
 
 from __future__ import annotations

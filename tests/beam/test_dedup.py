@@ -22,17 +22,17 @@ RECORDS = [
 ]
 
 
+EXACT = [
+    ("s1", ((0, 3), "input.duplicate_key", "a")),
+    ("s0", ((0, 0), "duplicate.exact_image", "a")),
+    ("s1", ((0, 2), "duplicate.exact_image", "a")),
+]
+
+
 def test_exact_image_and_duplicate_keys():
     with TestPipeline() as p:
         out = p | beam.Create(RECORDS) | ExactDedup(DedupConfig())
-        assert_that(
-            out,
-            equal_to([
-                ("s1", ((0, 3), "input.duplicate_key", "a")),
-                ("s0", ((0, 0), "duplicate.exact_image", "a")),
-                ("s1", ((0, 2), "duplicate.exact_image", "a")),
-            ]),
-        )
+        assert_that(out, equal_to(EXACT))
 
 
 def test_exact_caption_is_opt_in_and_skips_empty_captions():
@@ -40,10 +40,7 @@ def test_exact_caption_is_opt_in_and_skips_empty_captions():
         out = p | beam.Create(RECORDS) | ExactDedup(DedupConfig(exact_caption=True))
         assert_that(
             out,
-            equal_to([
-                ("s1", ((0, 3), "input.duplicate_key", "a")),
-                ("s0", ((0, 0), "duplicate.exact_image", "a")),
-                ("s1", ((0, 2), "duplicate.exact_image", "a")),
+            equal_to(EXACT + [
                 ("s2", ((0, 6), "duplicate.exact_caption", "a")),
                 # b is gone, so d's caption (c1) has no survivor to duplicate: d stays;
                 # e and g have no caption hash and are never grouped together

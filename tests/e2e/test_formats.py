@@ -160,7 +160,7 @@ def test_webdataset_recuration(tmp_path):
 def test_format_detection_and_plain_errors(tmp_path, capsys):
     assert run_cli("run", tmp_path / "nope.csv", "-o", tmp_path / "o", "--no-progress") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"mmcurate: error: input not found: {tmp_path / 'nope.csv'}"] or err[-1].startswith("mmcurate: error: ")
+    assert err == [f"mmcurate: error: InputError: input not found: {tmp_path / 'nope.csv'}"]
     write(str(tmp_path / "x.bin"), b"?")
     assert run_cli("run", tmp_path / "x.bin", "-o", tmp_path / "o", "--no-progress") == 1
     assert "pass --format" in capsys.readouterr().err
@@ -178,4 +178,4 @@ def test_wids_reads_the_index(tmp_path):
     curate([tmp_path / "t.parquet"], out, "--shard-size", "2")
     ds = wids.ShardListDataset(str(out / "index.wids.json"))
     assert len(ds) == 5
-    assert ds[4][".txt"] == "photo number 4" or ds[4][".txt"] == b"photo number 4"
+    assert ds[4][".txt"] == "photo number 4"
