@@ -11,10 +11,11 @@ import io
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mmcurate.filters.near_dup import image_hashes
 from mmcurate.schemas.config import ImageConfig
 from mmcurate.schemas.record import Verdict
 
@@ -38,6 +39,7 @@ class ImageResult:
     height: int
     original_width: int
     original_height: int
+    hashes: Optional[dict] = None  # perceptual hashes of the decoded image, when asked for
 
 
 class ImageRejected(Exception):
@@ -51,6 +53,8 @@ class ProcessImage:
     """Bytes in; an `ImageResult`, or `ImageRejected` carrying a verdict, out."""
 
     cfg: ImageConfig
+    hashes: bool = False  # also compute pHash/dHash of the decoded, upright image (before resizing)
+    mirror: bool = False  # ... and of its mirror image
 
     def __call__(self, data: bytes) -> ImageResult:
         if not data:
@@ -74,6 +78,7 @@ class ProcessImage:
         if orientation not in (None, 1):
             img = ImageOps.exif_transpose(img)
         img = to_rgb(img)
+        hashes = image_hashes(img, self.mirror) if self.hashes else None
         img = self._resize(img, w, h)
         out = io.BytesIO()
         fmt = self.cfg.format
@@ -81,7 +86,7 @@ class ProcessImage:
             img.save(out, "PNG", compress_level=max(0, min(9, round((100 - self.cfg.quality) / 11))))
         else:
             img.save(out, _PIL_FORMAT[fmt], quality=self.cfg.quality)
-        return ImageResult(out.getvalue(), fmt, img.width, img.height, w, h)
+        return ImageResult(out.getvalue(), fmt, img.width, img.height, w, h, hashes)
 
     def _scale(self, w: int, h: int) -> float:
         """Final size / original size; 1.0 when the image is left at its size."""

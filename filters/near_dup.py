@@ -18,11 +18,73 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Hashable, Iterable, Sequence
+from typing import Hashable, Iterable, Optional, Sequence
 
 import numpy as np
 
 HASH_BITS = 64
+HASH_INPUT_SIDE = 128  # images are box-reduced to about this short side before hashing
+
+
+# -- signatures (computed once per kept sample, in prepare) ---------------------------------
+def image_hashes(img, mirror: bool = False) -> dict[str, Optional[int]]:
+    """64-bit pHash and dHash (imagehash) of a decoded image, and of its mirror image when
+    asked. The image goes to grey and is box-reduced first: imagehash's own Lanczos resize of
+    a full-size photo costs 4x more and moves the hash by half a bit on average."""
+    import imagehash
+    from PIL import ImageOps
+
+    grey = img.convert("L")
+    factor = min(grey.size) // HASH_INPUT_SIDE
+    if factor > 1:
+        grey = grey.reduce(factor)
+    out = {"phash": _bits(imagehash.phash(grey)), "dhash": _bits(imagehash.dhash(grey)), "phash_mirror": None, "dhash_mirror": None}
+    if mirror:
+        flipped = ImageOps.mirror(grey)
+        out.update(phash_mirror=_bits(imagehash.phash(flipped)), dhash_mirror=_bits(imagehash.dhash(flipped)))
+    return out
+
+
+def _bits(h) -> int:
+    """An ImageHash's 64 bits as an unsigned int, row-major, first bit most significant
+    (the same order as `str(h)`'s hex)."""
+    return int(str(h), 16)
+
+
+def caption_signature(text: str, num_perm: int = 128, ngram: int = 3, seed: int = 1) -> bytes:
+    """The caption's MinHash (datasketch) hash values as little-endian uint32 bytes."""
+    return np.asarray(caption_minhash(text, num_perm, ngram, seed).hashvalues, dtype="<u4").tobytes()
+
+
+def signature_matrix(blobs: Sequence[bytes], num_perm: int) -> np.ndarray:
+    """n MinHash signatures (bytes) -> an (n, num_perm) uint32 matrix."""
+    if not blobs:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    return np.frombuffer(b"".join(blobs), dtype="<u4").reshape(len(blobs), num_perm).astype(np.uint32)
+
+
+def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """datasketch's `MinHash.jaccard`: the fraction of equal hash values (row-wise)."""
+    return np.mean(a == b, axis=-1)
+
+
+def node_id(order_task, order_row):
+    """A sample's node id in the duplicate graph: its input position packed into 63 bits
+    (unique, deterministic, and numeric so the graph work stays in numpy)."""
+    return (np.asarray(order_task, dtype=np.int64) << 40) | np.asarray(order_row, dtype=np.int64)
+
+
+SURVIVOR_POLICIES = ("resolution", "key")
+
+
+def survivor_rank(policy: str, key: str, original_width: int, original_height: int) -> tuple:
+    """Sort key of a cluster member; the smallest survives. `resolution`: the most original
+    pixels, then the smallest key; `key`: the smallest key."""
+    if policy == "resolution":
+        return (-(int(original_width or 0) * int(original_height or 0)), key)
+    if policy == "key":
+        return (key,)
+    raise ValueError(f"unknown survivor policy {policy!r}: one of {', '.join(SURVIVOR_POLICIES)}")
 
 
 # -- Hamming neighbours --------------------------------------------------------------------
@@ -167,3 +229,122 @@ def min_label_propagation(nodes: Iterable[Hashable], edges: Sequence[tuple[Hasha
         if not changed:
             return label, rounds
     raise RuntimeError("label propagation did not converge")
+
+
+# -- batched forms used by the Beam stage -----------------------------------------------------
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads integer keys evenly over partitions."""
+    z = np.asarray(x, dtype=np.uint64).copy()
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def block_array(hashes: np.ndarray, bounds, block: int) -> np.ndarray:
+    start, end = bounds[block]
+    return (hashes >> np.uint64(start)) & np.uint64((1 << (end - start)) - 1)
+
+
+def run_bounds(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end indices of the runs of equal values in a sorted array."""
+    if len(sorted_values) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    return starts, np.r_[starts[1:], len(sorted_values)]
+
+
+def block_group_pairs(ids: np.ndarray, hashes: np.ndarray, block: int, bounds, k: int, tile: int = 2048):
+    """Pairs (ids a < b, distance) within Hamming distance k among items that agree on block
+    `block` and on no earlier block (so each pair comes from exactly one block). The items
+    may span many block values; each run of equal values is one bucket, compared in tiles
+    of `tile` rows so a huge bucket never needs more than tile x bucket memory.
+    Returns (a, b, dist, bucket sizes) ."""
+    order = np.lexsort((ids, block_array(hashes, bounds, block)))
+    ids, hashes = ids[order], hashes[order]
+    starts, ends = run_bounds(block_array(hashes, bounds, block))
+    earlier = [np.uint64(((1 << (e - s)) - 1) << s) for s, e in bounds[:block]]
+    out_a, out_b, out_d = [], [], []
+    sizes = ends - starts
+    for s, e in zip(starts[sizes > 1], ends[sizes > 1]):
+        h = hashes[s:e]
+        for r in range(0, e - s, tile):
+            rows = h[r : r + tile]
+            x = rows[:, None] ^ h[None, r:]  # only columns at or after the row: each pair once
+            d = np.bitwise_count(x)
+            i, j = np.nonzero(d <= k)
+            keep = j > i
+            i, j = i[keep], j[keep]
+            xs = x[i, j]
+            for mask in earlier:  # agreeing on an earlier block: that block reports the pair
+                ok = (xs & mask) != 0
+                i, j, xs = i[ok], j[ok], xs[ok]
+            out_a.append(ids[s + r + i])
+            out_b.append(ids[s + r + j])
+            out_d.append(d[i, j].astype(np.int8))
+    if not out_a:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.int8), sizes
+    a, b = np.concatenate(out_a), np.concatenate(out_b)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return lo, hi, np.concatenate(out_d), sizes
+
+
+def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint64 digests of each LSH band (splitmix over the band's values), to
+    route and sort records; band equality itself is always checked on the values."""
+    out = np.empty((len(sigs), bands), dtype=np.uint64)
+    for b in range(bands):
+        h = np.full(len(sigs), b + 1, dtype=np.uint64)
+        for col in range(b * rows, (b + 1) * rows):
+            h = mix64(h ^ sigs[:, col].astype(np.uint64))
+        out[:, b] = h
+    return out
+
+
+def band_group_pairs(ids: np.ndarray, bands_matrix: np.ndarray, band: int, band_digests: np.ndarray):
+    """Candidate pairs (a < b) among records sharing LSH band `band` exactly and no earlier
+    band (by digest), i.e. datasketch MinHashLSH's candidates, each pair once.
+    `bands_matrix` is the (n, rows) band values; `band_digests` the (n, bands) digests."""
+    order = np.lexsort(tuple(bands_matrix.T[::-1]) + ()) if len(ids) else np.zeros(0, dtype=np.int64)
+    ids, vals, digests = ids[order], bands_matrix[order], band_digests[order]
+    if len(ids) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    new = np.r_[True, np.any(vals[1:] != vals[:-1], axis=1)]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(ids)]
+    out_a, out_b = [], []
+    for s, e in zip(starts, ends):
+        if e - s < 2:
+            continue
+        i, j = np.triu_indices(e - s, 1)
+        if band:
+            same_earlier = np.any(digests[s + i, :band] == digests[s + j, :band], axis=1)
+            i, j = i[~same_earlier], j[~same_earlier]
+        out_a.append(ids[s + i])
+        out_b.append(ids[s + j])
+    if not out_a:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    a, b = np.concatenate(out_a), np.concatenate(out_b)
+    return np.minimum(a, b), np.maximum(a, b)
+
+
+def component_labels(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of the edge list on one machine (scipy): (nodes, label) with
+    label = the smallest node id of the node's component, the same fixpoint that min-label
+    propagation reaches."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    if len(nodes) == 0:
+        return nodes, nodes.copy()
+    n = len(nodes)
+    ia, ib = inverse[: len(a)], inverse[len(a) :]
+    graph = coo_matrix((np.ones(len(ia), dtype=np.int8), (ia, ib)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    smallest = np.full(comp.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(smallest, comp, nodes)
+    return nodes, smallest[comp]

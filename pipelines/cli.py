@@ -156,7 +156,7 @@ def cmd_demo(args, beam_args) -> int:
     with tempfile.TemporaryDirectory(prefix="mmcurate-demo-") as tmp:
         folder = args.keep_input or os.path.join(tmp, "input")
         expected = generate(folder, args.samples, progress=True)
-        print(f"generated {expected['inputs']} samples in {folder} ({expected['duplicates']} exact duplicates, {len(expected['defects'])} planted defects, {expected['mismatched_captions']} mismatched captions)")
+        print(f"generated {expected['inputs']} samples in {folder} ({expected['duplicates']} exact and {expected['near_duplicates']} near duplicates, {len(expected['defects'])} planted defects, {expected['mismatched_captions']} mismatched captions)")
         stats = run([folder], args.output, cfg, workers=args.workers, beam_args=beam_args, progress=True)
     render(stats)
     print(f"\nshards are in {args.output}/shards; next: `mmcurate validate {args.output}`")

@@ -1,63 +1,109 @@
-"""Stage 2, dedup: global, over slim metadata records only (never media bytes).
+"""Stage 2, dedup: global, over slim metadata tables only (never media bytes).
 
 Exact kinds, applied in order, each over the survivors of the previous one:
   1. duplicate input keys (`input.duplicate_key`, the first in input order survives);
   2. identical original image bytes (`duplicate.exact_image`, the smallest key survives);
-  3. optionally identical normalised captions (`duplicate.exact_caption`).
-Output: decisions keyed by staging shard, (order, reason, dup_of), for finalize to join.
+  3. optionally identical normalised captions (`duplicate.exact_caption`);
+then, with `dedup.mode: near`, perceptual-hash and MinHash near-duplicates (near_dedup.py).
+Each exact kind is one batched shuffle: tables are routed to partitions by a hash of the
+value, and each partition sorts its rows and keeps the first of every run of equal values.
+Output: decisions keyed by staging shard, [(order_task, order_row, reason, dup_of, distance)].
 """
 
 from __future__ import annotations
 
-import apache_beam as beam
+from collections import defaultdict
 
-from mmcurate.filters.dedup import by_input_order, by_key_then_order, split_group
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from mmcurate.pipelines.batches import partition_count, route_and_group, string_buckets
 from mmcurate.schemas.config import DedupConfig
+from mmcurate.schemas.record import MANIFEST_SCHEMA
 
 DROPPED_TAG = "dropped"
+SLIM_COLUMNS = (
+    "shard", "order_task", "order_row", "key", "sha256", "caption_sha256", "original_width", "original_height",
+    "phash", "dhash", "phash_mirror", "dhash_mirror", "minhash",
+)
+SLIM_SCHEMA = pa.schema([MANIFEST_SCHEMA.field(c) for c in SLIM_COLUMNS])
 
 
-class ResolveGroups(beam.DoFn):
-    def __init__(self, reason: str, rank):
-        self.reason, self.rank = reason, rank
+def slim_table(rows: list[dict]) -> pa.Table:
+    """What dedup needs of the kept rows of a staging shard: no media, no captions."""
+    return pa.Table.from_pylist([{c: r[c] for c in SLIM_COLUMNS} for r in rows], schema=SLIM_SCHEMA)
+
+
+def decisions_by_shard(shards, orders_task, orders_row, reasons, dup_ofs, distances):
+    """Group decision tuples by staging shard: one element per shard, not per row."""
+    grouped = defaultdict(list)
+    for sid, t, r, reason, dup_of, dist in zip(shards, orders_task, orders_row, reasons, dup_ofs, distances):
+        grouped[sid].append((int(t), int(r), reason, dup_of, None if dist is None else float(dist)))
+    return sorted(grouped.items())
+
+
+class ResolveExact(beam.DoFn):
+    """(partition, table) -> survivors table (main) and decisions (`dropped`): rows with an
+    equal, non-empty `column` form a group; the smallest by `rank` survives."""
+
+    def __init__(self, column: str, rank: tuple[str, ...], reason: str):
+        self.column, self.rank, self.reason = column, rank, reason
 
     def process(self, element):
-        _, records = element
-        survivor, others = split_group(records, self.rank)
-        yield survivor
-        for r in others:
-            yield beam.pvalue.TaggedOutput(DROPPED_TAG, (r["shard"], (tuple(r["order"]), self.reason, survivor["key"])))
+        _, table = element
+        values = table.column(self.column).to_pylist()
+        grouped = np.array([bool(v) for v in values])
+        if not grouped.any():
+            yield table
+            return
+        loose = table.filter(pa.array(~grouped))
+        table = table.filter(pa.array(grouped)).sort_by([(self.column, "ascending")] + [(c, "ascending") for c in self.rank])
+        values = np.array(table.column(self.column).to_pylist(), dtype=object)
+        first = np.r_[True, values[1:] != values[:-1]]
+        survivor_of = np.maximum.accumulate(np.where(first, np.arange(len(values)), 0))
+        yield pa.concat_tables([loose, table.filter(pa.array(first))]) if loose.num_rows else table.filter(pa.array(first))
+        dropped = np.flatnonzero(~first)
+        if len(dropped):
+            keys = table.column("key").to_numpy(zero_copy_only=False)
+            cols = [table.column(c).to_numpy(zero_copy_only=False)[dropped] for c in ("shard", "order_task", "order_row")]
+            for item in decisions_by_shard(*cols, [self.reason] * len(dropped), keys[survivor_of[dropped]], [None] * len(dropped)):
+                yield beam.pvalue.TaggedOutput(DROPPED_TAG, item)
 
 
-def _dedup_step(kept, label: str, field: str, reason: str, rank):
-    keyed = kept | f"{label}Key" >> beam.Map(lambda r, f=field: (r[f], r))
-    if field != "key":  # rows without the value (e.g. no caption hash) are never grouped together
-        keyed = keyed | f"{label}HasValue" >> beam.Filter(lambda kv: bool(kv[0]))
-        passthrough = kept | f"{label}NoValue" >> beam.Filter(lambda r, f=field: not r[f])
-    result = (
-        keyed
-        | f"{label}Group" >> beam.GroupByKey()
-        | f"{label}Resolve" >> beam.ParDo(ResolveGroups(reason, rank)).with_outputs(DROPPED_TAG, main="kept")
-    )
-    survivors = result.kept if field == "key" else (result.kept, passthrough) | f"{label}Merge" >> beam.Flatten()
-    return survivors, result[DROPPED_TAG]
+def exact_step(tables, parts, column: str, rank: tuple[str, ...], reason: str, label: str):
+    grouped = route_and_group(tables, lambda t, c=column: string_buckets(t.column(c).to_pylist()), parts, label)
+    result = grouped | f"{label}Resolve" >> beam.ParDo(ResolveExact(column, rank, reason)).with_outputs(DROPPED_TAG, main="kept")
+    return result.kept, result[DROPPED_TAG]
 
 
-class ExactDedup(beam.PTransform):
-    """Slim kept records -> decisions (staging shard id, (order, reason, dup_of))."""
+class Dedup(beam.PTransform):
+    """Slim tables -> {"decisions": (sid, [decision])}, plus in near mode "clusters" (cluster
+    row tables) and "stats" (what dedup/stats.json holds)."""
 
-    def __init__(self, cfg: DedupConfig):
+    def __init__(self, cfg: DedupConfig, out_dir: str = ""):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.out_dir = cfg, out_dir
 
-    def expand(self, kept):
+    def expand(self, tables):
+        cfg = self.cfg
+        parts = partition_count(tables, cfg.rows_per_partition, "Count")
         decisions = []
-        kept, dropped = _dedup_step(kept, "DupKey", "key", "input.duplicate_key", by_input_order)
+        order = ("order_task", "order_row")
+        tables, dropped = exact_step(tables, parts, "key", order, "input.duplicate_key", "DupKey")
         decisions.append(dropped)
-        if self.cfg.mode != "none":
-            kept, dropped = _dedup_step(kept, "ExactImage", "sha256", "duplicate.exact_image", by_key_then_order)
+        if cfg.mode != "none":
+            tables, dropped = exact_step(tables, parts, "sha256", ("key",) + order, "duplicate.exact_image", "ExactImage")
             decisions.append(dropped)
-            if self.cfg.exact_caption:
-                kept, dropped = _dedup_step(kept, "ExactCaption", "caption_sha256", "duplicate.exact_caption", by_key_then_order)
+            if cfg.exact_caption:
+                tables, dropped = exact_step(tables, parts, "caption_sha256", ("key",) + order, "duplicate.exact_caption", "ExactCaption")
                 decisions.append(dropped)
-        return decisions | "AllDecisions" >> beam.Flatten()
+        out = {}
+        if cfg.mode == "near":
+            from mmcurate.pipelines.near_dedup import NearDedup
+
+            near = tables | "Near" >> NearDedup(cfg, parts, self.out_dir)
+            decisions.append(near["decisions"])
+            out["clusters"], out["stats"] = near["clusters"], near["stats"]
+        out["decisions"] = decisions | "AllDecisions" >> beam.Flatten()
+        return out

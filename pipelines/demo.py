@@ -3,7 +3,7 @@
 The images are photo-like (smooth gradients, soft shapes, sensor noise) so JPEG sizes and
 decode costs resemble real photos; the captions describe what was drawn. A few defects are
 planted so the accounting has something to show: a truncated JPEG, a zero-byte file, text
-with an image extension, exact duplicates, a missing caption, an empty caption, and captions
+with an image extension, exact duplicates, smaller recompressed copies (near duplicates), a missing caption, an empty caption, and captions
 that describe another picture (the shipped tiny CLIP scores those below the threshold).
 """
 
@@ -65,6 +65,15 @@ def photo(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, str]:
     return img, caption
 
 
+def _vary(img: Image.Image, rng: random.Random) -> Image.Image:
+    """Faint large-scale light and shade, different in every picture: without it, pictures
+    drawn from the same scene and shape are near-duplicates to a perceptual hash (they are,
+    to the eye, too), and the demo would lose half its samples to near-dup removal."""
+    field = np.random.default_rng(rng.randrange(2**32)).uniform(-30, 30, (6, 6)).astype(np.float32)
+    shade = np.asarray(Image.fromarray(field, mode="F").resize(img.size, Image.Resampling.BICUBIC))
+    return Image.fromarray(np.clip(np.asarray(img, np.float32) + shade[:, :, None], 0, 255).astype(np.uint8))
+
+
 def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = False) -> dict:
     """Write `samples` image/caption pairs (defects included) into `folder`; return what to
     expect: {"inputs": n, "duplicates": n, "defects": {name: (status, reason)}}."""
@@ -72,7 +81,8 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
     rng = random.Random(seed)
     n_defects = len(DEFECTS) if samples >= 20 else 0
     n_dupes = max(1, samples // 50) if samples >= 20 else 0
-    n_good = samples - n_defects - n_dupes
+    n_near = n_dupes
+    n_good = samples - n_defects - n_dupes - n_near
     it = range(n_good)
     if progress:
         from tqdm import tqdm
@@ -82,6 +92,7 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
     for i in it:
         size = (rng.randrange(256, 640), rng.randrange(256, 640))
         img, caption = photo(rng, size)
+        img = _vary(img, rng)
         path = os.path.join(folder, f"photo_{i:06d}.jpg")
         img.save(path, quality=rng.randrange(80, 95))
         first_jpeg = first_jpeg or path
@@ -106,6 +117,13 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
             g.write(f.read())
         with open(src + ".txt", "rb") as f, open(dst + ".txt", "wb") as g:
             g.write(f.read())
+    for d in range(n_near):  # smaller, recompressed copies: near-duplicates, not exact ones
+        src = os.path.join(folder, f"photo_{n_dupes + d:06d}")
+        dst = os.path.join(folder, f"znear_{d:06d}")
+        with Image.open(src + ".jpg") as im:
+            im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.Resampling.BICUBIC).save(dst + ".jpg", quality=60)
+        with open(src + ".txt", "rb") as f, open(dst + ".txt", "wb") as g:
+            g.write(f.read())
     if n_defects:
         with open(first_jpeg, "rb") as f:
             good = f.read()
@@ -122,4 +140,4 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
             if name != "no_caption":
                 with open(os.path.join(folder, f"{name}.txt"), "w", encoding="utf-8") as f:
                     f.write("" if name == "empty_caption" else f"a caption for {name}")
-    return {"inputs": samples, "duplicates": n_dupes, "mismatched_captions": n_mismatched, "defects": DEFECTS if n_defects else {}}
+    return {"inputs": samples, "duplicates": n_dupes, "near_duplicates": n_near, "mismatched_captions": n_mismatched, "defects": DEFECTS if n_defects else {}}

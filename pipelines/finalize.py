@@ -47,7 +47,7 @@ class FinalizeShard(beam.DoFn):
     def process(self, element, cutoff=None):
         sid, joined = element
         (number,) = joined["number"]
-        decisions = {tuple(order): (reason, dup_of) for order, reason, dup_of in joined["decisions"]}
+        decisions = {(t, r): (reason, dup_of, dist) for batch in joined["decisions"] for t, r, reason, dup_of, dist in batch}
         scores = {r.ord: r for results in joined.get("scores", []) for r in results}
         src = staging_paths(self.staging_dir, sid)
         rows = fileio.read_parquet(src["parquet"]).to_pylist()
@@ -58,7 +58,7 @@ class FinalizeShard(beam.DoFn):
             row["shard"] = name
             decision = decisions.get((row["order_task"], row["order_row"]))
             if decision and row["status"] == KEPT:
-                apply_verdict(row, Verdict.reject(decision[0]), dup_of=decision[1])
+                apply_verdict(row, Verdict.reject(decision[0]), dup_of=decision[1], distance=decision[2])
             if row["status"] == KEPT and self.clip.model:
                 self._apply_score(row, scores.get(row["ord"]), cutoff)
             if row["status"] == KEPT:

@@ -20,8 +20,10 @@ from apache_beam.metrics import Metrics
 
 from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.image import ImageRejected, ProcessImage
+from mmcurate.filters.near_dup import caption_signature
 from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, sources
+from mmcurate.pipelines.dedup import slim_table
 from mmcurate.pipelines.fetch import Fetcher, FetchFailed
 from mmcurate.pipelines.sources.base import ReadTask
 from mmcurate.pipelines.sources.webdataset import iter_member_bytes
@@ -63,7 +65,7 @@ class ReadRows(beam.DoFn):
 
 
 class PrepareShard(beam.DoFn):
-    """(staging id, rows) -> staging tar + manifest; emits slim records of the kept rows for
+    """(staging id, rows) -> staging tar + manifest; emits a slim table of the kept rows for
     the dedup stage, and the shard id on the `shards` output."""
 
     def __init__(self, cfg: RunConfig, staging_dir: str):
@@ -73,7 +75,9 @@ class PrepareShard(beam.DoFn):
 
     def setup(self):
         self.fetcher = Fetcher(self.cfg.fetch)
-        self.process_image = ProcessImage(self.cfg.image)
+        near = self.cfg.dedup.mode == "near"
+        self.process_image = ProcessImage(self.cfg.image, hashes=near, mirror=near and self.cfg.dedup.mirror)
+        self.caption_signature = near
         self.clean_caption = CleanCaption(self.cfg.text)
         self.pool = ThreadPoolExecutor(self.cfg.fetch.threads, thread_name_prefix="mmcurate-prepare")
         # Downloads wait on the network and want many threads; image work wants a core. More
@@ -93,9 +97,9 @@ class PrepareShard(beam.DoFn):
         else:
             manifest = self._build(sid, sorted(rows, key=lambda r: r.order), paths)
         yield beam.pvalue.TaggedOutput(SHARDS_TAG, sid)
-        for row in manifest:
-            if row["status"] == KEPT:
-                yield slim(row)
+        kept = [row for row in manifest if row["status"] == KEPT]
+        if kept:
+            yield slim_table(kept)
 
     def _build(self, sid: str, rows: list[SourceRow], paths: dict[str, str]) -> list[dict]:
         manifest, next_ord = [], 0
@@ -159,6 +163,11 @@ class PrepareShard(beam.DoFn):
             image_bytes=len(result.data),
             image_ext=result.ext,
         )
+        if result.hashes:
+            row.update(result.hashes)
+        if self.caption_signature:
+            d = self.cfg.dedup
+            row["minhash"] = caption_signature(row["caption"], d.num_perm, d.ngram)
         return row, result.data
 
     def _caption(self, src: SourceRow, row: dict) -> Verdict:
@@ -211,19 +220,8 @@ def _with_tar_bytes(rows: list[SourceRow]) -> Iterator[tuple[SourceRow, Any]]:
         yield r, buffered.pop(wanted, _MISSING)
 
 
-def slim(row: dict) -> dict:
-    """What dedup needs of a kept row: no media, no captions."""
-    return {
-        "shard": row["shard"],
-        "order": (row["order_task"], row["order_row"]),
-        "key": row["key"],
-        "sha256": row["sha256"],
-        "caption_sha256": row["caption_sha256"],
-    }
-
-
 class Prepare(beam.PTransform):
-    """Read tasks -> slim kept records (main output) and staging shard ids (`shards`)."""
+    """Read tasks -> slim tables of kept rows (main output) and staging shard ids (`shards`)."""
 
     def __init__(self, cfg: RunConfig, staging_dir: str):
         super().__init__()

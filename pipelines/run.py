@@ -12,7 +12,8 @@ import yaml
 
 from mmcurate import __version__
 from mmcurate.pipelines import fileio, sources
-from mmcurate.pipelines.dedup import ExactDedup
+from mmcurate.pipelines.dedup import Dedup
+from mmcurate.pipelines.near_dedup import CLUSTERS_DIR, DEDUP_STATS
 from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare
 from mmcurate.pipelines.runner import default_workers, make_pipeline
@@ -31,7 +32,7 @@ class AccountingError(RuntimeError):
 def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str) -> None:
     staging = fileio.join(out_dir, STAGING_DIR, "prepare")
     prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging)
-    decisions = prepared.kept | "Dedup" >> ExactDedup(cfg.dedup)
+    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir))["decisions"]
     inputs = {"shards": prepared[SHARDS_TAG], "decisions": decisions}
     score_dir = fileio.join(out_dir, STAGING_DIR, "score")
     if cfg.clip.model:
@@ -70,6 +71,8 @@ def run(
         fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "score"))
         if cfg.clip.embeddings:
             fileio.makedirs(fileio.join(out_dir, EMBEDDINGS_DIR))
+    for path in fileio.list_files(fileio.join(out_dir, CLUSTERS_DIR)):  # a previous run's clusters
+        fileio.delete_file(path)
     workers = workers or default_workers()
     resolved = {"run": {"inputs": list(inputs), "output": out_dir, "workers": workers, "version": __version__}, **cfg.to_dict()}
     fileio.write_bytes(fileio.join(out_dir, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode())
@@ -99,6 +102,9 @@ def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: flo
         wall_time_s=round(time.time() - started, 3),
         version=__version__,
     )
+    dedup_stats = fileio.join(out_dir, CLUSTERS_DIR, DEDUP_STATS)
+    if fileio.exists(dedup_stats):
+        stats["dedup"] = fileio.read_json(dedup_stats)
     errors = identity_errors(stats) + [e for s in shard_stats for e in identity_errors(s, s["shard"])]
     stats["identity_ok"] = not errors
     fileio.write_json(fileio.join(out_dir, "stats.json"), stats)

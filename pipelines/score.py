@@ -59,7 +59,7 @@ class ReadForScoring(beam.DoFn):
         sid, joined = element
         if not joined["shard"]:
             return
-        dropped = {tuple(order) for order, _, _ in joined["decisions"]}
+        dropped = {(t, r) for batch in joined["decisions"] for t, r, *_ in batch}
         paths = staging_paths(self.staging_dir, sid)
         table = fileio.read_parquet(paths["parquet"]).select(["key", "status", "ord", "caption", "order_task", "order_row"])
         wanted = {

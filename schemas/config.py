@@ -93,11 +93,44 @@ class ImageConfig:
 
 @dataclass
 class DedupConfig:
-    mode: str = "exact"  # exact | none
-    exact_caption: bool = False  # also drop rows whose normalised caption repeats
+    mode: str = "near"  # near | exact | none
+    exact_caption: bool = False  # also drop rows whose normalised caption repeats exactly
+    # near mode: what makes two samples duplicates
+    duplicates: str = "image"  # image | caption | both | either
+    image_hash: str = "phash"  # phash | dhash | both (a pair must be close in both)
+    max_distance: int = 10  # k: Hamming distance (bits of 64) at or below which images are near-duplicates
+    mirror: bool = False  # also match horizontally flipped copies
+    caption_threshold: float = 0.8  # estimated Jaccard of caption word n-grams
+    num_perm: int = 128  # MinHash permutations
+    ngram: int = 3  # words per shingle
+    survivor: str = "resolution"  # resolution (most original pixels, then smallest key) | key
+    # scaling knobs
+    rows_per_partition: int = 250_000  # records per shuffle partition (bounds one worker's memory)
+    max_bucket: int = 20_000  # band buckets bigger than this are compared in tiles and counted
+    local_max_edges: int = 5_000_000  # duplicate graphs up to this size are labelled on one worker
+    max_rounds: int = 12  # label-propagation rounds for bigger graphs (then the residual on one worker)
 
     def validate(self):
-        _choice("dedup.mode", self.mode, ("exact", "none"))
+        _choice("dedup.mode", self.mode, ("near", "exact", "none"))
+        _choice("dedup.duplicates", self.duplicates, ("image", "caption", "both", "either"))
+        _choice("dedup.image_hash", self.image_hash, ("phash", "dhash", "both"))
+        _choice("dedup.survivor", self.survivor, ("resolution", "key"))
+        if not 0 <= self.max_distance <= 31:
+            raise ConfigError(f"dedup.max_distance must be in [0, 31]; got {self.max_distance!r}")
+        if not 0 < self.caption_threshold <= 1:
+            raise ConfigError(f"dedup.caption_threshold must be in (0, 1]; got {self.caption_threshold!r}")
+        for name in ("num_perm", "ngram", "rows_per_partition", "max_bucket"):
+            _positive(f"dedup.{name}", getattr(self, name))
+        if self.max_rounds < 0 or self.local_max_edges < 0:
+            raise ConfigError("dedup.max_rounds and dedup.local_max_edges must be >= 0")
+
+    @property
+    def uses_images(self) -> bool:
+        return self.duplicates in ("image", "both", "either")
+
+    @property
+    def uses_captions(self) -> bool:
+        return self.duplicates in ("caption", "both", "either")
 
 
 @dataclass

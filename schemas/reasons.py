@@ -46,6 +46,8 @@ REASONS: dict[str, tuple[str, str, str]] = {
     # deduplication
     "duplicate.exact_image": (DROPPED, "dedup", "same SHA-256 of original image bytes as `dup_of` (the smallest key survives)"),
     "duplicate.exact_caption": (DROPPED, "dedup", "same normalised caption as `dup_of` (only with dedup.exact_caption: true)"),
+    "duplicate.near_image": (DROPPED, "dedup", "a perceptual-hash near-duplicate of `dup_of`, its cluster's survivor; `dup_distance` = Hamming bits"),
+    "duplicate.near_caption": (DROPPED, "dedup", "a MinHash near-duplicate caption of `dup_of`, its cluster's survivor; `dup_distance` = 1 - estimated Jaccard"),
     # CLIP scoring
     "clip.below_threshold": (DROPPED, "score", "CLIP score below clip.threshold, or outside the top clip.top_fraction of the dataset"),
     "clip.decode_error": (FAILED, "score", "the scorer could not decode the staged image"),

@@ -66,6 +66,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("stage", pa.string()),  # the stage that dropped/failed the row, "" when kept
         ("error", pa.string()),  # detail for failures (exception text, HTTP status)
         ("dup_of", pa.string()),
+        ("dup_distance", pa.float32()),  # near-duplicates: distance to `dup_of` (see the reason)
         ("source", pa.string()),
         ("caption", pa.string()),
         ("captions", pa.list_(pa.string())),
@@ -78,6 +79,12 @@ MANIFEST_SCHEMA = pa.schema(
         ("image_bytes", pa.int64()),  # size of the stored (re-encoded) image
         ("image_ext", pa.string()),
         ("clip_score", pa.float32()),  # null when not scored
+        # near-dup signatures (dedup.mode near): 64-bit image hashes and the caption's MinHash
+        ("phash", pa.uint64()),
+        ("dhash", pa.uint64()),
+        ("phash_mirror", pa.uint64()),
+        ("dhash_mirror", pa.uint64()),
+        ("minhash", pa.binary()),  # num_perm little-endian uint32 values
         ("extra", pa.string()),  # JSON of the input's additional columns
         ("order_task", pa.int64()),
         ("order_row", pa.int64()),
@@ -86,13 +93,13 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 
-_INT_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)}
+_NULL_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_binary(f.type)}
 
 
 def empty_row() -> dict[str, Any]:
     row: dict[str, Any] = {}
     for f in MANIFEST_SCHEMA:
-        if f.name in _INT_COLUMNS:
+        if f.name in _NULL_COLUMNS:
             row[f.name] = None
         elif pa.types.is_list(f.type):
             row[f.name] = []
@@ -102,7 +109,7 @@ def empty_row() -> dict[str, Any]:
     return row
 
 
-def apply_verdict(row: dict[str, Any], verdict: Verdict, dup_of: str = "") -> dict[str, Any]:
+def apply_verdict(row: dict[str, Any], verdict: Verdict, dup_of: str = "", distance: Optional[float] = None) -> dict[str, Any]:
     """Mark a manifest row dropped/failed by `verdict` (no-op for a keep verdict)."""
     if verdict.kept:
         return row
@@ -111,6 +118,7 @@ def apply_verdict(row: dict[str, Any], verdict: Verdict, dup_of: str = "") -> di
     row["stage"] = stage_of(verdict.reason)
     row["error"] = verdict.detail
     row["dup_of"] = dup_of
+    row["dup_distance"] = distance
     return row
 
 

@@ -1,13 +1,22 @@
+"""Exact dedup over slim tables: duplicate keys, identical image bytes, optional captions;
+batched into partitions, so the tests also split the input over several tables and force
+several partitions."""
+
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from mmcurate.pipelines.dedup import ExactDedup
+from mmcurate.pipelines.dedup import Dedup, slim_table
 from mmcurate.schemas.config import DedupConfig
 
 
 def rec(shard, row, key, sha, cap=""):
-    return {"shard": shard, "order": (0, row), "key": key, "sha256": sha, "caption_sha256": cap}
+    return {
+        "shard": shard, "order_task": 0, "order_row": row, "key": key, "sha256": sha, "caption_sha256": cap,
+        "original_width": 100, "original_height": 100, "phash": None, "dhash": None, "phash_mirror": None,
+        "dhash_mirror": None, "minhash": None,
+    }
 
 
 RECORDS = [
@@ -21,34 +30,40 @@ RECORDS = [
     rec("s2", 7, "g", "h5", ""),
 ]
 
-
 EXACT = [
-    ("s1", ((0, 3), "input.duplicate_key", "a")),
-    ("s0", ((0, 0), "duplicate.exact_image", "a")),
-    ("s1", ((0, 2), "duplicate.exact_image", "a")),
+    ("s1", 3, "input.duplicate_key", "a"),
+    ("s0", 0, "duplicate.exact_image", "a"),
+    ("s1", 2, "duplicate.exact_image", "a"),
 ]
 
 
-def test_exact_image_and_duplicate_keys():
-    with TestPipeline() as p:
-        out = p | beam.Create(RECORDS) | ExactDedup(DedupConfig())
-        assert_that(out, equal_to(EXACT))
+def flat(out):
+    return out["decisions"] | beam.FlatMap(lambda kv: [(kv[0], r, reason, dup_of) for _, r, reason, dup_of, _ in kv[1]])
+
+
+def run(cfg, tables=None):
+    tables = tables or [slim_table(RECORDS[:3]), slim_table(RECORDS[3:])]
+    p = TestPipeline()
+    out = flat(p | beam.Create(tables) | Dedup(cfg))
+    return p, out
+
+
+@pytest.mark.parametrize("rows_per_partition", [1, 3, 1000])
+def test_exact_image_and_duplicate_keys(rows_per_partition):
+    p, out = run(DedupConfig(mode="exact", rows_per_partition=rows_per_partition))
+    assert_that(out, equal_to(EXACT))
+    p.run().wait_until_finish()
 
 
 def test_exact_caption_is_opt_in_and_skips_empty_captions():
-    with TestPipeline() as p:
-        out = p | beam.Create(RECORDS) | ExactDedup(DedupConfig(exact_caption=True))
-        assert_that(
-            out,
-            equal_to(EXACT + [
-                ("s2", ((0, 6), "duplicate.exact_caption", "a")),
-                # b is gone, so d's caption (c1) has no survivor to duplicate: d stays;
-                # e and g have no caption hash and are never grouped together
-            ]),
-        )
+    p, out = run(DedupConfig(mode="exact", exact_caption=True, rows_per_partition=2))
+    # b is gone, so d's caption (c1) has no survivor to duplicate: d stays; e and g have no
+    # caption hash and are never grouped together
+    assert_that(out, equal_to(EXACT + [("s2", 6, "duplicate.exact_caption", "a")]))
+    p.run().wait_until_finish()
 
 
 def test_mode_none_only_resolves_duplicate_keys():
-    with TestPipeline() as p:
-        out = p | beam.Create(RECORDS) | ExactDedup(DedupConfig(mode="none"))
-        assert_that(out, equal_to([("s1", ((0, 3), "input.duplicate_key", "a"))]))
+    p, out = run(DedupConfig(mode="none"))
+    assert_that(out, equal_to([("s1", 3, "input.duplicate_key", "a")]))
+    p.run().wait_until_finish()

@@ -1,0 +1,399 @@
+"""Near-duplicate removal over the exact-dedup survivors (metadata only, all shuffles batched).
+
+1. Image edges, exact: the 64-bit hash is cut into k+1 blocks (pigeonhole: two hashes within
+   Hamming distance k agree on a whole block); records are routed by (block, block value),
+   and every bucket is compared in tiles, each pair reported only by the first block it
+   agrees on. Buckets over `dedup.max_bucket` are counted (they cost time, never memory).
+2. Caption edges: MinHash LSH bands routed by (band, band values); datasketch's candidates,
+   each pair once, then verified by estimated Jaccard after two batched joins that bring
+   both signatures together.
+3. The edges that `dedup.duplicates` asks for (image, caption, both, either) -> connected
+   components, labelled by the smallest node id (components.py).
+4. Each component's survivor by `dedup.survivor`; the others are dropped with `dup_of` and
+   their distance to the survivor; the cluster rows go to dedup/clusters.parquet.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+
+from mmcurate.filters.near_dup import (
+    band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, lsh_params,
+    mix64, signature_matrix, survivor_rank,
+)
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group
+from mmcurate.pipelines.components import Components
+from mmcurate.pipelines.dedup import decisions_by_shard
+from mmcurate.schemas.config import DedupConfig
+
+CLUSTERS_DIR = "dedup"
+CLUSTERS_FILE = "clusters.parquet"
+DEDUP_STATS = "stats.json"
+CLUSTER_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("cluster", pa.int64()),  # the smallest node id in the cluster (node = input position)
+        ("survivor", pa.string()),  # the key kept for the cluster
+        ("reason", pa.string()),  # "" for the survivor
+        ("distance", pa.float32()),  # to the survivor: Hamming bits, or 1 - estimated Jaccard
+        ("size", pa.int32()),
+        ("shard", pa.string()),  # staging shard (for finalize); dropped from the published file
+    ]
+)
+MEMBER_COLUMNS = ("shard", "order_task", "order_row", "key", "original_width", "original_height", "phash", "dhash", "phash_mirror", "dhash_mirror")
+
+
+def _edges(a, b, dist) -> dict:
+    return {"a": np.asarray(a, dtype=np.int64), "b": np.asarray(b, dtype=np.int64), "dist": np.asarray(dist, dtype=np.float32)}
+
+
+def _hash_column(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).fill_null(0).to_numpy().astype(np.uint64)
+
+
+class ImageBlocks(beam.DoFn):
+    """Survivor table -> ((block, partition), items) for each of the k+1 blocks."""
+
+    def __init__(self, cfg: DedupConfig):
+        self.cfg = cfg
+        self.bounds = block_bounds(cfg.max_distance)
+
+    def process(self, table: pa.Table, parts: int):
+        band_col = "dhash" if self.cfg.image_hash == "dhash" else "phash"
+        has = table.column(band_col).is_valid().to_numpy(zero_copy_only=False)
+        if not has.any():
+            return
+        table = table.filter(pa.array(has))
+        ids = node_ids(table)
+        items = {"id": ids, "h": _hash_column(table, band_col), "h2": _hash_column(table, "dhash"), "mirror": np.zeros(len(ids), dtype=bool)}
+        if self.cfg.mirror and table.column(band_col + "_mirror").null_count < table.num_rows:
+            m = table.column(band_col + "_mirror").is_valid().to_numpy(zero_copy_only=False)
+            extra = {"id": ids[m], "h": _hash_column(table, band_col + "_mirror")[m], "h2": _hash_column(table, "dhash_mirror")[m], "mirror": np.ones(int(m.sum()), dtype=bool)}
+            items = {k: np.concatenate([items[k], extra[k]]) for k in items}
+        for block in range(len(self.bounds)):
+            q = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40)) % np.uint64(parts)
+            for p in np.unique(q):
+                sel = q == p
+                yield (block, int(p)), {k: v[sel] for k, v in items.items()}
+
+
+class ImagePairs(beam.DoFn):
+    """((block, partition), item batches) -> image edges verified within distance k."""
+
+    def __init__(self, cfg: DedupConfig):
+        self.cfg = cfg
+        self.bounds = block_bounds(cfg.max_distance)
+        self.oversized = Metrics.counter("mmcurate", "dedup.oversized_buckets")
+        self.compared = Metrics.counter("mmcurate", "dedup.image_bucket_items")
+
+    def process(self, element):
+        (block, _), batches = element
+        batches = list(batches)
+        items = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+        idx = np.arange(len(items["id"]), dtype=np.int64)
+        i, j, dist, sizes = block_group_pairs(idx, items["h"], block, self.bounds, self.cfg.max_distance)
+        self.compared.inc(int(sizes[sizes > 1].sum()))
+        self.oversized.inc(int((sizes > self.cfg.max_bucket).sum()))
+        a, b = items["id"][i], items["id"][j]
+        # a record against its own mirror, or two mirrors (same as the two originals): no edge
+        keep = (a != b) & ~(items["mirror"][i] & items["mirror"][j])
+        if self.cfg.image_hash == "both":
+            keep &= np.bitwise_count(items["h2"][i] ^ items["h2"][j]) <= self.cfg.max_distance
+        if keep.any():
+            a, b, dist = a[keep], b[keep], dist[keep]
+            yield _edges(np.minimum(a, b), np.maximum(a, b), dist)
+
+
+class CaptionBands(beam.DoFn):
+    """Survivor table -> ((band, partition), {id, band values, band digests})."""
+
+    def __init__(self, cfg: DedupConfig):
+        self.cfg = cfg
+        self.bands, self.rows = lsh_params(cfg.caption_threshold, cfg.num_perm)
+
+    def process(self, table: pa.Table, parts: int):
+        has = table.column("minhash").is_valid().to_numpy(zero_copy_only=False)
+        if not has.any():
+            return
+        table = table.filter(pa.array(has))
+        ids = node_ids(table)
+        sigs = signature_matrix(table.column("minhash").to_pylist(), self.cfg.num_perm)
+        digests = band_hashes(sigs, self.bands, self.rows)
+        for band in range(self.bands):
+            q = digests[:, band] % np.uint64(parts)
+            for p in np.unique(q):
+                sel = q == p
+                yield (band, int(p)), {"id": ids[sel], "values": sigs[sel, band * self.rows : (band + 1) * self.rows], "digests": digests[sel]}
+
+
+def caption_candidates(element):
+    (band, _), batches = element
+    batches = list(batches)
+    ids = np.concatenate([b["id"] for b in batches])
+    a, b = band_group_pairs(ids, np.concatenate([b["values"] for b in batches]), band, np.concatenate([b["digests"] for b in batches]))
+    if len(a):
+        yield {"a": a, "b": b}
+
+
+class AttachSignature(beam.DoFn):
+    """(partition, {"sigs": [(ids, sigs)], "pairs": [pair batches]}) -> pairs carrying the
+    signature of endpoint `side`; the second pass verifies the estimated Jaccard."""
+
+    def __init__(self, side: str, cfg: DedupConfig):
+        self.side, self.cfg = side, cfg
+
+    def process(self, element, parts: int):
+        _, joined = element
+        pairs = [p for p in joined["pairs"] if len(p["a"])]
+        if not pairs:
+            return
+        sig_batches = list(joined["sigs"])
+        ids = np.concatenate([s[0] for s in sig_batches]) if sig_batches else np.zeros(0, dtype=np.int64)
+        sigs = np.concatenate([s[1] for s in sig_batches]) if sig_batches else np.zeros((0, self.cfg.num_perm), dtype=np.uint32)
+        order = np.argsort(ids)
+        ids, sigs = ids[order], sigs[order]
+        pair = {k: np.concatenate([p[k] for p in pairs]) for k in pairs[0]}
+        where = np.searchsorted(ids, pair[self.side])
+        if self.side == "a":
+            pair["sig_a"] = sigs[where]
+            q = id_buckets(pair["b"]) % np.uint64(parts)
+            for p in np.unique(q):
+                sel = q == p
+                yield int(p), {k: v[sel] for k, v in pair.items()}
+        else:
+            similarity = estimated_jaccard(pair["sig_a"], sigs[where])
+            ok = similarity >= self.cfg.caption_threshold
+            if ok.any():
+                yield _edges(pair["a"][ok], pair["b"][ok], 1.0 - similarity[ok])
+
+
+def signatures_by_node(table: pa.Table, parts: int, num_perm: int):
+    has = table.column("minhash").is_valid().to_numpy(zero_copy_only=False)
+    table = table.filter(pa.array(has))
+    if not table.num_rows:
+        return
+    ids = node_ids(table)
+    sigs = signature_matrix(table.column("minhash").to_pylist(), num_perm)
+    q = id_buckets(ids) % np.uint64(parts)
+    for p in np.unique(q):
+        sel = q == p
+        yield int(p), (ids[sel], sigs[sel])
+
+
+def key_pairs_by_a(pairs, parts: int):
+    q = id_buckets(pairs["a"]) % np.uint64(parts)
+    for p in np.unique(q):
+        sel = q == p
+        yield int(p), {k: v[sel] for k, v in pairs.items()}
+
+
+def both_kinds(element):
+    """(partition, {"image": [edges], "caption": [edges]}) -> the image edges whose pair is
+    also a caption edge."""
+    _, joined = element
+    image, caption = list(joined["image"]), list(joined["caption"])
+    if not image or not caption:
+        return
+    a = np.concatenate([e["a"] for e in image])
+    b = np.concatenate([e["b"] for e in image])
+    dist = np.concatenate([e["dist"] for e in image])
+    captioned = {(x, y) for e in caption for x, y in zip(e["a"].tolist(), e["b"].tolist())}
+    both = np.array([(x, y) in captioned for x, y in zip(a.tolist(), b.tolist())], dtype=bool)
+    if both.any():
+        yield _edges(a[both], b[both], dist[both])
+
+
+class ResolveClusters(beam.DoFn):
+    """(partition, {"members": [tables]}) where every member row carries its cluster label ->
+    decisions per staging shard, and cluster rows on the `clusters` output."""
+
+    def __init__(self, cfg: DedupConfig):
+        self.cfg = cfg
+
+    def process(self, element):
+        _, tables = element
+        table = concat(tables)
+        if table is None:
+            return
+        rows = table.to_pylist()
+        rows.sort(key=lambda r: (r["cluster"], survivor_rank(self.cfg.survivor, r["key"], r["original_width"], r["original_height"])))
+        out, decided = [], []
+        start = 0
+        while start < len(rows):
+            end = start
+            while end < len(rows) and rows[end]["cluster"] == rows[start]["cluster"]:
+                end += 1
+            survivor = rows[start]
+            for r in rows[start:end]:
+                reason, distance = ("", 0.0) if r is survivor else self._why(r, survivor)
+                out.append({"key": r["key"], "cluster": r["cluster"], "survivor": survivor["key"], "reason": reason, "distance": distance, "size": end - start, "shard": r["shard"]})
+                if r is not survivor:
+                    decided.append((r["shard"], r["order_task"], r["order_row"], reason, survivor["key"], distance))
+            start = end
+        if decided:
+            yield from decisions_by_shard(*zip(*decided))
+        yield beam.pvalue.TaggedOutput("clusters", pa.Table.from_pylist(out, schema=CLUSTER_SCHEMA))
+
+    def _why(self, r: dict, survivor: dict) -> tuple[str, float]:
+        cfg = self.cfg
+        image_d = self._image_distance(r, survivor) if cfg.uses_images else None
+        if cfg.duplicates in ("image", "both") or (cfg.duplicates == "either" and image_d is not None and image_d <= cfg.max_distance):
+            return "duplicate.near_image", float(image_d)
+        a = signature_matrix([r["minhash"]], cfg.num_perm)
+        b = signature_matrix([survivor["minhash"]], cfg.num_perm)
+        return "duplicate.near_caption", round(float(1.0 - estimated_jaccard(a, b)[0]), 6)
+
+    def _image_distance(self, r: dict, s: dict):
+        col = "dhash" if self.cfg.image_hash == "dhash" else "phash"
+        if r[col] is None or s[col] is None:
+            return None
+        d = (r[col] ^ s[col]).bit_count()
+        if self.cfg.mirror and r.get(col + "_mirror") is not None:
+            d = min(d, (r[col + "_mirror"] ^ s[col]).bit_count())
+        return d
+
+
+def label_members(element, parts: int):
+    """(partition, {"labels": [(nodes, labels)], "records": [tables]}) -> (label partition,
+    member table with a `cluster` column) for the records that are in some cluster."""
+    _, joined = element
+    labels = list(joined["labels"])
+    if not labels:
+        return
+    nodes = np.concatenate([n for n, _ in labels])
+    cluster = np.concatenate([lab for _, lab in labels])
+    order = np.argsort(nodes)
+    nodes, cluster = nodes[order], cluster[order]
+    for table in joined["records"]:
+        ids = node_ids(table)
+        where = np.clip(np.searchsorted(nodes, ids), 0, max(0, len(nodes) - 1))
+        hit = nodes[where] == ids
+        if not hit.any():
+            continue
+        members = table.filter(pa.array(hit)).append_column("cluster", pa.array(cluster[where[hit]], pa.int64()))
+        q = id_buckets(members.column("cluster").to_numpy()) % np.uint64(parts)
+        for p in np.unique(q):
+            yield int(p), members.filter(pa.array(q == p))
+
+
+class WriteClusters(beam.DoFn):
+    """All cluster rows -> OUT/dedup/clusters.parquet (sorted: cluster, then key) and
+    OUT/dedup/stats.json (counts and the largest clusters)."""
+
+    def __init__(self, out_dir: str, top: int = 20):
+        self.out_dir, self.top = out_dir, top
+
+    def process(self, tables):
+        table = concat(tables) or CLUSTER_SCHEMA.empty_table()
+        table = table.sort_by([("cluster", "ascending"), ("key", "ascending")]).drop_columns(["shard"])
+        survivors = table.filter(pa.compute.equal(table.column("reason"), "")).sort_by([("size", "descending"), ("cluster", "ascending")])
+        reasons = table.column("reason").to_pylist()
+        stats = {
+            "clusters": survivors.num_rows,
+            "clustered_samples": table.num_rows,
+            "dropped": {r: reasons.count(r) for r in sorted(set(reasons)) if r},
+            "largest": [{"cluster": c, "survivor": s, "size": n} for c, s, n in zip(*(survivors.column(x).to_pylist()[: self.top] for x in ("cluster", "survivor", "size")))],
+        }
+        if self.out_dir:
+            base = fileio.join(self.out_dir, CLUSTERS_DIR)
+            fileio.makedirs(base)
+            fileio.write_parquet(fileio.join(base, CLUSTERS_FILE), table)
+            fileio.write_json(fileio.join(base, DEDUP_STATS), stats)
+        yield stats
+
+
+class ImageEdges(beam.PTransform):
+    """Survivor tables -> image edge batches {a, b, dist}: every pair within distance k."""
+
+    def __init__(self, cfg: DedupConfig, parts):
+        super().__init__()
+        self.cfg, self.parts = cfg, parts
+
+    def expand(self, tables):
+        return (
+            tables
+            | "ImageBlocks" >> beam.ParDo(ImageBlocks(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
+            | "GroupBlocks" >> beam.GroupByKey()
+            | "ImagePairs" >> beam.ParDo(ImagePairs(self.cfg))
+        )
+
+
+class CaptionCandidates(beam.PTransform):
+    """Survivor tables -> candidate pair batches {a, b}: MinHashLSH's candidates, each once."""
+
+    def __init__(self, cfg: DedupConfig, parts):
+        super().__init__()
+        self.cfg, self.parts = cfg, parts
+
+    def expand(self, tables):
+        return (
+            tables
+            | "CaptionBands" >> beam.ParDo(CaptionBands(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
+            | "GroupBands" >> beam.GroupByKey()
+            | "CaptionCandidates" >> beam.FlatMap(caption_candidates)
+        )
+
+
+class CaptionEdges(beam.PTransform):
+    """Survivor tables -> caption edge batches {a, b, dist}: candidates whose estimated
+    Jaccard reaches the threshold (dist = 1 - Jaccard)."""
+
+    def __init__(self, cfg: DedupConfig, parts):
+        super().__init__()
+        self.cfg, self.parts = cfg, parts
+
+    def expand(self, tables):
+        cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
+        candidates = tables | "Candidates" >> CaptionCandidates(cfg, self.parts)
+        sigs = tables | "SigsByNode" >> beam.FlatMap(signatures_by_node, parts=parts, num_perm=cfg.num_perm)
+        with_a = (
+            {"sigs": sigs, "pairs": candidates | "PairsByA" >> beam.FlatMap(key_pairs_by_a, parts=parts)}
+            | "JoinSigA" >> beam.CoGroupByKey()
+            | "AttachSigA" >> beam.ParDo(AttachSignature("a", cfg), parts=parts)
+        )
+        return (
+            {"sigs": sigs, "pairs": with_a}
+            | "JoinSigB" >> beam.CoGroupByKey()
+            | "VerifyJaccard" >> beam.ParDo(AttachSignature("b", cfg), parts=parts)
+        )
+
+
+class NearDedup(beam.PTransform):
+    """Exact-dedup survivor tables -> {"decisions", "clusters"}."""
+
+    def __init__(self, cfg: DedupConfig, parts, out_dir: str):
+        super().__init__()
+        self.cfg, self.parts, self.out_dir = cfg, parts, out_dir
+
+    def expand(self, tables):
+        cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
+        edges = {}
+        if cfg.uses_images:
+            edges["image"] = tables | "ImageEdges" >> ImageEdges(cfg, self.parts)
+        if cfg.uses_captions:
+            edges["caption"] = tables | "CaptionEdges" >> CaptionEdges(cfg, self.parts)
+        if cfg.duplicates == "both":
+            graph = (
+                {kind: e | f"{kind}ByA" >> beam.FlatMap(key_pairs_by_a, parts=parts) for kind, e in edges.items()}
+                | "JoinKinds" >> beam.CoGroupByKey()
+                | "BothKinds" >> beam.FlatMap(both_kinds)
+            )
+        else:
+            graph = list(edges.values()) | "AllEdges" >> beam.Flatten()
+        labels = graph | "Components" >> Components(cfg, self.parts)
+        needed = MEMBER_COLUMNS + (("minhash",) if cfg.uses_captions else ())
+        slim = tables | "MemberColumns" >> beam.Map(lambda t: t.select(list(needed)))
+        records = route_and_group(slim, by_node, self.parts, "RecordsByNode")
+        resolved = (
+            {"labels": labels, "records": records}
+            | "JoinLabels" >> beam.CoGroupByKey()
+            | "LabelMembers" >> beam.FlatMap(label_members, parts=parts)
+            | "GroupClusters" >> beam.GroupByKey()
+            | "ResolveClusters" >> beam.ParDo(ResolveClusters(cfg)).with_outputs("clusters", main="decisions")
+        )
+        stats = resolved.clusters | "AllClusters" >> beam.combiners.ToList() | "WriteClusters" >> beam.ParDo(WriteClusters(self.out_dir))
+        return {"decisions": resolved.decisions, "clusters": resolved.clusters, "stats": stats}

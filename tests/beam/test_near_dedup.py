@@ -1,0 +1,209 @@
+"""Near-duplicate stage: the Beam transforms against exact references (brute force,
+datasketch's MinHashLSH, union-find), survivor policy, reasons and determinism."""
+
+import random
+
+import apache_beam as beam
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+from datasketch import MinHash, MinHashLSH
+
+from mmcurate.filters.near_dup import brute_force_pairs, caption_signature, lsh_params, union_find_labels
+from mmcurate.pipelines.components import Components
+from mmcurate.pipelines.dedup import Dedup, slim_table
+from mmcurate.pipelines.near_dedup import CaptionCandidates, CaptionEdges, ImageEdges
+from mmcurate.pipelines.runner import make_pipeline
+from mmcurate.schemas.config import DedupConfig
+
+
+def rec(row, key=None, phash=None, dhash=None, caption=None, w=100, h=100, task=0):
+    return {
+        "shard": f"t{task:05d}-c{row // 100:05d}", "order_task": task, "order_row": row, "key": key or f"k{row:06d}",
+        "sha256": f"sha{task}-{row}", "caption_sha256": "", "original_width": w, "original_height": h,
+        "phash": phash, "dhash": dhash if dhash is not None else phash, "phash_mirror": None, "dhash_mirror": None,
+        "minhash": caption_signature(caption) if caption is not None else None,
+    }
+
+
+def tables(records, n=4):
+    size = -(-len(records) // n)
+    return [slim_table(records[i : i + size]) for i in range(0, len(records), size)]
+
+
+def planted_hashes(n: int, k: int, seed: int = 0) -> list[int]:
+    """Random 64-bit hashes; every 10th is a copy of a random other one with 0..k+2 bits
+    flipped, so there are pairs just inside and just outside distance k."""
+    rng = random.Random(seed)
+    hs = [rng.getrandbits(64) for _ in range(n)]
+    for i in range(0, n, 10):
+        v = hs[rng.randrange(n)]
+        for bit in rng.sample(range(64), rng.randint(0, k + 2)):
+            v ^= 1 << bit
+        hs[i] = v
+    return hs
+
+
+def edge_pairs(edges):
+    return edges | beam.FlatMap(lambda e: [(int(a), int(b), int(d)) for a, b, d in zip(e["a"], e["b"], e["dist"])])
+
+
+@pytest.mark.parametrize("k", [4, 10])
+def test_banded_image_search_returns_exactly_the_brute_force_pairs(k):
+    hs = planted_hashes(20_000, k)
+    expected = brute_force_pairs(list(enumerate(hs)), k)
+    assert len(expected) > 500  # the planted neighbours are there to be found
+    want = sorted((a, b, (hs[a] ^ hs[b]).bit_count()) for a, b in expected)
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([3])
+        got = edge_pairs(p | beam.Create(tables([rec(i, phash=h) for i, h in enumerate(hs)])) | ImageEdges(DedupConfig(max_distance=k), parts))
+        assert_that(got, equal_to(want))  # each pair exactly once, with its distance
+
+
+def test_mirror_finds_flipped_copies_and_never_pairs_a_record_with_itself():
+    a, b = rec(0, phash=0x0F0F0F0F0F0F0F0F), rec(1, phash=0xFFFF0000FFFF0000)
+    a["phash_mirror"] = a["dhash_mirror"] = 0xFFFF0000FFFF0001  # b is a's mirror image, one bit off
+    b["phash_mirror"] = b["dhash_mirror"] = 0x0F0F0F0F0F0F0F0E
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([2])
+        got = edge_pairs(p | beam.Create([slim_table([a, b])]) | ImageEdges(DedupConfig(max_distance=4, mirror=True), parts))
+        assert_that(got | beam.Distinct(), equal_to([(0, 1, 1)]))
+
+
+CAPTION_WORDS = "a dog cat man woman child runs jumps sits on in the grass park beach snow red blue ball frisbee near water".split()
+
+
+def captions(n: int, seed: int = 0) -> list[str]:
+    """Templated captions: families of small edits of a base caption, so there are pairs on
+    both sides of the threshold."""
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        base = [rng.choice(CAPTION_WORDS) for _ in range(rng.randint(8, 14))]
+        for _ in range(rng.randint(1, 4)):
+            words = list(base)
+            for _ in range(rng.randint(0, 2)):
+                words[rng.randrange(len(words))] = rng.choice(CAPTION_WORDS)
+            out.append(" ".join(words))
+    return out[:n]
+
+
+def test_caption_candidates_equal_datasketch_minhash_lsh_and_edges_are_verified():
+    texts = captions(1500)
+    cfg = DedupConfig(duplicates="caption")
+    bands, rows = lsh_params(cfg.caption_threshold, cfg.num_perm)
+    lsh = MinHashLSH(threshold=cfg.caption_threshold, num_perm=cfg.num_perm)
+    assert (lsh.b, lsh.r) == (bands, rows)
+    hashes = {}
+    for i, t in enumerate(texts):
+        m = MinHash(num_perm=cfg.num_perm, hashvalues=np.frombuffer(caption_signature(t), dtype="<u4"), scheme="affine32")
+        hashes[i] = m
+        lsh.insert(i, m)
+    candidates = {(min(i, j), max(i, j)) for i in hashes for j in lsh.query(hashes[i]) if i != j}
+    verified = sorted((a, b, round(1 - hashes[a].jaccard(hashes[b]), 5)) for a, b in candidates if hashes[a].jaccard(hashes[b]) >= cfg.caption_threshold)
+    assert len(candidates) > len(verified) > 100
+    records = [rec(i, caption=t) for i, t in enumerate(texts)]
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([3])
+        src = p | beam.Create(tables(records))
+        got = src | CaptionCandidates(cfg, parts) | beam.FlatMap(lambda e: list(zip(e["a"].tolist(), e["b"].tolist())))
+        assert_that(got, equal_to(sorted(candidates)), label="candidates")
+        edges = src | "Edges" >> CaptionEdges(cfg, parts) | beam.FlatMap(lambda e: [(int(a), int(b), round(float(d), 5)) for a, b, d in zip(e["a"], e["b"], e["dist"])])
+        assert_that(edges, equal_to(verified), label="edges")
+
+
+def random_graph(seed: int = 0):
+    """Small components, a long chain (many propagation rounds) and a star."""
+    rng = random.Random(seed)
+    nodes = rng.sample(range(1, 10**9), 3000)
+    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(1200)]
+    chain = nodes[:300]
+    edges += list(zip(chain, chain[1:]))
+    edges += [(nodes[400], x) for x in nodes[401:450]]
+    return [(min(a, b), max(a, b)) for a, b in edges if a != b]
+
+
+@pytest.mark.parametrize("local_max_edges,max_rounds", [(10**6, 4), (0, 2), (0, 40)])
+def test_components_equal_union_find_on_both_paths(local_max_edges, max_rounds):
+    edges = random_graph()
+    nodes = {x for e in edges for x in e}
+    want = sorted(union_find_labels(nodes, edges).items())
+    a = np.array([e[0] for e in edges], dtype=np.int64)
+    b = np.array([e[1] for e in edges], dtype=np.int64)
+    batches = [{"a": a[i : i + 300], "b": b[i : i + 300], "dist": np.zeros(len(a[i : i + 300]), np.float32)} for i in range(0, len(a), 300)]
+    cfg = DedupConfig(local_max_edges=local_max_edges, max_rounds=max_rounds)
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([4])
+        labels = p | beam.Create(batches) | Components(cfg, parts)
+        got = labels | beam.FlatMap(lambda kv: list(zip(kv[1][0].tolist(), kv[1][1].tolist())))
+        assert_that(got, equal_to(want))
+
+
+def decisions_of(out):
+    return out["decisions"] | beam.FlatMap(lambda kv: [(kv[0], r, reason, dup_of, d) for _, r, reason, dup_of, d in kv[1]])
+
+
+BASE = 0x9F3A5C7E12B4D680
+
+
+def test_survivor_policy_reasons_and_distances(tmp_path):
+    recs = [
+        rec(0, "big", phash=BASE, w=800, h=600),
+        rec(1, "small", phash=BASE ^ 0b111, w=400, h=300),  # 3 bits from big
+        rec(2, "also_big", phash=BASE ^ (0b11 << 40), w=800, h=600),  # ties big on pixels: the smaller key wins
+        rec(3, "chain", phash=BASE ^ 0b111 ^ (0xFF << 20), w=100, h=100),  # 8 bits from small, 11 from big: joins transitively
+        rec(4, "alone", phash=~BASE & (2**64 - 1), w=50, h=50),
+    ]
+    cfg = DedupConfig(max_distance=8)
+    with make_pipeline(1) as p:
+        out = p | beam.Create([slim_table(recs)]) | Dedup(cfg, str(tmp_path))
+        assert_that(decisions_of(out), equal_to([
+            ("t00000-c00000", 0, "duplicate.near_image", "also_big", 2.0),
+            ("t00000-c00000", 1, "duplicate.near_image", "also_big", 5.0),
+            ("t00000-c00000", 3, "duplicate.near_image", "also_big", 13.0),
+        ]))
+    clusters = pq.read_table(tmp_path / "dedup" / "clusters.parquet").to_pylist()
+    assert [(c["key"], c["cluster"], c["survivor"], c["reason"], c["size"]) for c in clusters] == [
+        ("also_big", 0, "also_big", "", 4), ("big", 0, "also_big", "duplicate.near_image", 4),
+        ("chain", 0, "also_big", "duplicate.near_image", 4), ("small", 0, "also_big", "duplicate.near_image", 4),
+    ]
+
+
+def test_duplicates_criterion_image_caption_both_either():
+    recs = [
+        rec(0, "a", phash=BASE, caption="a brown dog runs across the green grass in the park"),
+        rec(1, "b", phash=BASE ^ 1, caption="a brown dog runs across the green grass in the park"),  # image and caption
+        rec(2, "c", phash=BASE ^ 3, caption="two children build a sandcastle on a sunny beach"),  # image only
+        rec(3, "d", phash=~BASE & (2**64 - 1), caption="a brown dog runs across the green grass in the park today"),  # caption only
+    ]
+    expect = {
+        "image": {1: "duplicate.near_image", 2: "duplicate.near_image"},
+        "caption": {1: "duplicate.near_caption", 3: "duplicate.near_caption"},
+        "both": {1: "duplicate.near_image"},
+        "either": {1: "duplicate.near_image", 2: "duplicate.near_image", 3: "duplicate.near_caption"},
+    }
+    for mode, want in expect.items():
+        with make_pipeline(1) as p:
+            out = p | beam.Create([slim_table(recs)]) | Dedup(DedupConfig(duplicates=mode, caption_threshold=0.7))
+            got = decisions_of(out) | beam.Map(lambda d: (d[1], d[2], d[3]))
+            assert_that(got, equal_to([(r, reason, "a") for r, reason in want.items()]))
+
+
+def synthetic_records(n: int, seed: int = 1):
+    rng = random.Random(seed)
+    hs = planted_hashes(n, 10, seed)
+    return [rec(i, phash=h, w=rng.choice([100, 200, 300]), h=100, task=i % 3) for i, h in enumerate(hs)]
+
+
+def test_identical_decisions_and_cluster_files_across_runner_modes_and_partitions(tmp_path):
+    records = synthetic_records(6000)
+    outputs = []
+    for workers, per_part in [(1, 250_000), (2, 500), (2, 1700)]:
+        out_dir = tmp_path / f"w{workers}-{per_part}"
+        with make_pipeline(workers) as p:
+            out = p | beam.Create(tables(records, 7)) | Dedup(DedupConfig(rows_per_partition=per_part), str(out_dir))
+            _ = decisions_of(out) | beam.combiners.ToList() | beam.Map(lambda d, path=out_dir / "decisions.txt": path.write_text(repr(sorted(d))))
+        outputs.append(((out_dir / "decisions.txt").read_text(), (out_dir / "dedup" / "clusters.parquet").read_bytes()))
+    assert outputs[0][0].count("near_image") > 300
+    assert outputs[0] == outputs[1] == outputs[2]
