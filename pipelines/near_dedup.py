@@ -55,48 +55,51 @@ def _hash_column(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).fill_null(0).to_numpy().astype(np.uint64)
 
 
+def banded_kinds(image_hash: str) -> tuple[str, ...]:
+    """The hash columns searched by banding: `both` searches pHash and verifies dHash."""
+    return {"phash": ("phash",), "dhash": ("dhash",), "both": ("phash",), "either": ("phash", "dhash")}[image_hash]
+
+
 class ImageBlocks(beam.DoFn):
-    """Survivor table -> ((block, partition), items) for each of the k+1 blocks."""
+    """Survivor table -> ((hash kind, block, partition), items) for each of the k+1 blocks."""
 
     def __init__(self, cfg: DedupConfig):
         self.cfg = cfg
         self.bounds = block_bounds(cfg.max_distance)
 
     def process(self, table: pa.Table, parts: int):
-        band_col = "dhash" if self.cfg.image_hash == "dhash" else "phash"
-        has = table.column(band_col).is_valid().to_numpy(zero_copy_only=False)
-        if not has.any():
-            return
-        table = table.filter(pa.array(has))
-        ids = node_ids(table)
-        items = {"id": ids, "h": _hash_column(table, band_col), "h2": _hash_column(table, "dhash"), "mirror": np.zeros(len(ids), dtype=bool)}
-        if self.cfg.mirror and table.column(band_col + "_mirror").null_count < table.num_rows:
-            m = table.column(band_col + "_mirror").is_valid().to_numpy(zero_copy_only=False)
-            extra = {"id": ids[m], "h": _hash_column(table, band_col + "_mirror")[m], "h2": _hash_column(table, "dhash_mirror")[m], "mirror": np.ones(int(m.sum()), dtype=bool)}
-            items = {k: np.concatenate([items[k], extra[k]]) for k in items}
-        for block in range(len(self.bounds)):
-            q = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40)) % np.uint64(parts)
-            for p in np.unique(q):
-                sel = q == p
-                yield (block, int(p)), {k: v[sel] for k, v in items.items()}
+        for kind in banded_kinds(self.cfg.image_hash):
+            has = table.column(kind).is_valid().to_numpy(zero_copy_only=False)
+            if not has.any():
+                continue
+            t = table.filter(pa.array(has))
+            ids = node_ids(t)
+            items = {"id": ids, "h": _hash_column(t, kind), "h2": _hash_column(t, "dhash"), "mirror": np.zeros(len(ids), dtype=bool)}
+            if self.cfg.mirror and t.column(kind + "_mirror").null_count < t.num_rows:
+                m = t.column(kind + "_mirror").is_valid().to_numpy(zero_copy_only=False)
+                extra = {"id": ids[m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m], "mirror": np.ones(int(m.sum()), dtype=bool)}
+                items = {k: np.concatenate([items[k], extra[k]]) for k in items}
+            for block in range(len(self.bounds)):
+                q = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40)) % np.uint64(parts)
+                for p in np.unique(q):
+                    sel = q == p
+                    yield (kind, block, int(p)), {k: v[sel] for k, v in items.items()}
 
 
 class ImagePairs(beam.DoFn):
-    """((block, partition), item batches) -> image edges verified within distance k."""
+    """((kind, block, partition), item batches) -> image edges verified within distance k."""
 
     def __init__(self, cfg: DedupConfig):
         self.cfg = cfg
         self.bounds = block_bounds(cfg.max_distance)
         self.oversized = Metrics.counter("mmcurate", "dedup.oversized_buckets")
-        self.compared = Metrics.counter("mmcurate", "dedup.image_bucket_items")
 
     def process(self, element):
-        (block, _), batches = element
+        (_, block, _), batches = element
         batches = list(batches)
         items = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
         idx = np.arange(len(items["id"]), dtype=np.int64)
         i, j, dist, sizes = block_group_pairs(idx, items["h"], block, self.bounds, self.cfg.max_distance)
-        self.compared.inc(int(sizes[sizes > 1].sum()))
         self.oversized.inc(int((sizes > self.cfg.max_bucket).sum()))
         a, b = items["id"][i], items["id"][j]
         # a record against its own mirror, or two mirrors (same as the two originals): no edge
@@ -248,13 +251,18 @@ class ResolveClusters(beam.DoFn):
         return "duplicate.near_caption", round(float(1.0 - estimated_jaccard(a, b)[0]), 6)
 
     def _image_distance(self, r: dict, s: dict):
-        col = "dhash" if self.cfg.image_hash == "dhash" else "phash"
-        if r[col] is None or s[col] is None:
-            return None
-        d = (r[col] ^ s[col]).bit_count()
-        if self.cfg.mirror and r.get(col + "_mirror") is not None:
-            d = min(d, (r[col + "_mirror"] ^ s[col]).bit_count())
-        return d
+        """Bits between the member's and the survivor's images under `dedup.image_hash` (the
+        mirror image counts when enabled); None when either has no hashes."""
+        per_kind = {}
+        for kind in ("phash", "dhash"):
+            if r[kind] is None or s[kind] is None:
+                return None
+            d = (r[kind] ^ s[kind]).bit_count()
+            if self.cfg.mirror and r.get(kind + "_mirror") is not None:
+                d = min(d, (r[kind + "_mirror"] ^ s[kind]).bit_count())
+            per_kind[kind] = d
+        how = self.cfg.image_hash
+        return per_kind[how] if how in per_kind else (max if how == "both" else min)(per_kind.values())
 
 
 def label_members(element, parts: int):

@@ -57,7 +57,7 @@ def test_banded_image_search_returns_exactly_the_brute_force_pairs(k):
     want = sorted((a, b, (hs[a] ^ hs[b]).bit_count()) for a, b in expected)
     with make_pipeline(1) as p:
         parts = p | "Parts" >> beam.Create([3])
-        got = edge_pairs(p | beam.Create(tables([rec(i, phash=h) for i, h in enumerate(hs)])) | ImageEdges(DedupConfig(max_distance=k), parts))
+        got = edge_pairs(p | beam.Create(tables([rec(i, phash=h) for i, h in enumerate(hs)])) | ImageEdges(DedupConfig(max_distance=k, image_hash="phash"), parts))
         assert_that(got, equal_to(want))  # each pair exactly once, with its distance
 
 

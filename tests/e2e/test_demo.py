@@ -24,5 +24,5 @@ def test_demo_accounts_for_every_planted_defect(tmp_path, capsys):
     assert sorted(near) == [f"znear_{d:06d}" for d in range(4)]
     assert all(r["dup_of"] == f"photo_{d + 4:06d}" and 0 <= r["dup_distance"] <= 4 for d, (k, r) in enumerate(sorted(near.items())))
     assert s["kept"] == 200 - 5 - 4 - 4 - 7 == 180
-    assert min(r["clip_score"] for r in rows.values() if r["status"] == "kept") > 0.5
+    assert min(r["clip_score"] for r in rows.values() if r["status"] == "kept") > 0.3  # threshold 0.28
     assert run_cli("validate", out) == 0
