@@ -38,7 +38,7 @@ def test_failures_are_per_sample_or_per_batch(tmp_path):
     cfg = ClipConfig(model=save_random_tiny(tmp_path / "tiny.pt"), batch_size=2)
     with TestPipeline() as p:
         shards = p | "Shards" >> beam.Create(["t00000-c00000"])
-        decisions = p | "Decisions" >> beam.Create([("t00000-c00000", ((0, 2), "duplicate.exact_image", "a"))])
+        decisions = p | "Decisions" >> beam.Create([("t00000-c00000", [(0, 2, "duplicate.exact_image", "a", None)])])
         scored = (shards, decisions) | Score(cfg, staging, str(tmp_path / "score"))
         outcome = scored | beam.FlatMap(lambda kv: [(r.key, r.score is not None, r.reason) for r in kv[1]])
         # batches: [a, b] -> b fails to decode; [d, e] -> d's missing caption breaks the batch

@@ -36,7 +36,7 @@ def run_policy(base, common, name, *flags):
 def test_scores_are_recorded_without_filtering(setup):
     _, _, scored, out = setup
     s = stats(out)
-    assert s["kept"] == len(scored) == 54 and "clip.below_threshold" not in s["dropped"]
+    assert s["kept"] == len(scored) == 53 and "clip.below_threshold" not in s["dropped"]
     assert all(v is not None and -1 <= v <= 1 for v in scored.values())
     for sample in samples(out):
         assert json.loads(sample["json"])["clip_score"] == pytest.approx(scored[sample["__key__"]], abs=1e-6)
@@ -50,7 +50,7 @@ def test_threshold_drops_exactly_the_pairs_below_it(setup):
     expected_dropped = {k for k, v in scored.items() if v < threshold}
     assert {k for k, r in rows.items() if r["reason"] == "clip.below_threshold"} == expected_dropped
     assert {s["__key__"] for s in samples(out)} == set(scored) - expected_dropped
-    assert stats(out)["stages"]["score"] == {"inputs": 54, "kept": 54 - len(expected_dropped), "dropped": {"clip.below_threshold": len(expected_dropped)}, "failed": {}}
+    assert stats(out)["stages"]["score"] == {"inputs": 53, "kept": 53 - len(expected_dropped), "dropped": {"clip.below_threshold": len(expected_dropped)}, "failed": {}}
 
 
 def test_top_fraction_keeps_exactly_the_best(setup):
@@ -58,7 +58,7 @@ def test_top_fraction_keeps_exactly_the_best(setup):
     out = run_policy(base, common, "top", "--clip-top-fraction", "0.3")
     k = keep_count(0.3, len(scored))
     best = {key for _, key in sorted((-v, key) for key, v in scored.items())[:k]}
-    assert k == 17 and {s["__key__"] for s in samples(out)} == best
+    assert k == 16 and {s["__key__"] for s in samples(out)} == best
     assert stats(out)["dropped"]["clip.below_threshold"] == len(scored) - k
 
 
@@ -71,7 +71,7 @@ def test_embeddings_of_kept_samples(setup):
         images.append(data["image"])
         assert data["image"].dtype == np.float16 and data["text"].shape == data["image"].shape
     emb = np.concatenate(images).astype(np.float32)
-    assert sorted(keys) == sorted(scored) and emb.shape == (54, 64)
+    assert sorted(keys) == sorted(scored) and emb.shape == (53, 64)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-2)
 
 
