@@ -74,8 +74,12 @@ class ImageBlocks(beam.DoFn):
                 continue
             t = table.filter(pa.array(has))
             ids = node_ids(t)
-            items = {"id": ids, "h": _hash_column(t, kind), "h2": _hash_column(t, "dhash"), "mirror": np.zeros(len(ids), dtype=bool)}
-            if self.cfg.mirror and t.column(kind + "_mirror").null_count < t.num_rows:
+            # only what the search needs travels: the second hash for `both`, flags for mirrors
+            items = {"id": ids, "h": _hash_column(t, kind)}
+            if self.cfg.image_hash == "both":
+                items["h2"] = _hash_column(t, "dhash")
+            if self.cfg.mirror:
+                items["mirror"] = np.zeros(len(ids), dtype=bool)
                 m = t.column(kind + "_mirror").is_valid().to_numpy(zero_copy_only=False)
                 extra = {"id": ids[m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m], "mirror": np.ones(int(m.sum()), dtype=bool)}
                 items = {k: np.concatenate([items[k], extra[k]]) for k in items}
@@ -103,7 +107,9 @@ class ImagePairs(beam.DoFn):
         self.oversized.inc(int((sizes > self.cfg.max_bucket).sum()))
         a, b = items["id"][i], items["id"][j]
         # a record against its own mirror, or two mirrors (same as the two originals): no edge
-        keep = (a != b) & ~(items["mirror"][i] & items["mirror"][j])
+        keep = a != b
+        if "mirror" in items:
+            keep &= ~(items["mirror"][i] & items["mirror"][j])
         if self.cfg.image_hash == "both":
             keep &= np.bitwise_count(items["h2"][i] ^ items["h2"][j]) <= self.cfg.max_distance
         if keep.any():
