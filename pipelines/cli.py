@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resize-mode", choices=["no", "keep_ratio", "center_crop", "border"], help="img2dataset's resize modes (default: border)")
     run.add_argument("--image-size", type=int, help="target size in pixels (default: 256)")
     run.add_argument("--shard-size", type=int, help="input rows per shard (default: 10000)")
+    run.add_argument("--dedup", choices=["near", "exact", "none"], help="near (default): exact, then perceptual-hash near-duplicate images; exact: identical keys and image bytes only; none: duplicate keys only")
+    run.add_argument("--duplicates", choices=["image", "caption", "both", "either"], help="near mode: what makes two samples duplicates (default: image)")
     run.add_argument("--allow-private-hosts", action="store_true", help="allow URLs on private, loopback and link-local addresses")
     run.add_argument("--clip-model", help="score pairs with this CLIP: a name (ViT-B/32) found in clip.weights_dir, a checkpoint path, or 'tiny' (the shipped demo model)")
     run.add_argument("--clip-threshold", type=float, help="drop pairs whose CLIP score is below this (default: 0.28)")
@@ -85,6 +87,7 @@ def _run_config(args):
         ("caption_col", "input.caption_col"), ("key_col", "input.key_col"), ("resize_mode", "image.resize_mode"),
         ("image_size", "image.image_size"), ("shard_size", "output.shard_size"), ("clip_model", "clip.model"),
         ("clip_threshold", "clip.threshold"), ("clip_top_fraction", "clip.top_fraction"),
+        ("dedup", "dedup.mode"), ("duplicates", "dedup.duplicates"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

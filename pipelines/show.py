@@ -8,6 +8,7 @@ from rich.table import Table
 from mmcurate.schemas.reasons import REASONS, STAGES
 
 MAX_SHARD_ROWS = 20
+MAX_CLUSTER_ROWS = 10
 
 
 def render(stats: dict, console: Console | None = None) -> None:
@@ -52,3 +53,12 @@ def render(stats: dict, console: Console | None = None) -> None:
     if len(shards) > MAX_SHARD_ROWS:
         table.add_row(f"… {len(shards) - MAX_SHARD_ROWS} more", "", "")
     console.print(table)
+
+    dedup = stats.get("dedup")
+    if dedup and dedup.get("largest"):
+        clusters = Table(title=f"largest near-duplicate clusters ({dedup['clusters']:,} clusters, {dedup['clustered_samples']:,} samples; all in dedup/clusters.parquet)")
+        for col in ("cluster", "size", "survivor"):
+            clusters.add_column(col, justify="right" if col == "size" else "left")
+        for c in dedup["largest"][:MAX_CLUSTER_ROWS]:
+            clusters.add_row(str(c["cluster"]), f"{c['size']:,}", c["survivor"])
+        console.print(clusters)

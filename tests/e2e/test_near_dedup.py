@@ -1,0 +1,74 @@
+"""Near-duplicate removal end to end: planted variants are dropped with their reason, the
+survivor by policy, the distance recorded; clusters.parquet and stats agree; `--dedup exact`
+turns it off."""
+
+import io
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image, ImageEnhance
+
+from tests.util import by_key, run_cli, stats, write
+
+
+def picture(seed: int, w: int = 400, h: int = 300) -> Image.Image:
+    field = np.random.default_rng(seed).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(field).resize((w, h), Image.Resampling.BICUBIC)
+
+
+def save(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def folder(tmp_path):
+    d = tmp_path / "in"
+    for i in range(10):
+        write(d / f"b{i:02d}.jpg", save(picture(i), quality=92))
+        write(d / f"b{i:02d}.txt", f"picture number {i} with its own words")
+    write(d / "b00_small.jpg", save(picture(0).resize((200, 150), Image.Resampling.BICUBIC), quality=70))
+    write(d / "b01_png.png", save(Image.open(d / "b01.jpg"), "PNG"))
+    write(d / "b02_bright.jpg", save(ImageEnhance.Brightness(Image.open(d / "b02.jpg")).enhance(1.1), quality=92))
+    write(d / "zdup_03.jpg", (d / "b03.jpg").read_bytes())
+    for name in ("b00_small", "b01_png", "b02_bright", "zdup_03"):
+        write(d / f"{name}.txt", f"a caption for {name}")
+    return d
+
+
+def test_planted_variants_are_dropped_with_reason_survivor_and_distance(tmp_path):
+    src, out = folder(tmp_path), tmp_path / "out"
+    assert run_cli("run", src, "-o", out, "--workers", "1", "--no-progress") == 0
+    rows = by_key(out)
+    dropped = {k: (r["reason"], r["dup_of"]) for k, r in rows.items() if r["status"] == "dropped"}
+    assert dropped == {
+        "b00_small": ("duplicate.near_image", "b00"),  # fewer pixels than the original
+        "b01_png": ("duplicate.near_image", "b01"),  # same pixels: the smaller key survives
+        "b02_bright": ("duplicate.near_image", "b02"),
+        "zdup_03": ("duplicate.exact_image", "b03"),
+    }
+    for key in ("b00_small", "b01_png", "b02_bright"):
+        assert 0 <= rows[key]["dup_distance"] <= 8
+    assert rows["zdup_03"]["dup_distance"] is None
+    assert all(r["phash"] is not None and r["dhash"] is not None for r in rows.values())
+    clusters = pq.read_table(out / "dedup" / "clusters.parquet").to_pylist()
+    assert [(c["key"], c["survivor"], c["reason"], c["size"]) for c in clusters] == [
+        ("b00", "b00", "", 2), ("b00_small", "b00", "duplicate.near_image", 2),
+        ("b01", "b01", "", 2), ("b01_png", "b01", "duplicate.near_image", 2),
+        ("b02", "b02", "", 2), ("b02_bright", "b02", "duplicate.near_image", 2),
+    ]
+    assert [c["distance"] for c in clusters if c["reason"]] == [rows[k]["dup_distance"] for k in ("b00_small", "b01_png", "b02_bright")]
+    s = stats(out)
+    assert s["kept"] == 10 and s["dropped"] == {"duplicate.near_image": 3, "duplicate.exact_image": 1}
+    assert s["dedup"]["clusters"] == 3 and s["dedup"]["clustered_samples"] == 6
+    assert run_cli("validate", out) == 0
+
+
+def test_dedup_exact_keeps_near_duplicates_and_writes_no_clusters(tmp_path):
+    src, out = folder(tmp_path), tmp_path / "out"
+    assert run_cli("run", src, "-o", out, "--workers", "1", "--no-progress", "--dedup", "near") == 0
+    assert (out / "dedup" / "clusters.parquet").exists()
+    assert run_cli("run", src, "-o", out, "--workers", "1", "--no-progress", "--dedup", "exact") == 0  # rerun into the same folder
+    s = stats(out)
+    assert s["kept"] == 13 and s["dropped"] == {"duplicate.exact_image": 1} and "dedup" not in s
+    assert not (out / "dedup" / "clusters.parquet").exists()
