@@ -34,8 +34,11 @@ def _split(nodes: np.ndarray, labels: np.ndarray, parts: int):
 class ChoosePath(beam.DoFn):
     def __init__(self, local_max_edges: int):
         self.local_max_edges = local_max_edges
+        self.spread = Metrics.counter("mmcurate", "dedup.edges_labelled_in_rounds")
 
     def process(self, edges: dict, total: int):
+        if total > self.local_max_edges:
+            self.spread.inc(len(edges["a"]))
         yield beam.pvalue.TaggedOutput(LOCAL if total <= self.local_max_edges else SPREAD, edges)
 
 
@@ -92,6 +95,7 @@ class UpdateLabels(beam.DoFn):
     def __init__(self, final: bool):
         self.final = final
         self.changed = Metrics.counter("mmcurate", "dedup.label_changes")
+        self.residual = Metrics.counter("mmcurate", "dedup.residual_edges")
 
     def process(self, element):
         q, joined = element
@@ -105,6 +109,7 @@ class UpdateLabels(beam.DoFn):
         if self.final:
             differ = msg != labels[where]
             if differ.any():
+                self.residual.inc(int(differ.sum()))
                 yield beam.pvalue.TaggedOutput("residual", {"a": msg[differ], "b": labels[where][differ]})
             yield q, (nodes, labels)
             return

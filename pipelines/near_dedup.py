@@ -97,6 +97,8 @@ class ImagePairs(beam.DoFn):
         self.cfg = cfg
         self.bounds = block_bounds(cfg.max_distance)
         self.oversized = Metrics.counter("mmcurate", "dedup.oversized_buckets")
+        self.largest = Metrics.distribution("mmcurate", "dedup.bucket_size")
+        self.found = Metrics.counter("mmcurate", "dedup.image_edges")
 
     def process(self, element):
         (_, block, _), batches = element
@@ -105,6 +107,8 @@ class ImagePairs(beam.DoFn):
         idx = np.arange(len(items["id"]), dtype=np.int64)
         i, j, dist, sizes = block_group_pairs(idx, items["h"], block, self.bounds, self.cfg.max_distance)
         self.oversized.inc(int((sizes > self.cfg.max_bucket).sum()))
+        if len(sizes):
+            self.largest.update(int(sizes.max()))
         a, b = items["id"][i], items["id"][j]
         # a record against its own mirror, or two mirrors (same as the two originals): no edge
         keep = a != b
@@ -114,6 +118,7 @@ class ImagePairs(beam.DoFn):
             keep &= np.bitwise_count(items["h2"][i] ^ items["h2"][j]) <= self.cfg.max_distance
         if keep.any():
             a, b, dist = a[keep], b[keep], dist[keep]
+            self.found.inc(len(a))
             yield _edges(np.minimum(a, b), np.maximum(a, b), dist)
 
 
@@ -154,6 +159,8 @@ class AttachSignature(beam.DoFn):
 
     def __init__(self, side: str, cfg: DedupConfig):
         self.side, self.cfg = side, cfg
+        self.candidates = Metrics.counter("mmcurate", "dedup.caption_candidates")
+        self.verified = Metrics.counter("mmcurate", "dedup.caption_edges")
 
     def process(self, element, parts: int):
         _, joined = element
@@ -176,6 +183,8 @@ class AttachSignature(beam.DoFn):
         else:
             similarity = estimated_jaccard(pair["sig_a"], sigs[where])
             ok = similarity >= self.cfg.caption_threshold
+            self.candidates.inc(len(ok))
+            self.verified.inc(int(ok.sum()))
             if ok.any():
                 yield _edges(pair["a"][ok], pair["b"][ok], 1.0 - similarity[ok])
 

@@ -81,14 +81,36 @@ def run(
     monitor = _Progress(out_dir, len(tasks) if fmt == "folder" else None) if progress else None
     try:
         build(pipeline, tasks, cfg, out_dir)
-        pipeline.run().wait_until_finish()
+        result = pipeline.run()
+        result.wait_until_finish()
+        counters = dedup_counters(result)
     finally:
         if monitor:
             monitor.stop()
-    return finish(out_dir, fmt, inputs, ignored, started, keep_staging=cfg.output.keep_staging)
+    return finish(out_dir, fmt, inputs, ignored, started, keep_staging=cfg.output.keep_staging, dedup=counters)
 
 
-def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: float, keep_staging: bool) -> dict:
+def dedup_counters(result) -> dict:
+    """The dedup stage's Beam metrics (edges found, oversized buckets, largest bucket,
+    propagation residual), where the runner reports them; {} where it does not."""
+    try:
+        metrics = result.metrics().query()
+    except Exception:
+        return {}
+    out = {}
+    for c in metrics.get("counters", []):
+        if c.key.metric.namespace == "mmcurate" and c.key.metric.name.startswith("dedup."):
+            name = c.key.metric.name[len("dedup."):]
+            out[name] = out.get(name, 0) + int(c.committed or c.attempted or 0)
+    for d in metrics.get("distributions", []):
+        if d.key.metric.namespace == "mmcurate" and d.key.metric.name == "dedup.bucket_size":
+            value = d.committed or d.attempted
+            if value is not None and value.count:
+                out["largest_bucket"] = max(out.get("largest_bucket", 0), int(value.max))
+    return dict(sorted(out.items()))
+
+
+def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: float, keep_staging: bool, dedup: Optional[dict] = None) -> dict:
     shard_stats = fileio.read_json(fileio.join(out_dir, STAGING_DIR, FINALIZED))
     _remove_stale_shards(out_dir, {s["shard"] for s in shard_stats})
     stats = merge(shard_stats)
@@ -105,6 +127,7 @@ def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: flo
     dedup_stats = fileio.join(out_dir, CLUSTERS_DIR, DEDUP_STATS)
     if fileio.exists(dedup_stats):
         stats["dedup"] = fileio.read_json(dedup_stats)
+        stats["dedup"]["counters"] = dedup or {}
     errors = identity_errors(stats) + [e for s in shard_stats for e in identity_errors(s, s["shard"])]
     stats["identity_ok"] = not errors
     fileio.write_json(fileio.join(out_dir, "stats.json"), stats)

@@ -71,6 +71,21 @@ def test_mirror_finds_flipped_copies_and_never_pairs_a_record_with_itself():
         assert_that(got | beam.Distinct(), equal_to([(0, 1, 1)]))
 
 
+def test_an_oversized_bucket_is_counted_and_still_searched_exactly():
+    """300 identical hashes (blank images): one bucket per block, all above max_bucket."""
+    cfg = DedupConfig(max_distance=8, image_hash="phash", max_bucket=100)
+    p = make_pipeline(1)
+    parts = p | "Parts" >> beam.Create([2])
+    edges = p | beam.Create(tables([rec(i, phash=BASE) for i in range(300)])) | ImageEdges(cfg, parts)
+    assert_that(edge_pairs(edges) | beam.Distinct() | beam.combiners.Count.Globally(), equal_to([300 * 299 // 2]))
+    result = p.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert counters["dedup.oversized_buckets"] == 9 and counters["dedup.image_edges"] == 300 * 299 // 2
+    (size,) = {d.committed.max for d in result.metrics().query()["distributions"] if d.key.metric.name == "dedup.bucket_size"}
+    assert size == 300
+
+
 CAPTION_WORDS = "a dog cat man woman child runs jumps sits on in the grass park beach snow red blue ball frisbee near water".split()
 
 

@@ -61,6 +61,8 @@ def test_planted_variants_are_dropped_with_reason_survivor_and_distance(tmp_path
     s = stats(out)
     assert s["kept"] == 10 and s["dropped"] == {"duplicate.near_image": 3, "duplicate.exact_image": 1}
     assert s["dedup"]["clusters"] == 3 and s["dedup"]["clustered_samples"] == 6
+    counters = s["dedup"]["counters"]  # pHash and dHash each find the pairs within k
+    assert 3 <= counters["image_edges"] <= 6 and counters["oversized_buckets"] == 0 and counters["largest_bucket"] >= 2
     assert run_cli("validate", out) == 0
 
 
