@@ -8,10 +8,9 @@ are also the single-machine reference the tests compare against brute force.
   <= k agree on at least one whole block. Group by (block index, block value), verify the
   distance inside each bucket. A pair is reported only from the FIRST block it agrees on, so
   no global de-duplication of pairs is needed.
-- Captions: MinHash (datasketch) with LSH banding; band keys are byte-for-byte datasketch's,
-  so candidates equal `MinHashLSH`'s for the same (bands, rows).
-- Connected components: min-label propagation (what a distributed hash-to-min round does)
-  and union-find, which must agree.
+- Captions: MinHash (datasketch) with LSH banding over the same (bands, rows) as
+  datasketch's `MinHashLSH`, records sharing a band's values are candidates: the same pairs.
+- Connected components: labelled by the smallest node (scipy; union-find as the reference).
 """
 
 from __future__ import annotations
@@ -110,33 +109,18 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def bucket_pairs(block: int, members: Sequence[tuple[Hashable, int]], bounds, k: int) -> list[tuple[Hashable, Hashable, int]]:
-    """Pairs within distance k among records sharing block `block`, keeping only those for
-    which `block` is the first block they agree on. Vectorised over the bucket."""
-    if len(members) < 2:
-        return []
-    keys = [m[0] for m in members]
-    hs = np.array([m[1] for m in members], dtype=np.uint64)
-    x = hs[:, None] ^ hs[None, :]
-    dist = np.bitwise_count(x)
-    ok = np.triu(dist <= k, 1)
-    for start, end in bounds[:block]:  # agreeing on an earlier block: reported there instead
-        mask = np.uint64(((1 << (end - start)) - 1) << start)
-        ok &= (x & mask) != 0
-    i, j = np.nonzero(ok)
-    return [(keys[a], keys[b], int(dist[a, b])) for a, b in zip(i, j)]
-
-
 def banded_pairs(items: Iterable[tuple[Hashable, int]], k: int) -> set[tuple[Hashable, Hashable]]:
-    """Every pair of items within Hamming distance k (each pair once, keys as stored)."""
+    """Every pair of items within Hamming distance k (each pair once, keys as stored), on
+    one machine, with the same search the Beam stage runs per partition."""
+    items = list(items)
+    keys = [key for key, _ in items]
+    hashes = np.array([h for _, h in items], dtype=np.uint64)
+    idx = np.arange(len(items), dtype=np.int64)
     bounds = block_bounds(k)
-    buckets: dict[tuple[int, int], list] = defaultdict(list)
-    for key, h in items:
-        for i, v in enumerate(block_values(h, bounds)):
-            buckets[(i, v)].append((key, h))
     pairs = set()
-    for (block, _), members in buckets.items():
-        pairs.update((a, b) for a, b, _ in bucket_pairs(block, members, bounds, k))
+    for block in range(k + 1):
+        a, b, _, _ = block_group_pairs(idx, hashes, block, bounds, k)
+        pairs.update((keys[i], keys[j]) for i, j in zip(a.tolist(), b.tolist()))
     return pairs
 
 
@@ -177,23 +161,6 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return _optimal_param(threshold, num_perm, 0.5, 0.5)
 
 
-def band_keys(hashvalues: np.ndarray, bands: int, rows: int) -> list[bytes]:
-    """datasketch's bucket keys: each band's hash values, byte-swapped."""
-    return [bytes(hashvalues[i * rows : (i + 1) * rows].byteswap().data) for i in range(bands)]
-
-
-def lsh_candidate_pairs(items: Iterable[tuple[Hashable, np.ndarray]], bands: int, rows: int) -> set[tuple[Hashable, Hashable]]:
-    buckets: dict[tuple[int, bytes], list] = defaultdict(list)
-    for key, hv in items:
-        for i, band in enumerate(band_keys(hv, bands, rows)):
-            buckets[(i, band)].append(key)
-    pairs = set()
-    for members in buckets.values():
-        ordered = sorted(members, key=repr)
-        pairs.update((a, b) for n, a in enumerate(ordered) for b in ordered[n + 1 :])
-    return pairs
-
-
 # -- connected components -------------------------------------------------------------------
 def union_find_labels(nodes: Iterable[Hashable], edges: Iterable[tuple[Hashable, Hashable]]) -> dict:
     """Each node -> the smallest node of its component."""
@@ -211,24 +178,6 @@ def union_find_labels(nodes: Iterable[Hashable], edges: Iterable[tuple[Hashable,
             lo, hi = (ra, rb) if ra < rb else (rb, ra)
             parent[hi] = lo
     return {n: find(n) for n in parent}
-
-
-def min_label_propagation(nodes: Iterable[Hashable], edges: Sequence[tuple[Hashable, Hashable]], max_rounds: int = 10_000) -> tuple[dict, int]:
-    """Label propagation to the component minimum, in synchronous rounds until nothing
-    changes (the shape of the distributed version); returns (labels, rounds)."""
-    label = {n: n for n in nodes}
-    for rounds in range(1, max_rounds + 1):
-        changed = False
-        new = dict(label)
-        for a, b in edges:
-            m = min(label[a], label[b])
-            for x in (a, b):
-                if m < new[x]:
-                    new[x], changed = m, True
-        label = new
-        if not changed:
-            return label, rounds
-    raise RuntimeError("label propagation did not converge")
 
 
 # -- batched forms used by the Beam stage -----------------------------------------------------

@@ -43,43 +43,63 @@ def test_blocks_cover_all_bits_and_pigeonhole_holds():
         assert any(x == y for x, y in zip(near_dup.block_values(a, bounds), near_dup.block_values(b, bounds)))
 
 
-def test_each_pair_is_reported_from_exactly_one_bucket():
+def test_each_pair_is_reported_from_exactly_one_block():
     items = planted_hashes(n=3000, planted=600, k=6, seed=5)
+    hashes = np.array([h for _, h in items], dtype=np.uint64)
+    idx = np.arange(len(items), dtype=np.int64)
     bounds = near_dup.block_bounds(6)
-    buckets = {}
-    for key, h in items:
-        for i, v in enumerate(near_dup.block_values(h, bounds)):
-            buckets.setdefault((i, v), []).append((key, h))
-    reported = [(a, b) for (block, _), m in buckets.items() for a, b, _ in near_dup.bucket_pairs(block, m, bounds, 6)]
-    assert len(reported) == len(set(reported))
+    reported = []
+    for block in range(7):
+        a, b, d, _ = near_dup.block_group_pairs(idx, hashes, block, bounds, 6)
+        reported += list(zip(a.tolist(), b.tolist()))
+        assert all(int(x) == (int(hashes[i]) ^ int(hashes[j])).bit_count() for i, j, x in zip(a, b, d))
+    assert len(reported) == len(set(reported)) > 400
 
 
-def test_caption_lsh_candidates_equal_datasketch():
+def test_sub_blocks_split_the_other_bits():
+    bounds = near_dup.block_bounds(8)
+    for block in range(9):
+        masks = near_dup.sub_block_masks(block, bounds, 8)
+        start, end = bounds[block]
+        top = ((1 << (end - start)) - 1) << start
+        assert len(masks) == 9 and sum(int(m) for m in masks) + top == 2**64 - 1
+        assert all(int(m) & top == 0 for m in masks)
+
+
+def test_caption_band_candidates_equal_datasketch():
     from datasketch import MinHashLSH
 
     rng = random.Random(3)
     words = "a the dog cat man woman red blue running on beach with ball near tree in park".split()
     captions = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 16))) for _ in range(300)]
     captions += [c + " today" for c in captions[:80]] + [c.replace("dog", "puppy") for c in captions[80:140]]
-    minhashes = {f"c{i:04d}": near_dup.caption_minhash(c) for i, c in enumerate(captions)}
+    minhashes = [near_dup.caption_minhash(c) for c in captions]
     bands, rows = near_dup.lsh_params(0.8, 128)
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
-    for key, m in minhashes.items():
-        lsh.insert(key, m)
-    expected = {tuple(sorted((key, other))) for key, m in minhashes.items() for other in lsh.query(m) if other != key}
-    got = {tuple(sorted(p)) for p in near_dup.lsh_candidate_pairs(((k, m.hashvalues) for k, m in minhashes.items()), bands, rows)}
+    for i, m in enumerate(minhashes):
+        lsh.insert(i, m)
+    expected = {tuple(sorted((i, other))) for i, m in enumerate(minhashes) for other in lsh.query(m) if other != i}
+    sigs = near_dup.signature_matrix([near_dup.caption_signature(c) for c in captions], 128)
+    digests = near_dup.band_hashes(sigs, bands, rows)
+    ids = np.arange(len(captions), dtype=np.int64)
+    got = []
+    for band in range(bands):
+        a, b = near_dup.band_group_pairs(ids, sigs[:, band * rows : (band + 1) * rows], band, digests)
+        got += list(zip(a.tolist(), b.tolist()))
     assert (lsh.b, lsh.r) == (bands, rows)
-    assert got == expected and len(expected) >= 80
+    assert len(got) == len(set(got))  # each pair from its first shared band only
+    assert set(got) == expected and len(expected) >= 80
 
 
-def test_components_union_find_equals_label_propagation():
+def test_components_scipy_equals_union_find_and_breadth_first_search():
     rng = random.Random(7)
-    nodes = [f"n{i:04d}" for i in range(2000)]
+    nodes = list(range(10_000, 12_000))
     edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(1500)]
-    edges += [(nodes[i], nodes[i + 1]) for i in range(100, 160)]  # a long chain needs many rounds
+    edges += [(nodes[i], nodes[i + 1]) for i in range(100, 160)]  # a long chain
+    edges = [e for e in edges if e[0] != e[1]]
     uf = near_dup.union_find_labels(nodes, edges)
-    prop, rounds = near_dup.min_label_propagation(nodes, edges)
-    assert uf == prop and rounds > 5
+    touched, labels = near_dup.component_labels(np.array([a for a, _ in edges]), np.array([b for _, b in edges]))
+    assert {n: uf[n] for n in touched.tolist()} == dict(zip(touched.tolist(), labels.tolist()))
     adjacency = {n: set() for n in nodes}
     for a, b in edges:
         adjacency[a].add(b)
@@ -94,4 +114,20 @@ def test_components_union_find_equals_label_propagation():
             component.update(frontier)
         for n in component:
             seen[n] = min(component)
-    assert uf == seen and uf["n0160"] == uf["n0100"]
+    assert uf == seen and uf[nodes[160]] == uf[nodes[100]]
+
+
+def test_signatures_are_deterministic_and_mirror_aware():
+    from PIL import Image, ImageOps
+
+    field = np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(field).resize((400, 300), Image.Resampling.BICUBIC)
+    h = near_dup.image_hashes(img, mirror=True)
+    flipped = near_dup.image_hashes(ImageOps.mirror(img), mirror=True)
+    assert h == near_dup.image_hashes(img, mirror=True) and 0 <= h["phash"] < 2**64
+    assert (h["phash_mirror"], h["dhash_mirror"]) == (flipped["phash"], flipped["dhash"])
+    assert near_dup.image_hashes(img)["phash_mirror"] is None
+    sig = near_dup.caption_signature("a dog runs on the beach")
+    assert len(sig) == 512 and sig == near_dup.caption_signature("A dog runs on the beach!")  # case and punctuation fold
+    assert near_dup.survivor_rank("resolution", "b", 800, 600) < near_dup.survivor_rank("resolution", "a", 400, 300)
+    assert near_dup.survivor_rank("key", "a", 1, 1) < near_dup.survivor_rank("key", "b", 800, 600)
