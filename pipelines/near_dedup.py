@@ -226,7 +226,7 @@ def both_kinds(element):
 
 
 class ResolveClusters(beam.DoFn):
-    """(partition, {"members": [tables]}) where every member row carries its cluster label ->
+    """(label partition, member tables) where every member row carries its cluster label ->
     decisions per staging shard, and cluster rows on the `clusters` output."""
 
     def __init__(self, cfg: DedupConfig):
