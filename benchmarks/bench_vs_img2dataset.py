@@ -210,6 +210,7 @@ def mmcurate_cmd(urls: str, out: str, args) -> list[str]:
         "--workers", str(args.workers),
         "--allow-private-hosts",
         "--no-progress",
+        "--dedup", args.mmcurate_dedup,
     ]
 
 
@@ -382,6 +383,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run of each tool on a few rows")
     p.add_argument("--timeout", type=float, default=3600, help="seconds one tool run may take before it is killed (default 3600)")
     p.add_argument("--keep-outputs", action="store_true", help="keep the tools' output folders after the run")
+    p.add_argument("--mmcurate-dedup", choices=["near", "exact", "none"], default="near",
+                   help="mmcurate's dedup mode (default near, its default: it also computes perceptual hashes and MinHashes, which img2dataset does not)")
     args = p.parse_args(argv)
 
     workdir = os.path.abspath(args.workdir)
