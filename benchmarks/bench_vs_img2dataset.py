@@ -3,7 +3,7 @@
 
     python benchmarks/bench_vs_img2dataset.py [--samples 10000] [--workdir benchmarks/_work] [--repeat 1]
 
-1. generates N photo-like JPEGs (pipelines/demo.photo; each side uniform in 256..1024 px,
+1. generates N photo-like JPEGs (pipelines/demo.photo + demo.vary; each side uniform in 256..1024 px,
    JPEG quality 80..94, deterministic per index) with captions, on all cores, cached in the
    workdir under a hash of photo()'s source (a rerun, or a rerun with a larger N, only makes
    what is missing; a changed generator makes a new cache);
@@ -47,7 +47,7 @@ import urllib.request
 # which otherwise asks PyPI for its latest version (2 s timeout) in every one of its processes.
 ENV_OVERRIDES = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost", "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONWARNINGS": "ignore"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATASET_VERSION = 1  # bump when _make_one changes (a change to demo.photo is detected by hash)
+DATASET_VERSION = 2  # bump when _make_one changes (a change to demo.photo or demo.vary is detected by hash)
 
 
 # -- 1. the images ---------------------------------------------------------------------
@@ -55,11 +55,12 @@ def _make_one(job: tuple[int, int, int, int, str]) -> tuple[int, str, int, int, 
     """Image number i -> (i, caption, width, height, bytes); deterministic in (seed, i) only,
     so the set for N is a prefix of the set for any larger N."""
     i, seed, lo, hi, folder = job
-    from mmcurate.pipelines.demo import photo
+    from mmcurate.pipelines.demo import photo, vary
 
     rng = random.Random(f"mmcurate-bench/{seed}/{i}")
     size = (rng.randint(lo, hi), rng.randint(lo, hi))
     img, caption = photo(rng, size)
+    img = vary(img, rng)  # distinct to a perceptual hash, as distinct photos are
     path = os.path.join(folder, f"{i:07d}.jpg")
     tmp = path + ".part"
     img.save(tmp, "JPEG", quality=rng.randrange(80, 95))
@@ -72,9 +73,9 @@ def _generator_hash() -> str:
     import hashlib
     import inspect
 
-    from mmcurate.pipelines.demo import photo
+    from mmcurate.pipelines.demo import photo, vary
 
-    return hashlib.sha256(inspect.getsource(photo).encode()).hexdigest()[:8]
+    return hashlib.sha256((inspect.getsource(photo) + inspect.getsource(vary)).encode()).hexdigest()[:8]
 
 
 def make_dataset(workdir: str, n: int, seed: int, lo: int, hi: int, procs: int) -> tuple[str, list[dict]]:

@@ -65,7 +65,7 @@ def photo(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, str]:
     return img, caption
 
 
-def _vary(img: Image.Image, rng: random.Random) -> Image.Image:
+def vary(img: Image.Image, rng: random.Random) -> Image.Image:
     """Faint large-scale light and shade, different in every picture: without it, pictures
     drawn from the same scene and shape are near-duplicates to a perceptual hash (they are,
     to the eye, too), and the demo would lose half its samples to near-dup removal."""
@@ -92,7 +92,7 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
     for i in it:
         size = (rng.randrange(256, 640), rng.randrange(256, 640))
         img, caption = photo(rng, size)
-        img = _vary(img, rng)
+        img = vary(img, rng)
         path = os.path.join(folder, f"photo_{i:06d}.jpg")
         img.save(path, quality=rng.randrange(80, 95))
         first_jpeg = first_jpeg or path
