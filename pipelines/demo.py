@@ -66,12 +66,37 @@ def photo(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, str]:
 
 
 def vary(img: Image.Image, rng: random.Random) -> Image.Image:
-    """Faint large-scale light and shade, different in every picture: without it, pictures
-    drawn from the same scene and shape are near-duplicates to a perceptual hash (they are,
-    to the eye, too), and the demo would lose half its samples to near-dup removal."""
-    field = np.random.default_rng(rng.randrange(2**32)).uniform(-30, 30, (6, 6)).astype(np.float32)
+    """Faint large-scale light and shade (±8 levels), different in every picture. Pictures
+    drawn from the same scene and shape are near-duplicates to a perceptual hash (to the eye,
+    too); the shading spreads their hashes apart while leaving what the captions describe
+    alone (the tiny CLIP still scores them as before)."""
+    field = np.random.default_rng(rng.randrange(2**32)).uniform(-8, 8, (6, 6)).astype(np.float32)
     shade = np.asarray(Image.fromarray(field, mode="F").resize(img.size, Image.Resampling.BICUBIC))
     return Image.fromarray(np.clip(np.asarray(img, np.float32) + shade[:, :, None], 0, 255).astype(np.uint8))
+
+
+class _HashIndex:
+    """pHash and dHash of the pictures drawn so far: the demo's only near-duplicates are the
+    planted ones, so a new picture must differ from every earlier one by more than
+    `MIN_DISTANCE` bits in both hashes (the default near-dup threshold is 8)."""
+
+    MIN_DISTANCE = 10
+
+    def __init__(self, capacity: int):
+        self.hashes = np.zeros((max(1, capacity), 2), dtype=np.uint64)
+        self.n = 0
+
+    def add_if_far(self, img: Image.Image) -> bool:
+        from mmcurate.filters.near_dup import image_hashes
+
+        h = image_hashes(img)
+        new = np.array([h["phash"], h["dhash"]], dtype=np.uint64)
+        if self.n and (np.bitwise_count(self.hashes[: self.n] ^ new) <= self.MIN_DISTANCE).any(axis=1).any():
+            return False
+        if self.n < len(self.hashes):
+            self.hashes[self.n] = new
+            self.n += 1
+        return True
 
 
 def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = False) -> dict:
@@ -89,10 +114,14 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
 
         it = tqdm(it, desc="demo images", unit="img")
     first_jpeg = None
+    seen = _HashIndex(n_good)
     for i in it:
         size = (rng.randrange(256, 640), rng.randrange(256, 640))
-        img, caption = photo(rng, size)
-        img = vary(img, rng)
+        for _ in range(50):  # redraw the rare picture that hashes close to an earlier one
+            img, caption = photo(rng, size)
+            img = vary(img, rng)
+            if seen.add_if_far(img):
+                break
         path = os.path.join(folder, f"photo_{i:06d}.jpg")
         img.save(path, quality=rng.randrange(80, 95))
         first_jpeg = first_jpeg or path
