@@ -65,12 +65,12 @@ def photo(rng: random.Random, size: tuple[int, int]) -> tuple[Image.Image, str]:
     return img, caption
 
 
-def vary(img: Image.Image, rng: random.Random) -> Image.Image:
-    """Faint large-scale light and shade (±8 levels), different in every picture. Pictures
+def vary(img: Image.Image, rng: random.Random, amplitude: float = 8) -> Image.Image:
+    """Faint large-scale light and shade (±`amplitude` levels), different in every picture. Pictures
     drawn from the same scene and shape are near-duplicates to a perceptual hash (to the eye,
     too); the shading spreads their hashes apart while leaving what the captions describe
     alone (the tiny CLIP still scores them as before)."""
-    field = np.random.default_rng(rng.randrange(2**32)).uniform(-8, 8, (6, 6)).astype(np.float32)
+    field = np.random.default_rng(rng.randrange(2**32)).uniform(-amplitude, amplitude, (6, 6)).astype(np.float32)
     shade = np.asarray(Image.fromarray(field, mode="F").resize(img.size, Image.Resampling.BICUBIC))
     return Image.fromarray(np.clip(np.asarray(img, np.float32) + shade[:, :, None], 0, 255).astype(np.uint8))
 
