@@ -111,7 +111,7 @@ class DedupConfig:
     rows_per_partition: int = 250_000  # records per shuffle partition (bounds one worker's memory)
     max_bucket: int = 20_000  # band buckets bigger than this are compared in tiles and counted
     local_max_edges: int = 5_000_000  # duplicate graphs up to this size are labelled on one worker
-    max_rounds: int = 12  # label-propagation rounds for bigger graphs (then the residual on one worker)
+    max_rounds: int = 4  # label-propagation rounds for bigger graphs (then the residual on one worker)
 
     def validate(self):
         _choice("dedup.mode", self.mode, ("near", "exact", "none"))
