@@ -3,12 +3,15 @@
 Rows are grouped by staging shard (only small row records cross that shuffle); each shard is
 then processed by one DoFn call with a bounded thread pool (downloads and image work overlap),
 streamed into a staging tar, and described by a manifest with one row for every input row.
-A `.done` marker written last makes the shard resumable: a rerun reads the manifest back.
+A `.done` marker written last makes the shard resumable: a rerun reads the manifest back,
+unless the marker's fingerprint of the settings that shape a staging shard differs (a rerun
+with another image size, or near-dup signatures newly asked for, redoes the shard).
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import threading
 import traceback
@@ -30,7 +33,7 @@ from mmcurate.pipelines.sources.webdataset import iter_member_bytes
 from mmcurate.pipelines.tario import SampleTarWriter
 from mmcurate.schemas.config import RunConfig
 from mmcurate.schemas.reasons import KEPT
-from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, empty_row, rows_to_table, sample_json
+from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass_dict, empty_row, rows_to_table, sample_json
 
 SHARDS_TAG = "shards"
 _MISSING = object()
@@ -38,6 +41,18 @@ _MISSING = object()
 
 def staging_id(task: int, chunk: int) -> str:
     return f"t{task:05d}-c{chunk:05d}"
+
+
+def staging_fingerprint(cfg: RunConfig) -> bytes:
+    """What a staging shard's content depends on besides its input rows: the input, text and
+    image settings, the shard size and which signatures prepare computes."""
+    d = cfg.dedup
+    shaping = {
+        "input": dataclass_dict(cfg.input), "text": dataclass_dict(cfg.text), "image": dataclass_dict(cfg.image),
+        "shard_size": cfg.output.shard_size,
+        "signatures": [d.num_perm, d.ngram, d.mirror] if d.mode == "near" else None,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest().encode()
 
 
 def staging_paths(staging_dir: str, sid: str) -> dict[str, str]:
@@ -72,6 +87,7 @@ class PrepareShard(beam.DoFn):
         self.cfg = cfg
         self.staging_dir = staging_dir
         self.counters: dict[str, Any] = {}
+        self.fingerprint = staging_fingerprint(cfg)
 
     def setup(self):
         self.fetcher = Fetcher(self.cfg.fetch)
@@ -92,7 +108,7 @@ class PrepareShard(beam.DoFn):
     def process(self, element: tuple[str, Iterable[SourceRow]]):
         sid, rows = element
         paths = staging_paths(self.staging_dir, sid)
-        if fileio.exists(paths["done"]):
+        if fileio.exists(paths["done"]) and fileio.read_bytes(paths["done"]) == self.fingerprint:
             manifest = fileio.read_parquet(paths["parquet"]).to_pylist()
         else:
             manifest = self._build(sid, sorted(rows, key=lambda r: r.order), paths)
@@ -116,7 +132,7 @@ class PrepareShard(beam.DoFn):
                 manifest.append(row)
             writer.close()
         fileio.write_parquet(paths["parquet"], rows_to_table(manifest))
-        fileio.write_bytes(paths["done"], b"")
+        fileio.write_bytes(paths["done"], self.fingerprint)
         return manifest
 
     def _prepared(self, rows: list[SourceRow]) -> Iterator[tuple[dict, Optional[bytes]]]:

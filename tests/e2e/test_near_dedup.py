@@ -74,3 +74,18 @@ def test_dedup_exact_keeps_near_duplicates_and_writes_no_clusters(tmp_path):
     s = stats(out)
     assert s["kept"] == 13 and s["dropped"] == {"duplicate.exact_image": 1} and "dedup" not in s
     assert not (out / "dedup" / "clusters.parquet").exists()
+
+
+def test_staging_is_reused_only_when_its_settings_match(tmp_path):
+    """A rerun reuses finished staging shards, but not ones prepared without the signatures
+    the new run needs (they would silently never cluster)."""
+    src, out = folder(tmp_path), tmp_path / "out"
+    common = ["-o", out, "--workers", "1", "--no-progress", "--keep-staging"]
+    assert run_cli("run", src, *common, "--dedup", "exact") == 0
+    (manifest,) = (out / "_staging" / "prepare").glob("*.parquet")
+    first = manifest.stat().st_mtime_ns
+    assert run_cli("run", src, *common, "--dedup", "exact") == 0
+    assert manifest.stat().st_mtime_ns == first  # same settings: resumed, not redone
+    assert run_cli("run", src, *common, "--dedup", "near") == 0
+    assert manifest.stat().st_mtime_ns != first  # signatures needed now: redone
+    assert stats(out)["dropped"] == {"duplicate.near_image": 3, "duplicate.exact_image": 1}
