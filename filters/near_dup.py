@@ -108,10 +108,6 @@ def block_values(h: int, bounds: Sequence[tuple[int, int]]) -> list[int]:
     return [(h >> start) & ((1 << (end - start)) - 1) for start, end in bounds]
 
 
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
-
-
 def banded_pairs(items: Iterable[tuple[Hashable, int]], k: int) -> set[tuple[Hashable, Hashable]]:
     """Every pair of items within Hamming distance k (each pair once, keys as stored), on
     one machine, with the same search the Beam stage runs per partition."""

@@ -51,6 +51,18 @@ def split_table(table: pa.Table, buckets: np.ndarray, parts: int):
         yield int(sorted_q[s]), table.take(pa.array(order[s:e]))
 
 
+def split_arrays(buckets: np.ndarray, parts: int, arrays):
+    """(partition, the rows of `arrays` in it) for every partition `buckets` falls in;
+    `arrays` is a dict or a tuple of equally long arrays, and comes back in the same shape."""
+    q = buckets % np.uint64(parts)
+    for p in np.unique(q):
+        sel = q == p
+        if isinstance(arrays, dict):
+            yield int(p), {k: v[sel] for k, v in arrays.items()}
+        else:
+            yield int(p), tuple(v[sel] for v in arrays)
+
+
 class RouteTables(beam.DoFn):
     """table -> (partition, sub-table) by `bucket_fn(table)`; the partition count is a side input."""
 

@@ -18,17 +18,14 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import component_labels
-from mmcurate.pipelines.batches import id_buckets
+from mmcurate.pipelines.batches import id_buckets, split_arrays
 from mmcurate.schemas.config import DedupConfig
 
 LOCAL, SPREAD = "local", "spread"
 
 
 def _split(nodes: np.ndarray, labels: np.ndarray, parts: int):
-    q = id_buckets(nodes) % np.uint64(parts)
-    for p in np.unique(q):
-        sel = q == p
-        yield int(p), (nodes[sel], labels[sel])
+    return split_arrays(id_buckets(nodes), parts, (nodes, labels))
 
 
 class ChoosePath(beam.DoFn):
@@ -54,10 +51,7 @@ def adjacency(edges: dict, parts: int):
     """Both directions of each edge, routed to the partition of the source node."""
     src = np.concatenate([edges["a"], edges["b"]])
     dst = np.concatenate([edges["b"], edges["a"]])
-    q = id_buckets(src) % np.uint64(parts)
-    for p in np.unique(q):
-        sel = q == p
-        yield int(p), (src[sel], dst[sel])
+    return split_arrays(id_buckets(src), parts, (src, dst))
 
 
 def _concat_pairs(batches):

@@ -17,6 +17,7 @@ from collections import defaultdict
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mmcurate.pipelines.batches import partition_count, route_and_group, string_buckets
 from mmcurate.schemas.config import DedupConfig
@@ -52,8 +53,8 @@ class ResolveExact(beam.DoFn):
 
     def process(self, element):
         _, table = element
-        values = table.column(self.column).to_pylist()
-        grouped = np.array([bool(v) for v in values])
+        # rows without the value (no caption hash) are never grouped together
+        grouped = pc.fill_null(pc.not_equal(table.column(self.column), ""), False).to_numpy(zero_copy_only=False)
         if not grouped.any():
             yield table
             return

@@ -2,7 +2,8 @@
 
 1. Image edges, exact: the 64-bit hash is cut into k+1 blocks (pigeonhole: two hashes within
    Hamming distance k agree on a whole block); records are routed by (block, block value),
-   and every bucket is compared in tiles, each pair reported only by the first block it
+   and each bucket is searched with a second pigeonhole level over the other bits
+   (filters/near_dup.block_group_pairs), each pair reported only by the first block it
    agrees on. Buckets over `dedup.max_bucket` are counted (they cost time, never memory).
 2. Caption edges: MinHash LSH bands routed by (band, band values); datasketch's candidates,
    each pair once, then verified by estimated Jaccard after two batched joins that bring
@@ -25,7 +26,7 @@ from mmcurate.filters.near_dup import (
     mix64, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group
+from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
 from mmcurate.pipelines.components import Components
 from mmcurate.pipelines.dedup import decisions_by_shard
 from mmcurate.schemas.config import DedupConfig
@@ -84,10 +85,9 @@ class ImageBlocks(beam.DoFn):
                 extra = {"id": ids[m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m], "mirror": np.ones(int(m.sum()), dtype=bool)}
                 items = {k: np.concatenate([items[k], extra[k]]) for k in items}
             for block in range(len(self.bounds)):
-                q = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40)) % np.uint64(parts)
-                for p in np.unique(q):
-                    sel = q == p
-                    yield (kind, block, int(p)), {k: v[sel] for k, v in items.items()}
+                buckets = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40))
+                for p, part in split_arrays(buckets, parts, items):
+                    yield (kind, block, p), part
 
 
 class ImagePairs(beam.DoFn):
@@ -138,10 +138,9 @@ class CaptionBands(beam.DoFn):
         sigs = signature_matrix(table.column("minhash").to_pylist(), self.cfg.num_perm)
         digests = band_hashes(sigs, self.bands, self.rows)
         for band in range(self.bands):
-            q = digests[:, band] % np.uint64(parts)
-            for p in np.unique(q):
-                sel = q == p
-                yield (band, int(p)), {"id": ids[sel], "values": sigs[sel, band * self.rows : (band + 1) * self.rows], "digests": digests[sel]}
+            items = {"id": ids, "values": sigs[:, band * self.rows : (band + 1) * self.rows], "digests": digests}
+            for p, part in split_arrays(digests[:, band], parts, items):
+                yield (band, p), part
 
 
 def caption_candidates(element):
@@ -176,10 +175,7 @@ class AttachSignature(beam.DoFn):
         where = np.searchsorted(ids, pair[self.side])
         if self.side == "a":
             pair["sig_a"] = sigs[where]
-            q = id_buckets(pair["b"]) % np.uint64(parts)
-            for p in np.unique(q):
-                sel = q == p
-                yield int(p), {k: v[sel] for k, v in pair.items()}
+            yield from split_arrays(id_buckets(pair["b"]), parts, pair)
         else:
             similarity = estimated_jaccard(pair["sig_a"], sigs[where])
             ok = similarity >= self.cfg.caption_threshold
@@ -196,17 +192,11 @@ def signatures_by_node(table: pa.Table, parts: int, num_perm: int):
         return
     ids = node_ids(table)
     sigs = signature_matrix(table.column("minhash").to_pylist(), num_perm)
-    q = id_buckets(ids) % np.uint64(parts)
-    for p in np.unique(q):
-        sel = q == p
-        yield int(p), (ids[sel], sigs[sel])
+    yield from split_arrays(id_buckets(ids), parts, (ids, sigs))
 
 
 def key_pairs_by_a(pairs, parts: int):
-    q = id_buckets(pairs["a"]) % np.uint64(parts)
-    for p in np.unique(q):
-        sel = q == p
-        yield int(p), {k: v[sel] for k, v in pairs.items()}
+    return split_arrays(id_buckets(pairs["a"]), parts, pairs)
 
 
 def both_kinds(element):
@@ -259,7 +249,10 @@ class ResolveClusters(beam.DoFn):
     def _why(self, r: dict, survivor: dict) -> tuple[str, float]:
         cfg = self.cfg
         image_d = self._image_distance(r, survivor) if cfg.uses_images else None
-        if cfg.duplicates in ("image", "both") or (cfg.duplicates == "either" and image_d is not None and image_d <= cfg.max_distance):
+        # a member joined through other members may be beyond k of the survivor: its reason is
+        # the caption's when there are captions to compare, else still the image's
+        no_captions = (r["minhash"] is None or survivor["minhash"] is None) if cfg.uses_captions else True
+        if cfg.duplicates in ("image", "both") or (image_d is not None and (image_d <= cfg.max_distance or no_captions)):
             return "duplicate.near_image", float(image_d)
         a = signature_matrix([r["minhash"]], cfg.num_perm)
         b = signature_matrix([survivor["minhash"]], cfg.num_perm)
@@ -298,9 +291,7 @@ def label_members(element, parts: int):
         if not hit.any():
             continue
         members = table.filter(pa.array(hit)).append_column("cluster", pa.array(cluster[where[hit]], pa.int64()))
-        q = id_buckets(members.column("cluster").to_numpy()) % np.uint64(parts)
-        for p in np.unique(q):
-            yield int(p), members.filter(pa.array(q == p))
+        yield from split_table(members, id_buckets(members.column("cluster").to_numpy()), parts)
 
 
 class WriteClusters(beam.DoFn):
@@ -329,12 +320,16 @@ class WriteClusters(beam.DoFn):
         yield stats
 
 
-class ImageEdges(beam.PTransform):
-    """Survivor tables -> image edge batches {a, b, dist}: every pair within distance k."""
+class _DedupStep(beam.PTransform):
+    """A near-dup sub-transform: the dedup config and the partition-count singleton."""
 
     def __init__(self, cfg: DedupConfig, parts):
         super().__init__()
         self.cfg, self.parts = cfg, parts
+
+
+class ImageEdges(_DedupStep):
+    """Survivor tables -> image edge batches {a, b, dist}: every pair within distance k."""
 
     def expand(self, tables):
         return (
@@ -345,12 +340,8 @@ class ImageEdges(beam.PTransform):
         )
 
 
-class CaptionCandidates(beam.PTransform):
+class CaptionCandidates(_DedupStep):
     """Survivor tables -> candidate pair batches {a, b}: MinHashLSH's candidates, each once."""
-
-    def __init__(self, cfg: DedupConfig, parts):
-        super().__init__()
-        self.cfg, self.parts = cfg, parts
 
     def expand(self, tables):
         return (
@@ -361,13 +352,9 @@ class CaptionCandidates(beam.PTransform):
         )
 
 
-class CaptionEdges(beam.PTransform):
+class CaptionEdges(_DedupStep):
     """Survivor tables -> caption edge batches {a, b, dist}: candidates whose estimated
     Jaccard reaches the threshold (dist = 1 - Jaccard)."""
-
-    def __init__(self, cfg: DedupConfig, parts):
-        super().__init__()
-        self.cfg, self.parts = cfg, parts
 
     def expand(self, tables):
         cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
@@ -385,12 +372,12 @@ class CaptionEdges(beam.PTransform):
         )
 
 
-class NearDedup(beam.PTransform):
-    """Exact-dedup survivor tables -> {"decisions", "clusters"}."""
+class NearDedup(_DedupStep):
+    """Exact-dedup survivor tables -> {"decisions", "clusters", "stats"}."""
 
     def __init__(self, cfg: DedupConfig, parts, out_dir: str):
-        super().__init__()
-        self.cfg, self.parts, self.out_dir = cfg, parts, out_dir
+        super().__init__(cfg, parts)
+        self.out_dir = out_dir
 
     def expand(self, tables):
         cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
