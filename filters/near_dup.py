@@ -16,7 +16,6 @@ are also the single-machine reference the tests compare against brute force.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from typing import Hashable, Iterable, Optional, Sequence
 
 import numpy as np

@@ -23,12 +23,28 @@ them and their defaults), or from a YAML file with --config. Beam pipeline optio
 """
 
 
+EPILOG_INSPECT = """\
+examples:
+  mmcurate inspect out -o sheet.png                               # the first 25 kept samples
+  mmcurate inspect out --where "clip_score < 0.3" --n 36 --seed 1 # 36 random low scorers
+  mmcurate inspect out --reason duplicate.near_image              # what near-dup removal dropped
+  mmcurate inspect out --split val --where "len(caption) > 200"
+
+--where takes comparisons of manifest columns (`mmcurate config` lists the run's settings;
+the columns are those of shards/NNNNN.parquet: key, status, reason, caption, width, height,
+original_width, original_height, image_bytes, clip_score, dup_of, dup_distance, split, ...)
+joined with and/or/not; len(caption) is the caption's length. Dropped samples are shown with
+their picture when the run kept its staging shards (--keep-staging).
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mmcurate",
         description="Build clean, deduplicated, deterministic WebDataset shards from paired media.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Start with `mmcurate demo`, then `mmcurate stats demo-out` and `mmcurate validate demo-out`.",
+        epilog="Start with `mmcurate demo`, then `mmcurate stats demo-out`, `mmcurate report demo-out -o report.html`,\n"
+               "`mmcurate inspect demo-out -o sheet.png` and `mmcurate validate demo-out`.",
     )
     p.add_argument("--debug", action="store_true", help="show full tracebacks and Beam logs")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -55,12 +71,32 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clip-top-fraction", type=float, help="instead keep this fraction of the dataset with the best scores (DataComp-style)")
     run.add_argument("--no-clip-filter", action="store_true", help="score and record only; drop nothing by score")
     run.add_argument("--clip-embeddings", action="store_true", help="also write fp16 image/text embeddings of kept samples to OUT/embeddings/")
+    run.add_argument("--splits", metavar="NAME=F,...", help="split fractions, assigned by key hash (default: train=0.98,val=0.01,test=0.01)")
     run.add_argument("--keep-staging", action="store_true", help="keep OUT/_staging (intermediate shards) after a successful run")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     stats = sub.add_parser("stats", help="show a finished run's statistics")
     stats.add_argument("output")
     stats.add_argument("--json", action="store_true", help="print stats.json as JSON")
+
+    insp = sub.add_parser("inspect", help="draw a contact sheet of samples (kept, or dropped for a reason) to a PNG",
+                          epilog=EPILOG_INSPECT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    insp.add_argument("output")
+    insp.add_argument("-o", "--sheet", default="sheet.png", help="PNG to write (default: sheet.png)")
+    insp.add_argument("--n", type=int, default=25, help="samples to show (default: 25)")
+    insp.add_argument("--where", default="", help="condition on manifest columns, e.g. \"clip_score < 0.3 and width >= 256\"")
+    insp.add_argument("--reason", default="", help="only samples dropped or failed for this reason (see `mmcurate reasons`)")
+    insp.add_argument("--split", default="", help="only this split (train, val, test…)")
+    insp.add_argument("--status", choices=["kept", "dropped", "failed", "all"], help="default: kept, or all with --reason")
+    insp.add_argument("--seed", type=int, help="draw a random n (the same for the same seed) instead of the first n")
+    insp.add_argument("--cols", type=int, default=0, help="tiles per row (default: about square)")
+    insp.add_argument("--tile", type=int, default=224, help="thumbnail size in pixels (default: 224)")
+
+    rep_ = sub.add_parser("report", help="write a self-contained HTML report: plots, gallery, examples of every drop reason")
+    rep_.add_argument("output")
+    rep_.add_argument("-o", "--html", default="report.html", help="HTML file to write (default: report.html)")
+    rep_.add_argument("--n", type=int, default=48, help="gallery thumbnails of kept samples (default: 48)")
+    rep_.add_argument("--per-reason", type=int, default=4, help="examples per drop reason (default: 4; thumbnails need --keep-staging at run time)")
 
     val = sub.add_parser("validate", help="re-read every shard and check it against manifests and stats; non-zero exit on any problem")
     val.add_argument("output")
@@ -87,7 +123,7 @@ def _run_config(args):
         ("caption_col", "input.caption_col"), ("key_col", "input.key_col"), ("resize_mode", "image.resize_mode"),
         ("image_size", "image.image_size"), ("shard_size", "output.shard_size"), ("clip_model", "clip.model"),
         ("clip_threshold", "clip.threshold"), ("clip_top_fraction", "clip.top_fraction"),
-        ("dedup", "dedup.mode"), ("duplicates", "dedup.duplicates"),
+        ("dedup", "dedup.mode"), ("duplicates", "dedup.duplicates"), ("splits", "output.splits"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -125,6 +161,29 @@ def cmd_stats(args) -> int:
         print(json.dumps(stats, indent=1, sort_keys=True))
     else:
         render(stats)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from mmcurate.pipelines.inspect import SheetLayout, inspect
+    from mmcurate.pipelines.where import WhereError
+
+    try:
+        shown = inspect(args.output, args.sheet, n=args.n, where=args.where, reason=args.reason, split=args.split,
+                        status=args.status or "", seed=args.seed, layout=SheetLayout(tile=args.tile, cols=args.cols))
+    except (WhereError, LookupError, FileNotFoundError) as e:
+        raise UserError(str(e).strip("'\"")) from None
+    cols, rows = shown["grid"]
+    print(f"wrote {args.sheet}: {shown['tiles']} of {shown['matched']:,} matching samples, {cols}x{rows} tiles, "
+          f"{shown['size'][0]}x{shown['size'][1]} px ({shown['tiles'] - shown['with_media']} without media)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from mmcurate.pipelines.report import write_report
+
+    summary = write_report(args.output, args.html, n=args.n, per_reason=args.per_reason)
+    print(f"wrote {args.html}: " + ", ".join(f"{v} {k}" for k, v in summary.items()))
     return 0
 
 
@@ -201,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
     handlers = {"run": lambda: cmd_run(args, beam_args), "demo": lambda: cmd_demo(args, beam_args), "stats": lambda: cmd_stats(args),
-                "validate": lambda: cmd_validate(args), "config": lambda: cmd_config(args), "reasons": lambda: cmd_reasons(args)}
+                "validate": lambda: cmd_validate(args),
+                "inspect": lambda: cmd_inspect(args), "report": lambda: cmd_report(args), "config": lambda: cmd_config(args), "reasons": lambda: cmd_reasons(args)}
     try:
         return handlers[args.command]()
     except KeyboardInterrupt:

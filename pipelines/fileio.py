@@ -151,26 +151,6 @@ def delete_tree(path: str) -> None:
     if files:
         FileSystems.delete(files)
 
-
-def publish_copy(src: str, dst: str) -> None:
-    """Make `dst` a copy of `src`, atomically: a hard link where the filesystem allows (no
-    bytes copied), else a copy to a temporary name and a rename."""
-    if not is_remote(src) and not is_remote(dst):
-        tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.tmp-{uuid.uuid4().hex[:12]}")
-        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-        try:
-            os.link(src, tmp)
-        except OSError:  # another device, or no hard links here
-            import shutil
-
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-        return
-    with open_read(src) as f, atomic_writer(dst) as out:
-        while chunk := f.read(WRITE_BUFFER):
-            out.write(chunk)
-
-
 def delete_file(path: str) -> None:
     if is_remote(path):
         FileSystems.delete([path])

@@ -14,11 +14,12 @@ import apache_beam as beam
 import numpy as np
 
 from mmcurate.filters import quantile
+from mmcurate.filters.splits import SplitAssigner
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.prepare import staging_paths
 from mmcurate.pipelines.tario import SampleTarWriter, read_samples
 from mmcurate.pipelines.stats import account
-from mmcurate.schemas.config import ClipConfig
+from mmcurate.schemas.config import ClipConfig, OutputConfig
 from mmcurate.schemas.reasons import KEPT
 from mmcurate.schemas.record import Verdict, apply_verdict, rows_to_table, sample_json
 
@@ -41,8 +42,12 @@ def number_shards(ids: list[str]):
 
 
 class FinalizeShard(beam.DoFn):
-    def __init__(self, staging_dir: str, out_dir: str, clip: ClipConfig, score_dir: str = ""):
+    def __init__(self, staging_dir: str, out_dir: str, clip: ClipConfig, output: OutputConfig, score_dir: str = ""):
         self.staging_dir, self.out_dir, self.clip, self.score_dir = staging_dir, out_dir, clip, score_dir
+        self.output = output
+
+    def setup(self):
+        self.split_of = SplitAssigner(self.output.splits, self.output.split_seed)
 
     def process(self, element, cutoff=None):
         sid, joined = element
@@ -53,9 +58,9 @@ class FinalizeShard(beam.DoFn):
         rows = fileio.read_parquet(src["parquet"]).to_pylist()
         name = shard_name(number)
         by_ord = {}
-        staged = sum(1 for row in rows if row["status"] == KEPT)
         for row in rows:
             row["shard"] = name
+            row["split"] = self.split_of(row["key"])
             decision = decisions.get((row["order_task"], row["order_row"]))
             if decision and row["status"] == KEPT:
                 apply_verdict(row, Verdict.reject(decision[0]), dup_of=decision[1], distance=decision[2])
@@ -64,17 +69,16 @@ class FinalizeShard(beam.DoFn):
             if row["status"] == KEPT:
                 by_ord[row["ord"]] = row
         base = fileio.join(self.out_dir, SHARDS_DIR, name)
-        if len(by_ord) == staged and not self.clip.model:
-            fileio.publish_copy(src["tar"], base + ".tar")  # nothing changed since prepare
-        else:
-            with fileio.atomic_writer(base + ".tar") as handle, fileio.open_read(src["tar"]) as f:
-                writer = SampleTarWriter(handle)
-                for ordinal, sample in enumerate(read_samples(f)):
-                    row = by_ord.get(ordinal)
-                    if row is not None:  # json again: it may carry a score now
-                        sample["json"] = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
-                        writer.write(sample)
-                writer.close()
+        # Always rewritten (never a copy of the staging tar): every json gains its split here,
+        # so changing output.splits needs no new prepare (and no new downloads).
+        with fileio.atomic_writer(base + ".tar") as handle, fileio.open_read(src["tar"]) as f:
+            writer = SampleTarWriter(handle)
+            for ordinal, sample in enumerate(read_samples(f)):
+                row = by_ord.get(ordinal)
+                if row is not None:
+                    sample["json"] = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
+                    writer.write(sample)
+            writer.close()
         fileio.write_parquet(base + ".parquet", rows_to_table(rows))
         if self.clip.model and self.clip.embeddings:
             self._write_embeddings(sid, name, by_ord)
@@ -114,9 +118,10 @@ class FinalizeShard(beam.DoFn):
 class Finalize(beam.PTransform):
     """{"shards", "decisions"[, "scores"][, "cutoff"]} -> per-shard stats."""
 
-    def __init__(self, staging_dir: str, out_dir: str, clip: ClipConfig, score_dir: str = ""):
+    def __init__(self, staging_dir: str, out_dir: str, clip: ClipConfig, output: OutputConfig, score_dir: str = ""):
         super().__init__()
         self.staging_dir, self.out_dir, self.clip, self.score_dir = staging_dir, out_dir, clip, score_dir
+        self.output = output
 
     def expand(self, inputs):
         scores, cutoff = inputs.get("scores"), inputs.get("cutoff")
@@ -132,5 +137,5 @@ class Finalize(beam.PTransform):
         return (
             joined
             | "JoinDecisions" >> beam.CoGroupByKey()
-            | "WriteShards" >> beam.ParDo(FinalizeShard(self.staging_dir, self.out_dir, self.clip, self.score_dir), **side)
+            | "WriteShards" >> beam.ParDo(FinalizeShard(self.staging_dir, self.out_dir, self.clip, self.output, self.score_dir), **side)
         )

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
@@ -311,6 +313,7 @@ class WriteClusters(beam.DoFn):
             "clustered_samples": table.num_rows,
             "dropped": {r: reasons.count(r) for r in sorted(set(reasons)) if r},
             "largest": [{"cluster": c, "survivor": s, "size": n} for c, s, n in zip(*(survivors.column(x).to_pylist()[: self.top] for x in ("cluster", "survivor", "size")))],
+            "cluster_sizes": {str(n): k for n, k in sorted(collections.Counter(survivors.column("size").to_pylist()).items())},
         }
         if self.out_dir:
             base = fileio.join(self.out_dir, CLUSTERS_DIR)

@@ -125,7 +125,6 @@ class PrepareShard(beam.DoFn):
                 row["shard"] = sid
                 if row["status"] == KEPT:
                     row["ord"], next_ord = next_ord, next_ord + 1
-                    # staged in the final layout: finalize publishes an unchanged shard as is
                     doc = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
                     writer.write({"__key__": row["key"], row["image_ext"]: image, "txt": row["caption"].encode("utf-8"), "json": doc})
                 self._count(row)

@@ -41,7 +41,7 @@ def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str) -> None:
         inputs["scores"] = (prepared[SHARDS_TAG], decisions) | "Score" >> Score(cfg.clip, staging, score_dir)
         if cfg.clip.filter and cfg.clip.top_fraction > 0:
             inputs["cutoff"] = top_fraction_cutoff(inputs["scores"], cfg.clip.top_fraction)
-    shard_stats = inputs | "Finalize" >> Finalize(staging, out_dir, cfg.clip, score_dir)
+    shard_stats = inputs | "Finalize" >> Finalize(staging, out_dir, cfg.clip, cfg.output, score_dir)
     _ = (
         shard_stats
         | "CollectStats" >> beam.combiners.ToList()
@@ -118,7 +118,8 @@ def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: flo
         format=fmt,
         input_specs=list(inputs),
         ignored_files=ignored,
-        shards=[{"name": s["tar"], "samples": s["samples"], "bytes": s["bytes"]} for s in shard_stats],
+        shards=[{"name": s["tar"], "samples": s["samples"], "bytes": s["bytes"], "inputs": s["inputs"],
+                 "dropped": sum(s["dropped"].values()), "failed": sum(s["failed"].values())} for s in shard_stats],
         samples=stats["kept"],
         bytes=sum(s["bytes"] for s in shard_stats),
         wall_time_s=round(time.time() - started, 3),

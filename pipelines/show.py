@@ -5,10 +5,16 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from mmcurate.filters import histogram
 from mmcurate.schemas.reasons import REASONS, STAGES
 
 MAX_SHARD_ROWS = 20
 MAX_CLUSTER_ROWS = 10
+MEASURES = {  # distribution name -> label
+    "caption_chars": "caption chars", "caption_words": "caption words", "original_width": "source width",
+    "original_height": "source height", "image_bytes": "image KiB", "clip_score": "CLIP score",
+    "clip_score_scored": "CLIP score (all scored)", "duration_s": "duration s",
+}
 
 
 def render(stats: dict, console: Console | None = None) -> None:
@@ -44,14 +50,34 @@ def render(stats: dict, console: Console | None = None) -> None:
     if reasons.row_count:
         console.print(reasons)
 
+    splits = stats.get("splits")
+    if splits:
+        table = Table(title="kept samples per split (output.splits)")
+        for col in ("split", "samples", "share"):
+            table.add_column(col, justify="left" if col == "split" else "right")
+        for name, n in splits.items():
+            table.add_row(name or "(none)", f"{n:,}", f"{100 * n / max(1, stats['kept']):.1f}%")
+        console.print(table)
+
+    dists = stats.get("distributions")
+    if dists:
+        table = Table(title="distributions of kept samples (from fixed bins; quantiles approximate)")
+        for col in ("measure", "count", "min", "p5", "median", "p95", "max", "mean"):
+            table.add_column(col, justify="left" if col == "measure" else "right", no_wrap=col != "measure")
+        for name, h in dists.items():
+            cells = [h["min"], *(histogram.quantile(h, q) for q in (0.05, 0.5, 0.95)), h["max"], h.get("mean")]
+            table.add_row(MEASURES.get(name, name), f"{h['count']:,}", *(_number(v, h["unit"]) for v in cells))
+        console.print(table)
+
     shards = stats.get("shards", [])
     table = Table(title=f"shards ({len(shards)})")
-    for col in ("shard", "samples", "MB"):
+    for col in ("shard", "inputs", "samples", "dropped", "failed", "MB"):
         table.add_column(col, justify="right" if col != "shard" else "left")
     for s in shards[:MAX_SHARD_ROWS]:
-        table.add_row(s["name"], f"{s['samples']:,}", f"{s['bytes'] / 1e6:.2f}")
+        counts = [f"{s[c]:,}" if c in s else "-" for c in ("inputs", "samples", "dropped", "failed")]
+        table.add_row(s["name"], *counts, f"{s['bytes'] / 1e6:.2f}")
     if len(shards) > MAX_SHARD_ROWS:
-        table.add_row(f"… {len(shards) - MAX_SHARD_ROWS} more", "", "")
+        table.add_row(f"… {len(shards) - MAX_SHARD_ROWS} more", "", "", "", "", "")
     console.print(table)
 
     dedup = stats.get("dedup")
@@ -62,3 +88,20 @@ def render(stats: dict, console: Console | None = None) -> None:
         for c in dedup["largest"][:MAX_CLUSTER_ROWS]:
             clusters.add_row(str(c["cluster"]), f"{c['size']:,}", c["survivor"])
         console.print(clusters)
+    if dedup and dedup.get("cluster_sizes"):
+        sizes = Table(title="near-duplicate cluster sizes")
+        for col in ("size", "clusters"):
+            sizes.add_column(col, justify="right")
+        for size, n in sorted(dedup["cluster_sizes"].items(), key=lambda kv: int(kv[0])):
+            sizes.add_row(size, f"{n:,}")
+        console.print(sizes)
+
+
+def _number(v, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "bytes":
+        return f"{v / 1024:.1f}"
+    if unit in ("characters", "words", "pixels"):
+        return f"{v:,.0f}"
+    return f"{v:.3f}" if unit == "cosine" else f"{v:.1f}"

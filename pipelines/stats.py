@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
+from mmcurate.filters import histogram
 from mmcurate.schemas.reasons import DROPPED, FAILED, KEPT, STAGES
 
 
@@ -27,13 +28,37 @@ def account(rows: Iterable[dict]) -> dict:
         "dropped": dict(sorted(dropped.items())),
         "failed": dict(sorted(failed.items())),
         "stages": stages,
+        "splits": dict(sorted(Counter(r.get("split") or "" for r in rows if r["status"] == KEPT).items())),
+        "distributions": distributions(rows),
     }
+
+
+def distributions(rows: list[dict]) -> dict:
+    """Histograms (filters/histogram.py) of the kept samples' measures; a measure no row has
+    (no CLIP score when not scoring) is left out."""
+    kept = [r for r in rows if r["status"] == KEPT]
+    captions = [r["caption"] for r in kept if r.get("caption")]
+    values = {
+        "caption_chars": [len(c) for c in captions],
+        "caption_words": [len(c.split()) for c in captions],
+        "original_width": [r.get("original_width") for r in kept],
+        "original_height": [r.get("original_height") for r in kept],
+        "image_bytes": [r.get("image_bytes") for r in kept],
+        "clip_score": [r.get("clip_score") for r in kept],
+        "clip_score_scored": [r.get("clip_score") for r in rows],
+        "duration_s": [r.get("duration_s") for r in kept],
+    }
+    return {name: histogram.histogram(name, v) for name, v in values.items() if any(x is not None for x in v)}
 
 
 def merge(parts: Iterable[dict]) -> dict:
     """Sum per-shard accounts into one (same shape as `account`)."""
-    total = {"inputs": 0, "kept": 0, "dropped": Counter(), "failed": Counter(), "stages": {}}
+    total = {"inputs": 0, "kept": 0, "dropped": Counter(), "failed": Counter(), "stages": {}, "splits": Counter()}
+    hists: dict[str, list[dict]] = {}
     for part in parts:
+        total["splits"].update(part.get("splits", {}))
+        for name, h in part.get("distributions", {}).items():
+            hists.setdefault(name, []).append(h)
         total["inputs"] += part["inputs"]
         total["kept"] += part["kept"]
         total["dropped"].update(part["dropped"])
@@ -46,6 +71,8 @@ def merge(parts: Iterable[dict]) -> dict:
             t["failed"].update(s["failed"])
     total["dropped"] = dict(sorted(total["dropped"].items()))
     total["failed"] = dict(sorted(total["failed"].items()))
+    total["splits"] = dict(sorted(total["splits"].items()))
+    total["distributions"] = {name: histogram.merge(h) for name, h in sorted(hists.items())}
     for s in total["stages"].values():
         s["dropped"] = dict(sorted(s["dropped"].items()))
         s["failed"] = dict(sorted(s["failed"].items()))

@@ -167,9 +167,18 @@ class ClipConfig:
 class OutputConfig:
     shard_size: int = 10_000  # input rows per shard (shards hold the kept ones)
     keep_staging: bool = False
+    # every sample's split, from its key's hash alone (stable across reruns and reshards)
+    splits: str = "train=0.98,val=0.01,test=0.01"
+    split_seed: str = ""  # change it to draw a different, equally stable assignment
 
     def validate(self):
         _positive("output.shard_size", self.shard_size)
+        from mmcurate.filters.splits import parse_splits
+
+        try:
+            parse_splits(self.splits)
+        except ValueError as e:
+            raise ConfigError(f"output.{e}") from None
 
 
 @dataclass

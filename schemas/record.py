@@ -90,6 +90,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("order_row", pa.int64()),
         ("ord", pa.int64()),  # position in the staging shard
         ("shard", pa.string()),  # final shard name (NNNNN); staging shard id in staging
+    ("split", pa.string()),  # train/val/test… from the key's hash (output.splits); set in finalize
     ]
 )
 
@@ -139,6 +140,8 @@ def sample_json(row: dict[str, Any]) -> dict[str, Any]:
         "original_width": row["original_width"],
         "original_height": row["original_height"],
     }
+    if row.get("split"):
+        doc["split"] = row["split"]
     if row.get("clip_score") is not None:
         doc["clip_score"] = round(float(row["clip_score"]), 6)
     extra = json.loads(row["extra"]) if row["extra"] else {}

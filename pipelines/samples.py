@@ -1,0 +1,110 @@
+"""Finding samples in a finished output: manifest rows by condition, and their media.
+
+Kept samples are read from the final shards. Samples dropped after prepare (duplicates,
+low CLIP scores) still have their media in the staging shards when the run kept them
+(`--keep-staging`); samples dropped in prepare never had any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from typing import Iterator, Optional
+
+import pyarrow.compute as pc
+
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.finalize import SHARDS_DIR
+from mmcurate.pipelines.prepare import staging_paths
+from mmcurate.pipelines.tario import read_samples
+from mmcurate.pipelines.where import parse
+from mmcurate.schemas.reasons import KEPT
+from mmcurate.schemas.record import MANIFEST_SCHEMA
+
+STAGING_PREPARE = ("_staging", "prepare")
+
+
+def manifest_paths(out_dir: str) -> list[str]:
+    paths = sorted(p for p in fileio.list_files(fileio.join(out_dir, SHARDS_DIR)) if p.endswith(".parquet"))
+    if not paths and not fileio.exists(fileio.join(out_dir, "stats.json")):
+        raise FileNotFoundError(f"{out_dir} has no shards/*.parquet: is it the output folder of a finished run?")
+    return paths
+
+
+def matching_rows(out_dir: str, where: str = "", reason: str = "", split: str = "", status: str = "") -> Iterator[dict]:
+    """Manifest rows meeting every given condition, in shard order."""
+    condition = pc.scalar(True)
+    if where:
+        condition = condition & parse(where, MANIFEST_SCHEMA)
+    for column, value in (("reason", reason), ("split", split), ("status", status)):
+        if value and value != "all":
+            condition = condition & (pc.field(column) == value)
+    for path in manifest_paths(out_dir):
+        table = fileio.read_parquet(path)
+        yield from table.filter(condition).drop_columns(_HEAVY).to_pylist()
+
+
+_HEAVY = ["minhash", "phash", "dhash", "phash_mirror", "dhash_mirror"]
+
+
+def select(rows: Iterator[dict], n: int, seed: Optional[int] = None) -> tuple[list[dict], int]:
+    """(up to n rows, how many matched). Without a seed, the first n; with one, n rows drawn
+    uniformly by hashing (seed, key), streaming (the same n for the same seed)."""
+    chosen: list = []
+    total = 0
+    for total, row in enumerate(rows, 1):
+        if seed is None:
+            if len(chosen) < n:
+                chosen.append(row)
+            continue
+        rank = -int.from_bytes(hashlib.sha256(f"{seed}\0{row['key']}\0{row['order_task']}\0{row['order_row']}".encode()).digest()[:8], "big")
+        item = (rank, total, row)
+        if len(chosen) < n:
+            heapq.heappush(chosen, item)
+        elif rank > chosen[0][0]:
+            heapq.heapreplace(chosen, item)
+    if seed is not None:
+        chosen = [row for _, _, row in sorted(chosen, key=lambda t: (-t[0], t[1]))]
+    return chosen, total
+
+
+def media(out_dir: str, rows: list[dict]) -> list[Optional[dict]]:
+    """Each row's sample (`{"__key__", "jpg"/"png"/"webp", "json", "txt"}`), or None where no
+    media exists any more. Each shard is read once."""
+    found: dict[int, dict] = {}
+    kept = [(i, r) for i, r in enumerate(rows) if r["status"] == KEPT]
+    staged = [(i, r) for i, r in enumerate(rows) if r["status"] != KEPT and r.get("ord") is not None]
+    for shard, group in _by(kept, "shard").items():
+        wanted = {r["key"]: i for i, r in group}
+        for sample in _samples(fileio.join(out_dir, SHARDS_DIR, f"{shard}.tar")):
+            if sample["__key__"] in wanted:
+                found[wanted[sample["__key__"]]] = sample
+    staging = fileio.join(out_dir, *STAGING_PREPARE)
+    for shard, group in _by(staged, "shard").items():
+        sid = _staging_id(out_dir, shard)
+        if sid is None:
+            continue
+        wanted = {r["ord"]: i for i, r in group}
+        for ordinal, sample in enumerate(_samples(staging_paths(staging, sid)["tar"])):
+            if ordinal in wanted:
+                found[wanted[ordinal]] = sample
+    return [found.get(i) for i in range(len(rows))]
+
+
+def _by(items, column):
+    groups: dict = {}
+    for i, row in items:
+        groups.setdefault(row[column], []).append((i, row))
+    return groups
+
+
+def _samples(tar_path: str) -> Iterator[dict]:
+    if not fileio.exists(tar_path):
+        return
+    with fileio.open_read(tar_path) as f:
+        yield from read_samples(f)
+
+
+def _staging_id(out_dir: str, shard: str) -> Optional[str]:
+    stats = fileio.join(out_dir, SHARDS_DIR, f"{shard}.stats.json")
+    return fileio.read_json(stats).get("staging") if fileio.exists(stats) else None
