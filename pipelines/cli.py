@@ -182,7 +182,7 @@ def cmd_inspect(args) -> int:
 def cmd_report(args) -> int:
     from mmcurate.pipelines.report import write_report
 
-    summary = write_report(args.output, args.html, n=args.n, per_reason=args.per_reason)
+    summary = write_report(args.output, args.html, n=args.n, per_reason=args.per_reason, progress=sys.stderr.isatty())
     print(f"wrote {args.html}: " + ", ".join(f"{v} {k}" for k, v in summary.items()))
     return 0
 
@@ -263,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
                 "validate": lambda: cmd_validate(args),
                 "inspect": lambda: cmd_inspect(args), "report": lambda: cmd_report(args), "config": lambda: cmd_config(args), "reasons": lambda: cmd_reasons(args)}
     try:
+        if beam_args:  # also for stats/report/inspect/validate of a gs:// or s3:// output
+            from mmcurate.pipelines import fileio
+
+            fileio.configure(beam_args)
         return handlers[args.command]()
     except KeyboardInterrupt:
         print("mmcurate: interrupted", file=sys.stderr)

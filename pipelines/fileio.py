@@ -25,6 +25,14 @@ RAW = CompressionTypes.UNCOMPRESSED
 WRITE_BUFFER = 4 * 1024 * 1024
 
 
+def configure(beam_args: list[str] | tuple) -> None:
+    """Give Beam's filesystems the pipeline options (credentials, `--s3_endpoint_url`,
+    `--project`) in this process; the runner passes them on to its workers."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions(list(beam_args)))
+
+
 def is_remote(path: str) -> bool:
     return "://" in path
 

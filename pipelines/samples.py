@@ -78,7 +78,9 @@ def media(out_dir: str, rows: list[dict]) -> list[Optional[dict]]:
         wanted = {r["key"]: i for i, r in group}
         for sample in _samples(fileio.join(out_dir, SHARDS_DIR, f"{shard}.tar")):
             if sample["__key__"] in wanted:
-                found[wanted[sample["__key__"]]] = sample
+                found[wanted.pop(sample["__key__"])] = sample
+                if not wanted:  # stop reading: the rest of a remote shard is not downloaded
+                    break
     staging = fileio.join(out_dir, *STAGING_PREPARE)
     for shard, group in _by(staged, "shard").items():
         sid = _staging_id(out_dir, shard)
@@ -87,7 +89,9 @@ def media(out_dir: str, rows: list[dict]) -> list[Optional[dict]]:
         wanted = {r["ord"]: i for i, r in group}
         for ordinal, sample in enumerate(_samples(staging_paths(staging, sid)["tar"])):
             if ordinal in wanted:
-                found[wanted[ordinal]] = sample
+                found[wanted.pop(ordinal)] = sample
+                if not wanted:
+                    break
     return [found.get(i) for i in range(len(rows))]
 
 
