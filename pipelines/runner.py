@@ -25,4 +25,16 @@ def make_pipeline(workers: int | None = None, beam_args: list[str] | tuple = ())
     direct = options.view_as(DirectOptions)
     direct.direct_num_workers = workers
     direct.direct_running_mode = "multi_processing" if workers > 1 else "in_memory"
-    return beam.Pipeline(runner=FnApiRunner(), options=options)
+    return beam.Pipeline(runner=FnApiRunner(provision_info=_provision_info(options)), options=options)
+
+
+def _provision_info(options: PipelineOptions):
+    """The FnApiRunner hands its worker processes no pipeline options of its own accord, so
+    their filesystems would lack `--s3_endpoint_url`, credentials or `--project`; pass them
+    the way a portable runner does."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options(drop_default=True))
+    return ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(retrieval_token="unused-retrieval-token", pipeline_options=encoded))
