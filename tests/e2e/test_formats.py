@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.util import by_key, jpeg, run_cli, samples, stats, write
+from tests.util import jpeg, run_cli, samples, stats, write
 
 
 def curate(src, out, *args):

@@ -1,4 +1,4 @@
-"""`mmcurate report`: one self-contained HTML page about a demo run (three shards, staging kept).
+"""`mmcurate report`: one self-contained HTML page about a demo run (four shards, staging kept).
 
 The page is checked parsed (its figures, and no address that leads outside it), then rendered
 by headless Chromium behind a recording proxy (a screenshot, and the DOM after load)."""
@@ -22,7 +22,7 @@ from PIL import Image
 
 from mmcurate.pipelines.report import CSP, THUMB_SIDE, write_report
 from mmcurate.schemas.reasons import stage_of
-from tests.util import manifest, run_cli, stats
+from tests.util import manifest, stats
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -44,11 +44,8 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("report") / "demo"
-    args = ["--samples", "120", "--workers", "2", "--set", "output.keep_staging=true", "--set", "output.shard_size=40"]
-    assert run_cli("demo", "-o", out, *args) == 0
-    return str(out)
+def demo(demo_out) -> str:
+    return demo_out  # tests/e2e/conftest.py: 160 inputs in four shards, staging kept
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +62,7 @@ def expected_plots(out: str) -> set[str]:
 def test_report_has_every_plot_sample_and_drop_example(demo, report):
     path, summary = report
     s, doc = stats(demo), parse(path.read_text(encoding="utf-8"))
-    assert len(s["shards"]) == 3  # the staging shard of a dropped row is looked up per shard
+    assert len(s["shards"]) == 4  # the staging shard of a dropped row is looked up per shard
     plots = find(section(doc, "plots"), "figure", "plot")
     assert sorted(f.attrs["data-name"] for f in plots) == sorted(expected_plots(demo))
     assert all(len(find(f, "svg")) == 1 for f in plots) and summary["plots"] == len(plots)
