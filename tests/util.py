@@ -107,3 +107,15 @@ def shard_bytes(out: str) -> dict[str, bytes]:
         with open(path, "rb") as f:
             result[os.path.basename(path)] = f.read()
     return result
+
+
+def upload_tree(s3, local: str, bucket: str, prefix: str) -> str:
+    """Copy a local folder to s3://bucket/prefix on the `s3_server` fixture's server (bucket
+    created if needed); returns the URL."""
+    if bucket not in [b["Name"] for b in s3.client.list_buckets()["Buckets"]]:
+        s3.client.create_bucket(Bucket=bucket)
+    for root, _, files in os.walk(local):
+        for name in files:
+            path = os.path.join(root, name)
+            s3.client.upload_file(path, bucket, f"{prefix}/{os.path.relpath(path, local)}")
+    return f"s3://{bucket}/{prefix}"

@@ -5,12 +5,10 @@ reads the same shards."""
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import os
 import shutil
-import socket
 import tarfile
 from collections import Counter
 
@@ -26,7 +24,7 @@ from PIL import Image  # noqa: E402
 
 from mmcurate import loader as ld  # noqa: E402
 from mmcurate.pipelines.tario import SampleTarWriter, read_samples  # noqa: E402
-from tests.util import manifest, samples, stats  # noqa: E402
+from tests.util import manifest, samples, stats, upload_tree  # noqa: E402
 
 
 def keys_of(batches) -> list[str]:
@@ -216,25 +214,9 @@ def test_a_remote_output_is_read_through_beam_filesystems(demo_out, beam_options
 
 
 @pytest.fixture
-def s3_output(demo_out, beam_options_restored):
-    """The demo output uploaded to a local moto S3 server: (s3 URL, Beam filesystem options)."""
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint, key, secret, region = f"http://127.0.0.1:{port}", "test", "test", "us-east-1"
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
-                      region_name=region)
-    s3.create_bucket(Bucket="curated")
-    for path in glob.glob(os.path.join(demo_out, "**", "*"), recursive=True):
-        if os.path.isfile(path):
-            s3.upload_file(path, "curated", f"demo/{os.path.relpath(path, demo_out)}")
-    yield "s3://curated/demo", [f"--s3_endpoint_url={endpoint}", f"--s3_access_key_id={key}",
-                                f"--s3_secret_access_key={secret}", f"--s3_region_name={region}"]
-    server.stop()
+def s3_output(demo_out, s3_server, beam_options_restored):
+    """The demo output uploaded to the local S3 server: (s3 URL, Beam filesystem options)."""
+    return upload_tree(s3_server, demo_out, "curated", "demo"), s3_server.beam_args
 
 
 def test_an_s3_output_is_read_with_beam_options(demo_out, s3_output):
