@@ -13,6 +13,7 @@ import io
 import json
 import lzma
 import os
+import re
 import uuid
 from typing import Any, Iterator
 
@@ -122,6 +123,23 @@ def write_parquet(path: str, table: pa.Table) -> None:
 
 def read_parquet(path: str) -> pa.Table:
     return pq.read_table(io.BytesIO(read_bytes(path)))
+
+
+_TEMP_NAME = re.compile(r"\.tmp-[0-9a-f]{12}$")
+
+
+def remove_temp_files(root: str) -> int:
+    """Delete what writers killed mid-write (kill -9, a lost worker) left under temporary
+    names below `root`; returns how many. Only for a folder no live run is writing to."""
+    if not is_remote(root):
+        stale = [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if _TEMP_NAME.search(f)]
+        for path in stale:
+            os.remove(path)
+        return len(stale)
+    stale = [m.path for m in FileSystems.match([root.rstrip("/") + "/**"])[0].metadata_list if _TEMP_NAME.search(m.path)]
+    if stale:
+        FileSystems.delete(stale)
+    return len(stale)
 
 
 def list_files(root: str) -> list[str]:

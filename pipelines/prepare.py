@@ -32,7 +32,7 @@ from mmcurate.pipelines.sources.base import ReadTask
 from mmcurate.pipelines.sources.webdataset import iter_member_bytes
 from mmcurate.pipelines.tario import SampleTarWriter
 from mmcurate.schemas.config import RunConfig
-from mmcurate.schemas.reasons import KEPT
+from mmcurate.schemas.reasons import FAILED, KEPT
 from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass_dict, empty_row, rows_to_table, sample_json
 
 SHARDS_TAG = "shards"
@@ -108,9 +108,12 @@ class PrepareShard(beam.DoFn):
     def process(self, element: tuple[str, Iterable[SourceRow]]):
         sid, rows = element
         paths = staging_paths(self.staging_dir, sid)
+        manifest = None
         if fileio.exists(paths["done"]) and fileio.read_bytes(paths["done"]) == self.fingerprint:
             manifest = fileio.read_parquet(paths["parquet"]).to_pylist()
-        else:
+            if self.cfg.output.retry_failed and any(row["status"] == FAILED for row in manifest):
+                manifest = None  # redone whole: its failed rows get a new attempt
+        if manifest is None:
             manifest = self._build(sid, sorted(rows, key=lambda r: r.order), paths)
         yield beam.pvalue.TaggedOutput(SHARDS_TAG, sid)
         kept = [row for row in manifest if row["status"] == KEPT]

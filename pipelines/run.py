@@ -15,10 +15,11 @@ from mmcurate.pipelines import fileio, sources
 from mmcurate.pipelines.dedup import Dedup
 from mmcurate.pipelines.near_dedup import CLUSTERS_DIR, DEDUP_STATS
 from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
-from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare
+from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare, staging_fingerprint
 from mmcurate.pipelines.runner import default_workers, make_pipeline
 from mmcurate.pipelines.stats import identity_errors, merge
 from mmcurate.schemas.config import RunConfig
+from mmcurate.schemas.reasons import FAILED
 
 STAGING_DIR = "_staging"
 FINALIZED = "finalized.json"
@@ -63,6 +64,8 @@ def run(
     fmt, tasks, ignored = sources.plan(inputs, cfg)
     cfg.input.format = fmt
     fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "prepare"))
+    fileio.remove_temp_files(out_dir)  # a killed run's half-written files
+    resumed = resumable_shards(out_dir, cfg)
     fileio.makedirs(fileio.join(out_dir, SHARDS_DIR))
     if cfg.clip.model:
         from mmcurate.pipelines.clip_model import resolve_checkpoint
@@ -87,7 +90,18 @@ def run(
     finally:
         if monitor:
             monitor.stop()
-    return finish(out_dir, fmt, inputs, ignored, started, keep_staging=cfg.output.keep_staging, dedup=counters)
+    return finish(out_dir, fmt, inputs, ignored, started, keep_staging=cfg.output.keep_staging, dedup=counters, resumed=resumed)
+
+
+def resumable_shards(out_dir: str, cfg: RunConfig) -> int:
+    """Staging shards a previous run of the same settings finished, which prepare will reuse
+    (with --retry-failed, not those with failed rows)."""
+    fingerprint = staging_fingerprint(cfg)
+    staging = fileio.join(out_dir, STAGING_DIR, "prepare")
+    done = [p for p in fileio.list_files(staging) if p.endswith(".done") and fileio.read_bytes(p) == fingerprint]
+    if cfg.output.retry_failed:
+        done = [p for p in done if FAILED not in fileio.read_parquet(p[: -len("done")] + "parquet").column("status").to_pylist()]
+    return len(done)
 
 
 def dedup_counters(result) -> dict:
@@ -110,7 +124,8 @@ def dedup_counters(result) -> dict:
     return dict(sorted(out.items()))
 
 
-def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: float, keep_staging: bool, dedup: Optional[dict] = None) -> dict:
+def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: float, keep_staging: bool,
+           dedup: Optional[dict] = None, resumed: int = 0) -> dict:
     shard_stats = fileio.read_json(fileio.join(out_dir, STAGING_DIR, FINALIZED))
     _remove_stale_shards(out_dir, {s["shard"] for s in shard_stats})
     stats = merge(shard_stats)
@@ -123,6 +138,7 @@ def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: flo
         samples=stats["kept"],
         bytes=sum(s["bytes"] for s in shard_stats),
         wall_time_s=round(time.time() - started, 3),
+        resumed_staging_shards=resumed,
         version=__version__,
     )
     dedup_stats = fileio.join(out_dir, CLUSTERS_DIR, DEDUP_STATS)

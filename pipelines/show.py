@@ -28,6 +28,8 @@ def render(stats: dict, console: Console | None = None) -> None:
     summary.add_row("shards", f"{len(stats.get('shards', []))} ({stats.get('bytes', 0) / 1e6:.1f} MB)")
     summary.add_row("format", str(stats.get("format", "")))
     summary.add_row("wall time", f"{stats.get('wall_time_s', 0):.1f} s")
+    if stats.get("resumed_staging_shards"):
+        summary.add_row("resumed", f"{stats['resumed_staging_shards']:,} staging shards from an earlier run")
     summary.add_row("accounting", "ok" if stats.get("identity_ok", True) else "BROKEN")
     console.print(summary)
 
