@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="rerun into the same output: also redo finished staging shards with failed rows (downloads that timed out, 5xx...)")
     run.add_argument("--keep-staging", action="store_true", help="keep OUT/_staging (intermediate shards) after a successful run")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-wait", action="store_true", help="submit the job and return (Dataflow); it writes OUT/stats.json when it ends")
 
     stats = sub.add_parser("stats", help="show a finished run's statistics")
     stats.add_argument("output")
@@ -147,7 +148,11 @@ def cmd_run(args, beam_args) -> int:
     from mmcurate.pipelines.run import run
     from mmcurate.pipelines.show import render
 
-    stats = run(args.inputs, args.output, cfg, workers=args.workers, beam_args=beam_args, progress=not args.no_progress)
+    stats = run(args.inputs, args.output, cfg, workers=args.workers, beam_args=beam_args,
+                progress=not args.no_progress and not args.no_wait, wait=not args.no_wait)
+    if stats is None:
+        print(f"submitted; when the job ends, `mmcurate stats {args.output}` shows its numbers")
+        return 0
     render(stats)
     return 0
 

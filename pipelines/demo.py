@@ -75,6 +75,9 @@ def vary(img: Image.Image, rng: random.Random, amplitude: float = 8) -> Image.Im
     return Image.fromarray(np.clip(np.asarray(img, np.float32) + shade[:, :, None], 0, 255).astype(np.uint8))
 
 
+DISTINCT_PICTURES = 2000  # demos up to this many pictures have no unplanted near-duplicates
+
+
 class _HashIndex:
     """pHash and dHash of the pictures drawn so far: the demo's only near-duplicates are the
     planted ones, so a new picture must differ from every earlier one by more than
@@ -115,12 +118,15 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
         it = tqdm(it, desc="demo images", unit="img")
     first_jpeg = None
     seen = _HashIndex(n_good)
+    # The generated domain holds only so many pictures 10 bits apart: past a few thousand,
+    # redrawing would cost ever more tries, so big demos keep their natural near-duplicates.
+    tries = 50 if n_good <= DISTINCT_PICTURES else 1
     for i in it:
         size = (rng.randrange(256, 640), rng.randrange(256, 640))
-        for _ in range(50):  # redraw the rare picture that hashes close to an earlier one
+        for _ in range(tries):  # redraw the rare picture that hashes close to an earlier one
             img, caption = photo(rng, size)
             img = vary(img, rng)
-            if seen.add_if_far(img):
+            if tries == 1 or seen.add_if_far(img):
                 break
         path = os.path.join(folder, f"photo_{i:06d}.jpg")
         img.save(path, quality=rng.randrange(80, 95))

@@ -1,5 +1,7 @@
-"""`mmcurate run`: plan inputs, then prepare -> dedup -> [score] -> finalize in one Beam pipeline, then
-write the run-level stats and shard index and check the accounting identity."""
+"""`mmcurate run`: plan inputs, then prepare -> dedup -> [score] -> finalize -> finish in one Beam
+pipeline. Finish, the pipeline's last step, writes the run-level stats and the shard index and
+checks the accounting identity, so a job submitted without waiting (a Dataflow flex template,
+`--no-wait`) still completes the output on its own."""
 
 from __future__ import annotations
 
@@ -16,21 +18,23 @@ from mmcurate.pipelines.dedup import Dedup
 from mmcurate.pipelines.near_dedup import CLUSTERS_DIR, DEDUP_STATS
 from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare, staging_fingerprint
-from mmcurate.pipelines.runner import default_workers, make_pipeline
+from mmcurate.pipelines.runner import default_workers, is_local, make_pipeline
 from mmcurate.pipelines.stats import identity_errors, merge
 from mmcurate.schemas.config import RunConfig
 from mmcurate.schemas.reasons import FAILED
 
 STAGING_DIR = "_staging"
-FINALIZED = "finalized.json"
 WIDS_INDEX = "index.wids.json"
+STATS = "stats.json"
 
 
 class AccountingError(RuntimeError):
     """The accounting identity does not hold: a row was lost or counted twice."""
 
 
-def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str) -> None:
+def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optional[dict] = None) -> None:
+    """The whole pipeline. run_info: what finish records besides the shards' stats
+    (format, input specs, ignored files, start time, resumed shards)."""
     staging = fileio.join(out_dir, STAGING_DIR, "prepare")
     prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging)
     decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir))["decisions"]
@@ -43,10 +47,11 @@ def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str) -> None:
         if cfg.clip.filter and cfg.clip.top_fraction > 0:
             inputs["cutoff"] = top_fraction_cutoff(inputs["scores"], cfg.clip.top_fraction)
     shard_stats = inputs | "Finalize" >> Finalize(staging, out_dir, cfg.clip, cfg.output, score_dir)
+    info = dict(run_info or {}, keep_staging=cfg.output.keep_staging)
     _ = (
         shard_stats
         | "CollectStats" >> beam.combiners.ToList()
-        | "WriteFinalized" >> beam.Map(lambda stats: fileio.write_json(fileio.join(out_dir, STAGING_DIR, FINALIZED), sorted(stats, key=lambda s: s["shard"])))
+        | "Finish" >> beam.Map(lambda shards: finish(out_dir, shards, **info) and None)
     )
 
 
@@ -58,19 +63,25 @@ def run(
     beam_args: list[str] | tuple = (),
     test_pipeline: Optional[beam.Pipeline] = None,
     progress: bool = False,
-) -> dict:
+    wait: bool = True,
+) -> Optional[dict]:
+    """Run the pipeline; returns stats.json's content (None with wait=False: the job was
+    submitted, and writes stats.json itself when it ends)."""
     cfg = (cfg or RunConfig()).validate()
     started = time.time()
     fmt, tasks, ignored = sources.plan(inputs, cfg)
     cfg.input.format = fmt
     fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "prepare"))
     fileio.remove_temp_files(out_dir)  # a killed run's half-written files
+    if fileio.exists(fileio.join(out_dir, STATS)):  # until this run finishes, no stats are current
+        fileio.delete_file(fileio.join(out_dir, STATS))
     resumed = resumable_shards(out_dir, cfg)
     fileio.makedirs(fileio.join(out_dir, SHARDS_DIR))
     if cfg.clip.model:
         from mmcurate.pipelines.clip_model import resolve_checkpoint
 
-        resolve_checkpoint(cfg.clip.model, cfg.clip.weights_dir)  # a missing checkpoint fails here, in one line
+        if is_local(beam_args):  # remote workers load it from their own disk (the container)
+            resolve_checkpoint(cfg.clip.model, cfg.clip.weights_dir)  # a missing checkpoint fails here, in one line
         fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "score"))
         if cfg.clip.embeddings:
             fileio.makedirs(fileio.join(out_dir, EMBEDDINGS_DIR))
@@ -82,15 +93,22 @@ def run(
 
     pipeline = test_pipeline or make_pipeline(workers, beam_args)
     monitor = _Progress(out_dir, len(tasks) if fmt == "folder" else None) if progress else None
+    run_info = {"fmt": fmt, "inputs": list(inputs), "ignored": ignored, "started": started, "resumed": resumed}
     try:
-        build(pipeline, tasks, cfg, out_dir)
+        build(pipeline, tasks, cfg, out_dir, run_info)
         result = pipeline.run()
+        if not wait:
+            return None
         result.wait_until_finish()
-        counters = dedup_counters(result)
     finally:
         if monitor:
             monitor.stop()
-    return finish(out_dir, fmt, inputs, ignored, started, keep_staging=cfg.output.keep_staging, dedup=counters, resumed=resumed)
+    stats = fileio.read_json(fileio.join(out_dir, STATS))
+    counters = dedup_counters(result)
+    if "dedup" in stats and counters:  # only the launcher sees the job's metrics
+        stats["dedup"]["counters"] = counters
+        fileio.write_json(fileio.join(out_dir, STATS), stats)
+    return stats
 
 
 def resumable_shards(out_dir: str, cfg: RunConfig) -> int:
@@ -124,9 +142,11 @@ def dedup_counters(result) -> dict:
     return dict(sorted(out.items()))
 
 
-def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: float, keep_staging: bool,
-           dedup: Optional[dict] = None, resumed: int = 0) -> dict:
-    shard_stats = fileio.read_json(fileio.join(out_dir, STAGING_DIR, FINALIZED))
+def finish(out_dir: str, shard_stats: list[dict], fmt: str = "", inputs: list[str] = (), ignored: int = 0,
+           started: float = 0.0, keep_staging: bool = False, resumed: int = 0) -> dict:
+    """Run-level stats.json and index.wids.json from every shard's stats; then the staging
+    folder goes (unless kept). A broken accounting identity fails the run, stats written."""
+    shard_stats = sorted(shard_stats, key=lambda s: s["shard"])
     _remove_stale_shards(out_dir, {s["shard"] for s in shard_stats})
     stats = merge(shard_stats)
     stats.update(
@@ -144,10 +164,10 @@ def finish(out_dir: str, fmt: str, inputs: list[str], ignored: int, started: flo
     dedup_stats = fileio.join(out_dir, CLUSTERS_DIR, DEDUP_STATS)
     if fileio.exists(dedup_stats):
         stats["dedup"] = fileio.read_json(dedup_stats)
-        stats["dedup"]["counters"] = dedup or {}
+        stats["dedup"]["counters"] = {}
     errors = identity_errors(stats) + [e for s in shard_stats for e in identity_errors(s, s["shard"])]
     stats["identity_ok"] = not errors
-    fileio.write_json(fileio.join(out_dir, "stats.json"), stats)
+    fileio.write_json(fileio.join(out_dir, STATS), stats)
     wids = {
         "__kind__": "wids-shard-index-v1",
         "wids_version": 1,

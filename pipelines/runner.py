@@ -12,12 +12,18 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def is_local(beam_args: list[str] | tuple = ()) -> bool:
+    """True when the pipeline runs on this machine (no --runner, or the DirectRunner)."""
+    runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner
+    return runner in (None, "DirectRunner", "direct")
+
+
 def make_pipeline(workers: int | None = None, beam_args: list[str] | tuple = ()) -> beam.Pipeline:
     """`beam_args` are Beam's own flags (`--runner DataflowRunner --project ...`). Without a
     runner we run locally on the FnApiRunner: in memory for one worker, else one process per
     worker (Beam 2.7x's DirectRunner would first try to download the Prism binary)."""
     options = PipelineOptions(list(beam_args))
-    if options.view_as(StandardOptions).runner:
+    if not is_local(beam_args):
         return beam.Pipeline(options=options)
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 

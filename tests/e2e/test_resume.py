@@ -125,3 +125,17 @@ def test_retry_failed_gives_failed_rows_a_new_attempt(tmp_path):
         assert stats(out)["resumed_staging_shards"] == 0 and stats(out)["kept"] == 6 and stats(out)["failed"] == {}
         assert {p: srv.count(p) for p in ("/flaky/r0", "/flaky/r2", "/flaky/r4")} == {"/flaky/r0": 2, "/flaky/r2": 2, "/flaky/r4": 2}
         assert all(r["status"] == "kept" for r in by_key(out).values())
+
+
+@pytest.mark.timeout(300)
+def test_the_job_finishes_the_output_itself_without_a_waiting_launcher(reference, tmp_path, capsys):
+    """--no-wait returns once submitted; stats.json and the shard index come from the
+    pipeline's own last step (the local runner happens to block until then)."""
+    out = tmp_path / "out"
+    assert run_cli("run", reference / "in", "-o", out, *ARGS, "--no-wait") == 0
+    assert "submitted" in capsys.readouterr().out
+    s, ref = stats(out), stats(reference / "ref")
+    assert s["dedup"].pop("counters") == {} and ref["dedup"].pop("counters")  # Beam metrics reach only a waiting launcher
+    assert {k: v for k, v in s.items() if k not in VOLATILE} == {k: v for k, v in ref.items() if k not in VOLATILE}
+    assert (out / "index.wids.json").read_bytes() == (reference / "ref" / "index.wids.json").read_bytes()
+    assert shard_bytes(out) == shard_bytes(reference / "ref") and not (out / "_staging").exists()
