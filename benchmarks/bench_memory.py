@@ -2,6 +2,7 @@
 barely moves from 10k to 50k samples (the issue's bar: ratio <= 1.3).
 
     python benchmarks/bench_memory.py --samples 10000 50000 --workdir benchmarks/_work/memory
+    python benchmarks/bench_memory.py --samples 10000 50000 --set output.shard_size=2000
 
 Each size runs `mmcurate demo -o OUT --samples N --workers 2` as a subprocess (generation,
 prepare, near-dup dedup, tiny-CLIP scoring, finalize, stats), while a sampler reads the RSS of
@@ -85,13 +86,15 @@ def main() -> int:
     ap.add_argument("--samples", type=int, nargs="+", default=[10_000, 50_000])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--workdir", default="benchmarks/_work/memory")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="passed to mmcurate demo")
     a = ap.parse_args()
     mmcurate = shutil.which("mmcurate", path=os.path.dirname(sys.executable)) or "mmcurate"
     results = {}
     for n in a.samples:
         out = os.path.join(a.workdir, f"demo-{n}")
         shutil.rmtree(out, ignore_errors=True)
-        results[n] = measure([mmcurate, "demo", "-o", out, "--samples", str(n), "--workers", str(a.workers)])
+        sets = [x for item in a.set for x in ("--set", item)]
+        results[n] = measure([mmcurate, "demo", "-o", out, "--samples", str(n), "--workers", str(a.workers), *sets])
         with open(os.path.join(out, "stats.json")) as f:
             s = json.load(f)
         results[n].update(inputs=s["inputs"], kept=s["kept"], shards=len(s["shards"]))
