@@ -113,3 +113,12 @@ def test_flex_template_parameters_are_the_launchers():
                     "--format", "table", "--set", "dedup.mode=exact", "--set", "output.shard_size=5000",
                     "--clip-model", "ViT-B/32", "--", "--runner=DataflowRunner", "--project=p", "--sdk_container_image=img"]
     cli._parser().parse_args(argv[: argv.index("--")])
+
+
+def test_flex_template_run_passes_only_known_parameters():
+    lines = [line for line in shell_commands(os.path.join(REPO, "runbooks", "dataflow.md")) if line.startswith("gcloud dataflow flex-template run")]
+    assert len(lines) == 1
+    words = shlex.split(lines[0])
+    given = [kv.split("=", 1)[0] for i, w in enumerate(words) if w == "--parameters" for kv in words[i + 1].split(",")]
+    beam = {f[2:] for f in beam_flags()}
+    assert {"inputs", "output"} <= set(given) and set(given) <= set(flex_template.PARAMETERS) | beam, given
