@@ -23,6 +23,8 @@ them and their defaults), or from a YAML file with --config. Beam pipeline optio
 """
 
 
+OUTPUT_HELP = "the output folder of a finished run (local, gs:// or s3://; Beam options such as --s3_endpoint_url after --)"
+
 EPILOG_INSPECT = """\
 examples:
   mmcurate inspect out -o sheet.png                               # the first 25 kept samples
@@ -30,10 +32,9 @@ examples:
   mmcurate inspect out --reason duplicate.near_image              # what near-dup removal dropped
   mmcurate inspect out --split val --where "len(caption) > 200"
 
---where takes comparisons of manifest columns (`mmcurate config` lists the run's settings;
-the columns are those of shards/NNNNN.parquet: key, status, reason, caption, width, height,
-original_width, original_height, image_bytes, clip_score, dup_of, dup_distance, split, ...)
-joined with and/or/not; len(caption) is the caption's length. Dropped samples are shown with
+--where takes comparisons of the manifest columns of shards/NNNNN.parquet (key, status,
+reason, caption, width, height, original_width, original_height, image_bytes, clip_score,
+dup_of, dup_distance, split, ...) joined with and/or/not; len(caption) is the caption's length. Dropped samples are shown with
 their picture when the run kept its staging shards (--keep-staging).
 """
 
@@ -78,12 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-wait", action="store_true", help="submit the job and return (Dataflow); it writes OUT/stats.json when it ends")
 
     stats = sub.add_parser("stats", help="show a finished run's statistics")
-    stats.add_argument("output")
+    stats.add_argument("output", help=OUTPUT_HELP)
     stats.add_argument("--json", action="store_true", help="print stats.json as JSON")
 
     insp = sub.add_parser("inspect", help="draw a contact sheet of samples (kept, or dropped for a reason) to a PNG",
                           epilog=EPILOG_INSPECT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    insp.add_argument("output")
+    insp.add_argument("output", help=OUTPUT_HELP)
     insp.add_argument("-o", "--sheet", default="sheet.png", help="PNG to write (default: sheet.png)")
     insp.add_argument("--n", type=int, default=25, help="samples to show (default: 25)")
     insp.add_argument("--where", default="", help="condition on manifest columns, e.g. \"clip_score < 0.3 and width >= 256\"")
@@ -95,13 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     insp.add_argument("--tile", type=int, default=224, help="thumbnail size in pixels (default: 224)")
 
     rep_ = sub.add_parser("report", help="write a self-contained HTML report: plots, gallery, examples of every drop reason")
-    rep_.add_argument("output")
+    rep_.add_argument("output", help=OUTPUT_HELP)
     rep_.add_argument("-o", "--html", default="report.html", help="HTML file to write (default: report.html)")
     rep_.add_argument("--n", type=int, default=48, help="gallery thumbnails of kept samples (default: 48)")
     rep_.add_argument("--per-reason", type=int, default=4, help="examples per drop reason (default: 4; thumbnails need --keep-staging at run time)")
 
     val = sub.add_parser("validate", help="re-read every shard and check it against manifests and stats; non-zero exit on any problem")
-    val.add_argument("output")
+    val.add_argument("output", help=OUTPUT_HELP)
 
     demo = sub.add_parser("demo", help="generate a sample dataset with planted defects and curate it")
     demo.add_argument("-o", "--output", default="demo-out", help="output folder (default: demo-out)")
