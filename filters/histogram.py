@@ -60,6 +60,12 @@ def merge(parts: list[dict]) -> dict:
     return total
 
 
+def merge_named(parts: list[dict]) -> dict:
+    """Sum {measure: histogram} dicts (a measure may be missing from some parts)."""
+    names = sorted({name for part in parts for name in part})
+    return {name: merge([p[name] for p in parts if name in p]) for name in names}
+
+
 def quantile(h: dict, q: float):
     """Approximate q-quantile from the bins (linear inside a bin); None when empty."""
     if not h["count"]:

@@ -189,23 +189,11 @@ def decode_text(sample: dict, tokenizer: Callable) -> Any:
 
 
 def clip_transform(n_px: int):
-    """clip.clip._transform(n_px): bicubic resize of the short side, centre crop, RGB,
-    ToTensor, CLIP's mean/std."""
-    from torchvision import transforms as T
+    """clip's own preprocessing (clip.clip._transform, as filters/clip_score.py uses it):
+    bicubic resize of the short side, centre crop, RGB, ToTensor, CLIP's mean/std."""
+    from mmcurate.tinyclip import _clip
 
-    from mmcurate.tinyclip import MEAN, STD
-
-    return T.Compose([
-        T.Resize(n_px, interpolation=T.InterpolationMode.BICUBIC),
-        T.CenterCrop(n_px),
-        _to_rgb,
-        T.ToTensor(),
-        T.Normalize(MEAN, STD),
-    ])
-
-
-def _to_rgb(img):
-    return img.convert("RGB")
+    return _clip().clip._transform(n_px)
 
 
 def clip_tokenizer(context_length: int = 77) -> Callable:

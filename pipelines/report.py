@@ -18,7 +18,6 @@ import base64
 import io
 from collections import Counter
 
-import pyarrow.parquet as pq
 from PIL import Image
 
 from mmcurate import __version__
@@ -97,17 +96,12 @@ def scan(out_dir: str, stats: dict, n: int, per_reason: int, progress: bool):
                 picked.append(row)
         if not compute and len(gallery) >= n and all(len(examples[r]) >= min(per_reason, c) for r, c in counts.items()):
             break
-    return gallery, examples, merge_distributions(parts) if compute else stats["distributions"]
+    return gallery, examples, histogram.merge_named(parts) if compute else stats["distributions"]
 
 
 def read_manifest(path: str) -> list[dict]:
-    table = pq.read_table(io.BytesIO(fileio.read_bytes(path)))
+    table = fileio.read_parquet(path)
     return table.select([c for c in COLUMNS if c in table.column_names]).to_pylist()
-
-
-def merge_distributions(parts: list[dict]) -> dict:
-    names = sorted({name for part in parts for name in part})
-    return {name: histogram.merge([p[name] for p in parts if name in p]) for name in names}
 
 
 def cluster_sizes(out_dir: str, stats: dict) -> dict[str, int]:

@@ -51,7 +51,7 @@ def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optio
     _ = (
         shard_stats
         | "CollectStats" >> beam.combiners.ToList()
-        | "Finish" >> beam.Map(lambda shards: finish(out_dir, shards, **info) and None)
+        | "Finish" >> beam.Map(lambda shards: finish(out_dir, shards, **info))
     )
 
 
@@ -143,7 +143,7 @@ def dedup_counters(result) -> dict:
 
 
 def finish(out_dir: str, shard_stats: list[dict], fmt: str = "", inputs: list[str] = (), ignored: int = 0,
-           started: float = 0.0, keep_staging: bool = False, resumed: int = 0) -> dict:
+           started: float = 0.0, keep_staging: bool = False, resumed: int = 0) -> None:
     """Run-level stats.json and index.wids.json from every shard's stats; then the staging
     folder goes (unless kept). A broken accounting identity fails the run, stats written."""
     shard_stats = sorted(shard_stats, key=lambda s: s["shard"])
@@ -179,7 +179,6 @@ def finish(out_dir: str, shard_stats: list[dict], fmt: str = "", inputs: list[st
         raise AccountingError("accounting identity broken: " + "; ".join(errors[:5]))
     if not keep_staging:
         fileio.delete_tree(fileio.join(out_dir, STAGING_DIR))
-    return stats
 
 
 def _remove_stale_shards(out_dir: str, current: set[str]) -> None:

@@ -54,11 +54,10 @@ def distributions(rows: list[dict]) -> dict:
 def merge(parts: Iterable[dict]) -> dict:
     """Sum per-shard accounts into one (same shape as `account`)."""
     total = {"inputs": 0, "kept": 0, "dropped": Counter(), "failed": Counter(), "stages": {}, "splits": Counter()}
-    hists: dict[str, list[dict]] = {}
+    dists = []
     for part in parts:
         total["splits"].update(part.get("splits", {}))
-        for name, h in part.get("distributions", {}).items():
-            hists.setdefault(name, []).append(h)
+        dists.append(part.get("distributions", {}))
         total["inputs"] += part["inputs"]
         total["kept"] += part["kept"]
         total["dropped"].update(part["dropped"])
@@ -72,7 +71,7 @@ def merge(parts: Iterable[dict]) -> dict:
     total["dropped"] = dict(sorted(total["dropped"].items()))
     total["failed"] = dict(sorted(total["failed"].items()))
     total["splits"] = dict(sorted(total["splits"].items()))
-    total["distributions"] = {name: histogram.merge(h) for name, h in sorted(hists.items())}
+    total["distributions"] = histogram.merge_named(dists)
     for s in total["stages"].values():
         s["dropped"] = dict(sorted(s["dropped"].items()))
         s["failed"] = dict(sorted(s["failed"].items()))
