@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
-FORMATS = ("auto", "table", "folder", "coco", "flickr", "webdataset")
+FORMATS = ("auto", "table", "folder", "coco", "flickr", "webdataset", "audio", "video", "transcripts")
+MODALITIES = ("image", "audio", "video", "text")
+AUDIO_FORMATS = ("flac", "wav", "mp3")
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border")
 IMAGE_FORMATS = ("jpg", "png", "webp")
 RESIZE_FILTERS = ("area", "nearest", "bilinear", "bicubic", "lanczos")
@@ -26,9 +28,27 @@ class InputConfig:
     caption_col: str = "caption"
     key_col: str = ""  # table: optional column to derive keys from (default: row position)
     images: str = ""  # coco/flickr: image root (default: images/ or Images/ beside the file)
+    audio_col: str = ""  # table: column with an audio path/URL (the table's rows are audio)
+    video_col: str = ""  # table: column with a video path/URL (the table's rows are video)
+    # several inputs joined by key (`ROLE=PATH` inputs): the modalities a sample must have;
+    # "" = every role given. A piece without a required partner is dropped as align.missing_ROLE.
+    require: str = ""
 
     def validate(self):
         _choice("input.format", self.format, FORMATS)
+        for name in filter(None, (r.strip() for r in self.require.split(","))):
+            _choice("input.require", name, MODALITIES)
+
+    @property
+    def media_modality(self) -> str:
+        """What the media of this input's rows is: image, audio or video."""
+        if self.format in ("audio", "video"):
+            return self.format
+        if self.audio_col:
+            return "audio"
+        if self.video_col:
+            return "video"
+        return "image"
 
 
 @dataclass
@@ -89,6 +109,59 @@ class ImageConfig:
             raise ConfigError("image.quality must be in 1..100")
         if self.max_aspect_ratio < 1:
             raise ConfigError("image.max_aspect_ratio must be >= 1")
+
+
+@dataclass
+class AudioConfig:
+    format: str = "flac"  # stored as: flac (lossless) | wav | mp3
+    sample_rate: int = 16_000  # resampled to this rate; 0 keeps the source's
+    channels: int = 1  # downmixed to this many channels; 0 keeps the source's
+    max_channels: int = 8  # sources with more channels are dropped (audio.channels)
+    min_duration: float = 0.5  # seconds
+    max_duration: float = 3600.0
+    silence_dbfs: float = -60.0  # peak level at or below this is all-silence (audio.silent)
+
+    def validate(self):
+        _choice("audio.format", self.format, AUDIO_FORMATS)
+        if self.sample_rate < 0 or self.channels < 0:
+            raise ConfigError("audio.sample_rate and audio.channels must be >= 0 (0 keeps the source's)")
+        _positive("audio.max_channels", self.max_channels)
+        if not 0 <= self.min_duration <= self.max_duration:
+            raise ConfigError("audio: need 0 <= min_duration <= max_duration")
+
+
+@dataclass
+class VideoConfig:
+    # how a video becomes clips: at subtitle cues when it has them (sidecar .srt/.vtt or a
+    # subtitle stream); without cues: "whole" (one clip, its caption) or "windows"
+    uncued: str = "whole"
+    window: float = 10.0  # seconds per clip for uncued: windows
+    merge_gap: float = 0.5  # cues closer than this (seconds) are merged into one clip
+    min_clip: float = 1.0  # clips shorter than this are dropped (video.clip_too_short)
+    max_clip: float = 30.0  # longer cues are split into equal parts no longer than this
+    padding: float = 0.0  # seconds added before and after each cue (clamped to the video)
+    min_duration: float = 0.5  # whole-video checks
+    max_duration: float = 4 * 3600.0
+    min_side: int = 64  # shorter side in pixels
+    min_fps: float = 1.0
+    max_fps: float = 240.0
+    frames: int = 3  # frames sampled per clip: CLIP score (their mean) and near-dup (middle frame's pHash)
+    keep_frame: bool = True  # also store the middle frame as KEY.jpg
+    reencode: str = "auto"  # auto: stream copy when a clip starts and ends on keyframes | always
+    crf: int = 20  # libx264 quality when re-encoding
+    preset: str = "veryfast"
+
+    def validate(self):
+        _choice("video.uncued", self.uncued, ("whole", "windows"))
+        _choice("video.reencode", self.reencode, ("auto", "always"))
+        for name in ("window", "max_clip", "max_fps", "frames"):
+            _positive(f"video.{name}", getattr(self, name))
+        if self.merge_gap < 0 or self.padding < 0 or self.min_clip < 0:
+            raise ConfigError("video.merge_gap, video.padding and video.min_clip must be >= 0")
+        if self.min_clip > self.max_clip:
+            raise ConfigError("video.min_clip must not exceed video.max_clip")
+        if not 0 <= self.crf <= 51:
+            raise ConfigError("video.crf must be in 0..51")
 
 
 @dataclass
@@ -188,6 +261,8 @@ class RunConfig:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     text: TextConfig = field(default_factory=TextConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
