@@ -17,6 +17,16 @@ examples:
   mmcurate run 'shards/{00000..00099}.tar' -o recurated --format webdataset
   mmcurate run urls.parquet -o gs://bucket/out -- --runner DataflowRunner --project P --region R
 
+audio and video:
+  mmcurate run speech/ --format audio -o out        # a.wav + a.txt, or a Sphinx/LibriSpeech transcripts file in the folder
+  mmcurate run clips/ --format video -o out         # a.mp4 + a.srt (cut at its cues) or a.txt / captions.jsonl
+  mmcurate run clips/ --format video --require video --set video.uncued=windows -o out   # uncaptioned: 10 s windows
+  mmcurate run videos.csv --video-col path --caption-col text -o out
+
+several inputs joined by key (ROLE=PATH; roles image, audio, video, text):
+  mmcurate run audio=wavs/ text=transcripts.tsv -o out            # a sample needs both (--require to change)
+  mmcurate run video=clips/ text=captions.jsonl --require video -o out
+
 Any config value can be set with --set section.field=value (see `mmcurate config` for all of
 them and their defaults), or from a YAML file with --config. Beam pipeline options go after
 `--`; without --runner the pipeline runs locally on Beam's FnApiRunner with --workers processes.
@@ -51,9 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="curate inputs into WebDataset shards", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, globs or {a..b} ranges; local, gs://, s3:// or http(s)://")
+    run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, globs or {a..b} ranges; local, gs://, s3:// or http(s)://; ROLE=PATH to join several inputs by key")
     run.add_argument("-o", "--output", required=True, help="output folder (local, gs:// or s3://)")
-    run.add_argument("--format", choices=["auto", "table", "folder", "coco", "flickr", "webdataset"], help="input format (default: detected)")
+    run.add_argument("--format", choices=["auto", "table", "folder", "coco", "flickr", "webdataset", "audio", "video", "transcripts"], help="input format (default: detected; audio and video: a folder)")
+    run.add_argument("--require", metavar="MODALITIES", help="what a sample must have, e.g. audio,text or video (default: every input's role; a single input: its media and text)")
+    run.add_argument("--audio-col", help="table: column with an audio path or URL (the rows are audio)")
+    run.add_argument("--video-col", help="table: column with a video path or URL (the rows are video)")
     run.add_argument("--config", help="YAML file with config sections (input, fetch, text, image, dedup, output)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
     run.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
@@ -127,6 +140,7 @@ def _run_config(args):
         ("image_size", "image.image_size"), ("shard_size", "output.shard_size"), ("clip_model", "clip.model"),
         ("clip_threshold", "clip.threshold"), ("clip_top_fraction", "clip.top_fraction"),
         ("dedup", "dedup.mode"), ("duplicates", "dedup.duplicates"), ("splits", "output.splits"),
+        ("require", "input.require"), ("audio_col", "input.audio_col"), ("video_col", "input.video_col"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

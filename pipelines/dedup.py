@@ -2,7 +2,8 @@
 
 Exact kinds, applied in order, each over the survivors of the previous one:
   1. duplicate input keys (`input.duplicate_key`, the first in input order survives);
-  2. identical original image bytes (`duplicate.exact_image`, the smallest key survives);
+  2. identical original image bytes (`duplicate.exact_image`, the smallest key survives), or
+     identical decoded audio (`duplicate.exact_audio`), or identical video clips (`duplicate.exact_video`);
   3. optionally identical normalised captions (`duplicate.exact_caption`);
 then, with `dedup.mode: near`, perceptual-hash and MinHash near-duplicates (near_dedup.py).
 Each exact kind is one batched shuffle: tables are routed to partitions by a hash of the
@@ -82,9 +83,9 @@ class Dedup(beam.PTransform):
     """Slim tables -> {"decisions": (sid, [decision])}, plus in near mode "clusters" (cluster
     row tables) and "stats" (what dedup/stats.json holds)."""
 
-    def __init__(self, cfg: DedupConfig, out_dir: str = ""):
+    def __init__(self, cfg: DedupConfig, out_dir: str = "", modality: str = "image"):
         super().__init__()
-        self.cfg, self.out_dir = cfg, out_dir
+        self.cfg, self.out_dir, self.modality = cfg, out_dir, modality
 
     def expand(self, tables):
         cfg = self.cfg
@@ -94,7 +95,7 @@ class Dedup(beam.PTransform):
         tables, dropped = exact_step(tables, parts, "key", order, "input.duplicate_key", "DupKey")
         decisions.append(dropped)
         if cfg.mode != "none":
-            tables, dropped = exact_step(tables, parts, "sha256", ("key",) + order, "duplicate.exact_image", "ExactImage")
+            tables, dropped = exact_step(tables, parts, "sha256", ("key",) + order, f"duplicate.exact_{self.modality}", "ExactImage")
             decisions.append(dropped)
             if cfg.exact_caption:
                 tables, dropped = exact_step(tables, parts, "caption_sha256", ("key",) + order, "duplicate.exact_caption", "ExactCaption")

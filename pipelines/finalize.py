@@ -17,7 +17,7 @@ from mmcurate.filters import quantile
 from mmcurate.filters.splits import SplitAssigner
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.prepare import staging_paths
-from mmcurate.pipelines.tario import SampleTarWriter, read_samples
+from mmcurate.pipelines.tario import SampleTarWriter, read_samples, without_frames
 from mmcurate.pipelines.stats import account
 from mmcurate.schemas.config import ClipConfig, OutputConfig
 from mmcurate.schemas.reasons import KEPT
@@ -76,6 +76,7 @@ class FinalizeShard(beam.DoFn):
             for ordinal, sample in enumerate(read_samples(f)):
                 row = by_ord.get(ordinal)
                 if row is not None:
+                    sample = without_frames(sample)  # the scorer's frames stay in staging
                     sample["json"] = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
                     writer.write(sample)
             writer.close()

@@ -11,6 +11,7 @@ with another image size, or near-dup signatures newly asked for, redoes the shar
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import json
 import threading
@@ -22,10 +23,11 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.hashing import sha256_hex
+from mmcurate.filters.audio import ProcessAudio
 from mmcurate.filters.image import ImageRejected, ProcessImage
 from mmcurate.filters.near_dup import caption_signature
 from mmcurate.filters.text import CleanCaption, caption_sha256
-from mmcurate.pipelines import fileio, sources
+from mmcurate.pipelines import fileio, media_prepare, sources
 from mmcurate.pipelines.dedup import slim_table
 from mmcurate.pipelines.fetch import Fetcher, FetchFailed
 from mmcurate.pipelines.sources.base import ReadTask
@@ -36,6 +38,7 @@ from mmcurate.schemas.reasons import FAILED, KEPT
 from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass_dict, empty_row, rows_to_table, sample_json
 
 SHARDS_TAG = "shards"
+CLIP_SLOTS = 1 << 20  # a video's clips are rows (task, row * CLIP_SLOTS + clip): dedup tells rows apart by order
 _MISSING = object()
 
 
@@ -95,6 +98,9 @@ class PrepareShard(beam.DoFn):
         self.process_image = ProcessImage(self.cfg.image, hashes=near, mirror=near and self.cfg.dedup.mirror)
         self.caption_signature = near
         self.clean_caption = CleanCaption(self.cfg.text)
+        self.modality = self.cfg.input.media_modality
+        if self.modality == "audio":
+            self.process_audio = ProcessAudio(self.cfg.audio)
         self.pool = ThreadPoolExecutor(self.cfg.fetch.threads, thread_name_prefix="mmcurate-prepare")
         # Downloads wait on the network and want many threads; image work wants a core. More
         # CPU-bound threads than cores only fight over the GIL (measured: ~20% more CPU).
@@ -124,12 +130,12 @@ class PrepareShard(beam.DoFn):
         manifest, next_ord = [], 0
         with fileio.atomic_writer(paths["tar"]) as handle:
             writer = SampleTarWriter(handle)
-            for row, image in self._prepared(rows):
+            for row, members in self._prepared(rows):
                 row["shard"] = sid
                 if row["status"] == KEPT:
                     row["ord"], next_ord = next_ord, next_ord + 1
                     doc = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
-                    writer.write({"__key__": row["key"], row["image_ext"]: image, "txt": row["caption"].encode("utf-8"), "json": doc})
+                    writer.write({"__key__": row["key"], **members, "txt": row["caption"].encode("utf-8"), "json": doc})
                 self._count(row)
                 manifest.append(row)
             writer.close()
@@ -137,42 +143,52 @@ class PrepareShard(beam.DoFn):
         fileio.write_bytes(paths["done"], self.fingerprint)
         return manifest
 
-    def _prepared(self, rows: list[SourceRow]) -> Iterator[tuple[dict, Optional[bytes]]]:
+    def _prepared(self, rows: list[SourceRow]) -> Iterator[tuple[dict, dict]]:
         window = 2 * self.cfg.fetch.threads
         pending: collections.deque = collections.deque()
         for row, data in _with_tar_bytes(rows):
             pending.append(self.pool.submit(self._prepare_row, row, data))
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield from pending.popleft().result()
         while pending:
-            yield pending.popleft().result()
+            yield from pending.popleft().result()
 
-    def _prepare_row(self, src: SourceRow, data: Any) -> tuple[dict, Optional[bytes]]:
+    def _prepare_row(self, src: SourceRow, data: Any) -> list[tuple[dict, dict]]:
+        """One input row -> its manifest rows with their tar members ({} when not kept): one
+        row, or one per planned clip for a video."""
         row = empty_row()
-        row.update(key=src.key, source=src.source, order_task=src.order[0], order_row=src.order[1])
+        row.update(key=src.key, source=src.source, order_task=src.order[0], order_row=src.order[1], modality=self.modality)
         try:
-            return self._prepare_checked(src, row, data)
+            results = self._prepare_checked(src, row, data)
         except Exception as e:  # a bug, not bad input: fail the row loudly, keep the run going
             detail = f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3)[-400:]}"
-            return apply_verdict(row, Verdict.reject("internal.error", detail)), None
+            results = [(apply_verdict(row, Verdict.reject("internal.error", detail)), {})]
+        if self.modality == "video":  # clips share their video's input position: give each its own
+            if len(results) > CLIP_SLOTS:
+                raise ValueError(f"{src.source}: more than {CLIP_SLOTS} clips")
+            for i, (clip_row, _) in enumerate(results):
+                clip_row["order_row"] = src.order[1] * CLIP_SLOTS + i
+        return results
 
-    def _prepare_checked(self, src: SourceRow, row: dict, data: Any) -> tuple[dict, Optional[bytes]]:
+    def _prepare_checked(self, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, dict]]:
         if src.extra:
             row["extra"] = json.dumps(src.extra, sort_keys=True, ensure_ascii=False, default=str)
         caption_verdict = self._caption(src, row)
-        verdict = src.verdict if not src.verdict.kept else caption_verdict  # the source knows first
-        if not verdict.kept:
-            return apply_verdict(row, verdict), None
+        if not src.verdict.kept:  # the source knows first
+            return [(apply_verdict(row, src.verdict), {})]
+        if self.modality == "video":  # the caption matters only for a video without cues
+            return media_prepare.video_rows(self, src, row, data, caption_verdict)
+        if not caption_verdict.kept:
+            return [(apply_verdict(row, caption_verdict), {})]
+        if self.modality == "audio":
+            return media_prepare.audio_rows(self, src, row, data)
         try:
-            if data is None:
-                data = self.fetcher.fetch(src.media)
-            elif data is _MISSING:
-                raise FetchFailed("fetch.not_found", f"{src.member} not in {src.media}")
+            data = self.media_bytes(src, data)
             with self.cpu_slots:
                 row["sha256"] = sha256_hex(data)
                 result = self.process_image(data)
         except (FetchFailed, ImageRejected) as e:
-            return apply_verdict(row, e.verdict), None
+            return [(apply_verdict(row, e.verdict), {})]
         row.update(
             width=result.width,
             height=result.height,
@@ -183,13 +199,25 @@ class PrepareShard(beam.DoFn):
         )
         if result.hashes:
             row.update(result.hashes)
-        if self.caption_signature:
+        self.sign_caption(row)
+        return [(row, {result.ext: result.data})]
+
+    def media_bytes(self, src: SourceRow, data: Any) -> bytes:
+        """The row's media: bytes already read from its tar, else fetched (FetchFailed)."""
+        if data is _MISSING:
+            raise FetchFailed("fetch.not_found", f"{src.member} not in {src.media}")
+        return self.fetcher.fetch(src.media) if data is None else data
+
+    def sign_caption(self, row: dict) -> None:
+        if self.caption_signature and row["caption"]:
             d = self.cfg.dedup
             row["minhash"] = caption_signature(row["caption"], d.num_perm, d.ngram)
-        return row, result.data
 
     def _caption(self, src: SourceRow, row: dict) -> Verdict:
-        """Clean the caption(s); with several (coco/flickr), the first usable one is KEY.txt."""
+        """Clean the caption(s); with several (coco/flickr), the first usable one is KEY.txt.
+        No text at all is fine when the run does not require text (input.require)."""
+        if src.caption is None and src.caption_bytes is None and not src.captions:
+            return Verdict.reject("input.missing_caption") if self.cfg.input.requires_text else Verdict.keep()
         if src.captions:
             cleaned = [self.clean_caption(c) for c in src.captions]
             good = [text for text, v in cleaned if v.kept]
@@ -238,18 +266,54 @@ def _with_tar_bytes(rows: list[SourceRow]) -> Iterator[tuple[SourceRow, Any]]:
         yield r, buffered.pop(wanted, _MISSING)
 
 
+def align_pieces(element, required: set[str], media_role: str) -> Iterator[tuple[str, SourceRow]]:
+    """(key, [(staging id, piece)]) from key-aligned inputs -> one row per key: the media
+    piece with the text piece's captions, in the media piece's staging shard. A key missing a
+    required role is dropped as align.missing_ROLE; a second piece of a role as
+    align.duplicate_piece; pieces the source already rejected pass through unchanged."""
+    key, pieces = element
+    first: dict[str, tuple[str, SourceRow]] = {}
+    for sid, piece in sorted(pieces, key=lambda p: p[1].order):
+        if not piece.verdict.kept:
+            yield sid, piece
+        elif piece.role in first:
+            came_first = first[piece.role][1].source
+            yield sid, dataclasses.replace(piece, verdict=Verdict.reject("align.duplicate_piece", f"{piece.role} of {key} came first from {came_first}"))
+        else:
+            first[piece.role] = (sid, piece)
+    if not first:
+        return
+    sid, anchor = first.get(media_role) or min(first.values(), key=lambda p: p[1].order)
+    merged = dataclasses.replace(anchor, extra=dict(anchor.extra))
+    text = first.get("text")
+    if text is not None and text[1] is not anchor:
+        merged.caption, merged.caption_bytes, merged.captions = text[1].caption, text[1].caption_bytes, list(text[1].captions)
+        merged.extra.update({k: v for k, v in text[1].extra.items() if k not in merged.extra})
+    has_text = text is not None or any(v is not None for v in (anchor.caption, anchor.caption_bytes, anchor.subtitles)) or bool(anchor.captions)
+    missing = [role for role in sorted(required) if role not in first and not (role == "text" and has_text)]
+    if missing:
+        merged.verdict = Verdict.reject(f"align.missing_{missing[0]}", f"{key} has {', '.join(sorted(first))}, no {', '.join(missing)}")
+    yield sid, merged
+
+
 class Prepare(beam.PTransform):
     """Read tasks -> slim tables of kept rows (main output) and staging shard ids (`shards`)."""
 
-    def __init__(self, cfg: RunConfig, staging_dir: str):
+    def __init__(self, cfg: RunConfig, staging_dir: str, aligned: bool = False):
         super().__init__()
-        self.cfg, self.staging_dir = cfg, staging_dir
+        self.cfg, self.staging_dir, self.aligned = cfg, staging_dir, aligned
 
     def expand(self, tasks):
+        rows = tasks | "SpreadTasks" >> beam.Reshuffle() | "ReadRows" >> beam.ParDo(ReadRows(self.cfg))
+        if self.aligned:
+            rows = (
+                rows
+                | "KeyPieces" >> beam.Map(lambda sid_row: (sid_row[1].key, sid_row))
+                | "GroupPieces" >> beam.GroupByKey()
+                | "AlignPieces" >> beam.FlatMap(align_pieces, self.cfg.input.required(), self.cfg.input.media_modality)
+            )
         return (
-            tasks
-            | "SpreadTasks" >> beam.Reshuffle()
-            | "ReadRows" >> beam.ParDo(ReadRows(self.cfg))
+            rows
             | "GroupByShard" >> beam.GroupByKey()
             | "PrepareShard" >> beam.ParDo(PrepareShard(self.cfg, self.staging_dir)).with_outputs(SHARDS_TAG, main="kept")
         )

@@ -20,7 +20,7 @@ from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare, staging_fingerprint
 from mmcurate.pipelines.runner import default_workers, is_local, make_pipeline
 from mmcurate.pipelines.stats import identity_errors, merge
-from mmcurate.schemas.config import RunConfig
+from mmcurate.schemas.config import FORMATS, ConfigError, RunConfig
 from mmcurate.schemas.reasons import FAILED
 
 STAGING_DIR = "_staging"
@@ -36,8 +36,9 @@ def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optio
     """The whole pipeline. run_info: what finish records besides the shards' stats
     (format, input specs, ignored files, start time, resumed shards)."""
     staging = fileio.join(out_dir, STAGING_DIR, "prepare")
-    prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging)
-    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir))["decisions"]
+    aligned = any(t.options.get("role") for t in tasks)
+    prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging, aligned)
+    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir, cfg.input.media_modality))["decisions"]
     inputs = {"shards": prepared[SHARDS_TAG], "decisions": decisions}
     score_dir = fileio.join(out_dir, STAGING_DIR, "score")
     if cfg.clip.model:
@@ -70,7 +71,10 @@ def run(
     cfg = (cfg or RunConfig()).validate()
     started = time.time()
     fmt, tasks, ignored = sources.plan(inputs, cfg)
-    cfg.input.format = fmt
+    if fmt in FORMATS:  # key-aligned inputs (ROLE=PATH) keep the media role's format
+        cfg.input.format = fmt
+    if cfg.clip.model and cfg.input.media_modality == "audio":
+        raise ConfigError("CLIP scores images and video frames, not audio: drop --clip-model (clip.model) for audio inputs")
     fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "prepare"))
     fileio.remove_temp_files(out_dir)  # a killed run's half-written files
     if fileio.exists(fileio.join(out_dir, STATS)):  # until this run finishes, no stats are current
@@ -92,7 +96,7 @@ def run(
     fileio.write_bytes(fileio.join(out_dir, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode())
 
     pipeline = test_pipeline or make_pipeline(workers, beam_args)
-    monitor = _Progress(out_dir, len(tasks) if fmt == "folder" else None) if progress else None
+    monitor = _Progress(out_dir, len(tasks) if fmt in ("folder", "audio", "video") else None) if progress else None
     run_info = {"fmt": fmt, "inputs": list(inputs), "ignored": ignored, "started": started, "resumed": resumed}
     try:
         build(pipeline, tasks, cfg, out_dir, run_info)

@@ -23,7 +23,7 @@ from mmcurate.filters import quantile
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.finalize import embeddings_path
 from mmcurate.pipelines.prepare import staging_paths
-from mmcurate.pipelines.tario import image_of, read_samples
+from mmcurate.pipelines.tario import frames_of, image_of, read_samples
 from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
 
@@ -35,6 +35,7 @@ class ScoreBatch:
     keys: list[str]
     images: list[bytes]
     captions: list[str]
+    frames: list[int] = None  # images per sample (video clips: their frames, scored as the mean); None: one each
 
     def __len__(self) -> int:  # RunInference counts examples with len()
         return len(self.ords)
@@ -67,7 +68,7 @@ class ReadForScoring(beam.DoFn):
         }
         if not wanted:
             return
-        batch = ScoreBatch(sid, [], [], [], [])
+        batch = ScoreBatch(sid, [], [], [], [], [])
         with fileio.open_read(paths["tar"]) as f:
             for ordinal, sample in enumerate(read_samples(f)):
                 row = wanted.get(ordinal)
@@ -75,11 +76,13 @@ class ReadForScoring(beam.DoFn):
                     continue
                 batch.ords.append(row["ord"])
                 batch.keys.append(row["key"])
-                batch.images.append(image_of(sample)[1])
-                batch.captions.append(row["caption"])
+                frames = frames_of(sample) or [image_of(sample)[1]]
+                batch.images.extend(frames)
+                batch.captions.extend([row["caption"]] * len(frames))
+                batch.frames.append(len(frames))
                 if len(batch.ords) == self.batch_size:
                     yield batch
-                    batch = ScoreBatch(sid, [], [], [], [])
+                    batch = ScoreBatch(sid, [], [], [], [], [])
         if batch.ords:
             yield batch
 
@@ -102,11 +105,12 @@ class ClipModelHandler(ModelHandler):
 
     def run_inference(self, batch: ScoreBatch, model, inference_args: Optional[dict[str, Any]] = None):
         out = model.score(batch.images, batch.captions, embeddings=self.cfg.embeddings)
+        scores, errors, image_emb, text_emb = _per_sample(out, batch.frames or [1] * len(batch.ords), self.cfg.embeddings)
         results = [
             Scored(o, k, s, "" if s is not None else "clip.decode_error", e)
-            for o, k, s, e in zip(batch.ords, batch.keys, out.scores, out.errors)
+            for o, k, s, e in zip(batch.ords, batch.keys, scores, errors)
         ]
-        emb = (batch.ords, out.image_embeddings, out.text_embeddings) if self.cfg.embeddings else None
+        emb = (batch.ords, image_emb, text_emb) if self.cfg.embeddings else None
         return [(batch.sid, results, emb)]
 
     def get_num_bytes(self, batch: ScoreBatch) -> int:
@@ -114,6 +118,27 @@ class ClipModelHandler(ModelHandler):
 
     def get_metrics_namespace(self) -> str:
         return "mmcurate.clip"
+
+
+def _per_sample(out, frames: list[int], embeddings: bool):
+    """Per-image results -> per-sample: a video clip's score is the mean over its frames (it
+    fails if any frame does), its image embedding the normalised mean of its frames'."""
+    if all(n == 1 for n in frames):
+        return out.scores, out.errors, out.image_embeddings, out.text_embeddings
+    scores, errors, image_emb, text_emb, at = [], [], [], [], 0
+    for n in frames:
+        part = out.scores[at:at + n]
+        failed = [e for e in out.errors[at:at + n] if e]
+        scores.append(None if failed or any(s is None for s in part) else float(np.mean(part)))
+        errors.append(failed[0] if failed else "")
+        if embeddings:
+            mean = out.image_embeddings[at:at + n].astype(np.float32).mean(axis=0)
+            image_emb.append((mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(out.image_embeddings.dtype))
+            text_emb.append(out.text_embeddings[at])
+        at += n
+    if embeddings:
+        return scores, errors, np.stack(image_emb), np.stack(text_emb)
+    return scores, errors, None, None
 
 
 def _dead_letter(failed) -> tuple:

@@ -33,21 +33,38 @@ class SampleTarWriter:
         self.tar.close()
 
 
-def read_samples(fileobj: BinaryIO, members_per_sample: int = 3) -> Iterator[dict]:
-    """The samples of a tar we wrote, in order, each `members_per_sample` consecutive members
-    (image, json, txt). Samples are told apart by position, not key: a staging shard may still
-    hold two rows with the same key (dedup has not run yet)."""
+def read_samples(fileobj: BinaryIO) -> Iterator[dict]:
+    """The samples of a tar we wrote, in order. A sample's members are adjacent; a new one
+    starts where the key changes or an extension repeats (a staging shard may still hold two
+    rows with the same key: dedup has not run yet), so samples may have any set of members
+    (image, json, txt; mp4, jpg, frame jpgs; flac)."""
     with tarfile.open(fileobj=fileobj, mode="r|") as tar:
         sample: dict = {}
         for info in tar:
             key, _, ext = info.name.partition(".")
-            sample["__key__"] = key
-            sample[ext] = tar.extractfile(info).read()
-            if len(sample) == members_per_sample + 1:
+            if sample and (sample["__key__"] != key or ext in sample):
                 yield sample
                 sample = {}
+            sample["__key__"] = key
+            sample[ext] = tar.extractfile(info).read()
+        if sample:
+            yield sample
 
 
 def image_of(sample: dict) -> tuple[str, bytes]:
-    ext = next(e for e in IMAGE_EXTS if e in sample)
-    return ext, sample[ext]
+    """The sample's picture: the image, or a video clip's middle frame. ("", b"") for audio."""
+    ext = next((e for e in IMAGE_EXTS if e in sample), "")
+    return ext, sample.get(ext, b"")
+
+
+FRAME_PREFIX = "frame"  # staging only: KEY.frame0.jpg … the frames a video clip is scored on
+
+
+def frames_of(sample: dict) -> list[bytes]:
+    """A staged video clip's scoring frames in order; [] for other samples."""
+    names = sorted((e for e in sample if e.startswith(FRAME_PREFIX)), key=lambda e: int(e[len(FRAME_PREFIX):].split(".")[0]))
+    return [sample[e] for e in names]
+
+
+def without_frames(sample: dict) -> dict:
+    return {e: v for e, v in sample.items() if not e.startswith(FRAME_PREFIX)}

@@ -12,6 +12,7 @@ import yaml
 FORMATS = ("auto", "table", "folder", "coco", "flickr", "webdataset", "audio", "video", "transcripts")
 MODALITIES = ("image", "audio", "video", "text")
 AUDIO_FORMATS = ("flac", "wav", "mp3")
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border")
 IMAGE_FORMATS = ("jpg", "png", "webp")
 RESIZE_FILTERS = ("area", "nearest", "bilinear", "bicubic", "lanczos")
@@ -38,6 +39,16 @@ class InputConfig:
         _choice("input.format", self.format, FORMATS)
         for name in filter(None, (r.strip() for r in self.require.split(","))):
             _choice("input.require", name, MODALITIES)
+
+    def required(self, given: tuple[str, ...] = ()) -> set[str]:
+        """The modalities a sample must have: input.require, else every role given (a single
+        input: its media and text)."""
+        names = {r.strip() for r in self.require.split(",") if r.strip()}
+        return names or set(given) or {self.media_modality, "text"}
+
+    @property
+    def requires_text(self) -> bool:
+        return "text" in self.required()
 
     @property
     def media_modality(self) -> str:
@@ -128,6 +139,8 @@ class AudioConfig:
         _positive("audio.max_channels", self.max_channels)
         if not 0 <= self.min_duration <= self.max_duration:
             raise ConfigError("audio: need 0 <= min_duration <= max_duration")
+        if self.format == "mp3" and (self.channels not in (1, 2) or self.sample_rate not in MP3_RATES):
+            raise ConfigError(f"audio.format mp3 stores 1 or 2 channels at {', '.join(map(str, MP3_RATES))} Hz: set audio.channels and audio.sample_rate")
 
 
 @dataclass

@@ -70,8 +70,10 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "text.too_long": (DROPPED, "prepare", "caption longer than text.max_chars or text.max_words"),
     # deduplication
     "duplicate.exact_image": (DROPPED, "dedup", "same SHA-256 of original image bytes as `dup_of` (the smallest key survives)"),
+    "duplicate.exact_audio": (DROPPED, "dedup", "the same decoded sound (SHA-256 of the stored PCM) as `dup_of`, in any container"),
+    "duplicate.exact_video": (DROPPED, "dedup", "a byte-identical clip (same source frames and cut) as `dup_of`"),
     "duplicate.exact_caption": (DROPPED, "dedup", "same normalised caption as `dup_of` (only with dedup.exact_caption: true)"),
-    "duplicate.near_image": (DROPPED, "dedup", "a perceptual-hash near-duplicate of `dup_of`, its cluster's survivor; `dup_distance` = Hamming bits"),
+    "duplicate.near_image": (DROPPED, "dedup", "a perceptual-hash near-duplicate of `dup_of` (video: of the clips' middle frames), its cluster's survivor; `dup_distance` = Hamming bits"),
     "duplicate.near_caption": (DROPPED, "dedup", "a MinHash near-duplicate caption of `dup_of`, its cluster's survivor; `dup_distance` = 1 - estimated Jaccard"),
     # CLIP scoring
     "clip.below_threshold": (DROPPED, "score", "CLIP score below clip.threshold, or outside the top clip.top_fraction of the dataset"),

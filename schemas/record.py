@@ -54,6 +54,8 @@ class SourceRow:
     caption_bytes: Optional[bytes] = None  # raw sidecar bytes, decoded (and checked) in prepare
     captions: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    subtitles: Optional[str] = None  # video: path of a sidecar .srt/.vtt, parsed in prepare
+    role: str = ""  # key-aligned inputs: what this input contributes (image, audio, video, text)
     verdict: Verdict = field(default_factory=Verdict.keep)  # set when the source already knows
 
 
@@ -78,6 +80,9 @@ MANIFEST_SCHEMA = pa.schema(
         ("original_height", pa.int32()),
         ("image_bytes", pa.int64()),  # size of the stored (re-encoded) image
         ("image_ext", pa.string()),
+        ("modality", pa.string()),  # image | audio | video: what the sample's media is
+        ("duration_s", pa.float32()),  # audio and video: of the stored media
+        ("media", pa.string()),  # JSON of the modality's fields for KEY.json (rates, channels, start/end, fps, codec)
         ("clip_score", pa.float32()),  # null when not scored
         # near-dup signatures (dedup.mode near): 64-bit image hashes and the caption's MinHash
         ("phash", pa.uint64()),
@@ -90,7 +95,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("order_row", pa.int64()),
         ("ord", pa.int64()),  # position in the staging shard
         ("shard", pa.string()),  # final shard name (NNNNN); staging shard id in staging
-    ("split", pa.string()),  # train/val/test… from the key's hash (output.splits); set in finalize
+        ("split", pa.string()),  # train/val/test… from the key's hash (output.splits); set in finalize
     ]
 )
 
@@ -135,11 +140,12 @@ def sample_json(row: dict[str, Any]) -> dict[str, Any]:
         "captions": list(row["captions"] or []),
         "source": row["source"],
         "sha256": row["sha256"],
-        "width": row["width"],
-        "height": row["height"],
-        "original_width": row["original_width"],
-        "original_height": row["original_height"],
     }
+    if row.get("modality") in ("", None, "image"):
+        doc.update(width=row["width"], height=row["height"], original_width=row["original_width"], original_height=row["original_height"])
+    else:
+        doc["modality"] = row["modality"]
+        doc.update(json.loads(row["media"]) if row.get("media") else {})
     if row.get("split"):
         doc["split"] = row["split"]
     if row.get("clip_score") is not None:

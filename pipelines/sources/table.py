@@ -1,5 +1,5 @@
 """`table`: parquet / csv / tsv / jsonl (optionally gzipped), one row per sample, like
-img2dataset's url lists. Columns other than the URL and caption are carried into KEY.json."""
+img2dataset's url lists (or audio/video paths with --audio-col/--video-col). Columns other than the URL and caption are carried into KEY.json."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
         if isinstance(record, _BadRow):
             yield SourceRow(position_key(task.task, i), (task.task, i), where, verdict=Verdict.reject("input.bad_row", record.detail))
             continue
-        url = record.pop(cfg.url_col, None)
+        url = record.pop(cfg.audio_col or cfg.video_col or cfg.url_col, None)
         caption = record.pop(cfg.caption_col, None)
         key = position_key(task.task, i)
         if cfg.key_col and record.get(cfg.key_col) not in (None, ""):

@@ -1,0 +1,202 @@
+"""Subtitle cues (SRT, WebVTT) and the clips a video is cut into, from its cues or in fixed windows.
+
+Our own rather than a dependency: the PyPI parsers (pysrt, webvtt-py) are unmaintained or
+would add a dependency for ~150 lines, and a malformed file must name its line, since that
+is the detail recorded with the drop reason.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from dataclasses import dataclass
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float  # seconds
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Clip:
+    start: float
+    end: float
+    text: str
+    too_short: bool = False  # planned but shorter than min_clip: the caller records it as a dropped row
+
+
+class SubtitleError(ValueError):
+    """Malformed subtitles; the message names the line number (1-based) and the cause,
+    e.g. 'line 7: bad timestamp "00:00:1,0"'."""
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+# [-][H+:]MM:SS(,|.)m{1,3}; the fraction is decimal (",5" is 500 ms). Hours optional only in VTT.
+_TS = re.compile(r"(-?)(?:(\d+):)?(\d\d):(\d\d)[,.](\d{1,3})")
+_TIMING = re.compile(r"\s*(\S+)\s*-->\s*(\S+)(?:\s.*)?")  # anything after the end: hints, settings
+
+
+def _lines(data: bytes | str) -> list[str]:
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            data = bytes(data).decode("cp1252", "replace")  # old SRT files; 5 bytes are undefined there
+    return data.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _blocks(lines: list[str], first: int = 0):
+    """Yield (line number of the block's first line, its lines) for runs of non-blank lines."""
+    block: list[str] = []
+    for i in range(first, len(lines) + 1):
+        if i < len(lines) and lines[i].strip():
+            block.append(lines[i])
+        elif block:
+            yield i - len(block) + 1, block
+            block = []
+
+
+def _time(token: str, n: int, hours_optional: bool) -> float:
+    m = _TS.fullmatch(token)
+    if not m or (m[2] is None and not hours_optional) or int(m[3]) > 59 or int(m[4]) > 59:
+        raise SubtitleError(f'line {n}: bad timestamp "{token}"')
+    if m[1]:
+        raise SubtitleError(f'line {n}: negative time "{token}"')
+    return int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4]) + int(m[5].ljust(3, "0")) / 1000
+
+
+def _timing(line: str, n: int, hours_optional: bool) -> tuple[float, float]:
+    m = _TIMING.fullmatch(line)
+    if not m:
+        raise SubtitleError(f'line {n}: expected "start --> end", got "{line.strip()[:80]}"')
+    start, end = _time(m[1], n, hours_optional), _time(m[2], n, hours_optional)
+    if end < start:
+        raise SubtitleError(f"line {n}: end {m[2]} before start {m[1]}")
+    return start, end
+
+
+def _cue(n: int, block: list[str], skip_first: bool, hours_optional: bool) -> Cue | None:
+    """A cue from a block: an optional first line (index or identifier), timing, text.
+    None when its text is empty after markup is stripped."""
+    at = 1 if skip_first else 0
+    if at >= len(block):
+        raise SubtitleError(f"line {n}: cue has no timing line")
+    start, end = _timing(block[at], n + at, hours_optional)
+    text = cue_text("\n".join(block[at + 1:]))
+    return Cue(start, end, text) if text else None
+
+
+def _sorted(cues: list[Cue | None]) -> list[Cue]:
+    return sorted((c for c in cues if c is not None), key=lambda c: (c.start, c.end))
+
+
+def parse_srt(data: bytes | str) -> list[Cue]:
+    """Cues of an SRT file, sorted by (start, end); [] for an empty file."""
+    return _sorted([
+        _cue(n, block, block[0].strip().isdigit(), hours_optional=False)
+        for n, block in _blocks(_lines(data))
+    ])
+
+
+def parse_vtt(data: bytes | str) -> list[Cue]:
+    """Cues of a WebVTT file, sorted by (start, end); NOTE, STYLE and REGION blocks are skipped.
+    [] for an empty (or whitespace-only) file, as for SRT."""
+    lines = _lines(data)
+    if not any(line.strip() for line in lines):
+        return []
+    if not re.fullmatch(r"WEBVTT(?:[ \t].*)?", lines[0]):
+        raise SubtitleError("line 1: missing WEBVTT header")
+    header_end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    cues = []
+    for n, block in _blocks(lines, header_end):
+        if re.match(r"(?:NOTE|STYLE|REGION)(?:\s|$)", block[0]):
+            continue
+        cues.append(_cue(n, block, "-->" not in block[0], hours_optional=True))
+    return _sorted(cues)
+
+
+def parse_subtitles(data: bytes | str, ext: str) -> list[Cue]:
+    """parse_srt or parse_vtt by file extension ("srt" / "vtt", case-insensitive, leading dot ok)."""
+    kind = ext.lower().lstrip(".")
+    if kind == "srt":
+        return parse_srt(data)
+    if kind == "vtt":
+        return parse_vtt(data)
+    raise SubtitleError(f'unknown subtitle format "{ext}"')
+
+
+_ASS_BLOCK = re.compile(r"(\{\\[^}]*\})")  # {\an8}, {\i1}, {\p1}...
+_ASS_DRAWING = re.compile(r"\\p(\d+)")  # {\p1} starts vector drawing commands, {\p0} ends them
+_TAG = re.compile(r"</?(?:[A-Za-z][^<>]*|\d[\d:.]*)>")  # <i>, <font ...>, <c.x>, <v Name>, <00:00:01.500>
+
+
+def cue_text(raw: str) -> str:
+    """Plain text of a cue: markup stripped, lines joined by a space, whitespace collapsed,
+    HTML entities unescaped."""
+    kept, drawing = [], False
+    for part in _ASS_BLOCK.split(raw):
+        if _ASS_BLOCK.fullmatch(part):
+            for level in _ASS_DRAWING.findall(part):
+                drawing = int(level) > 0
+        elif not drawing:
+            kept.append(part)
+    text = re.sub(r"\\[Nnh]", " ", "".join(kept))  # ASS hard line breaks and spaces
+    return " ".join(html.unescape(_TAG.sub("", text)).split())
+
+
+# --- clip planning ---------------------------------------------------------------------
+
+def plan_clips(cues: list[Cue], duration: float, *, merge_gap: float, min_clip: float,
+               max_clip: float, padding: float) -> list[Clip]:
+    """Clips to cut from a video of `duration` seconds, in time order: cues clamped to the
+    video, merged when the gap to the group so far is under `merge_gap` (or they overlap),
+    padded (clamped, never overlapping the previous clip), split into ceil(len / max_clip)
+    equal parts when longer than `max_clip` (every part carries the whole text: cue timing
+    gives no finer alignment), and marked too_short when shorter than `min_clip`."""
+    if max_clip <= 0:
+        raise ValueError("max_clip must be > 0")
+    groups: list[list] = []  # [start, end, texts]
+    for c in sorted(cues, key=lambda c: (c.start, c.end)):
+        if c.start >= duration or c.end <= 0:
+            continue
+        start, end = max(c.start, 0.0), min(c.end, duration)
+        if groups and (start < groups[-1][1] or start - groups[-1][1] < merge_gap):
+            groups[-1][1] = max(groups[-1][1], end)
+            groups[-1][2].append(c.text)
+        else:
+            groups.append([start, end, [c.text]])
+
+    clips: list[Clip] = []
+    prev_end = 0.0
+    for start, end, texts in groups:
+        start = max(start - padding, 0.0, prev_end)
+        end = max(min(end + padding, duration), start)
+        prev_end = end
+        text = " ".join(t for t in texts if t)
+        n = math.ceil((end - start) / max_clip - _EPS) if end - start > max_clip + _EPS else 1
+        for i in range(n):
+            a = start + (end - start) * i / n
+            b = end if i == n - 1 else start + (end - start) * (i + 1) / n
+            clips.append(Clip(a, b, text, too_short=b - a < min_clip - _EPS))
+    return clips
+
+
+def fixed_windows(duration: float, window: float, min_clip: float) -> list[Clip]:
+    """Consecutive windows [0, w), [w, 2w), ... the last ending at `duration` (too_short when
+    shorter than `min_clip`); no text. [] when duration <= 0."""
+    if window <= 0:
+        raise ValueError("window must be > 0")
+    if duration <= 0:
+        return []
+    n = max(1, math.ceil(duration / window - _EPS))
+    clips = []
+    for i in range(n):
+        a, b = i * window, duration if i == n - 1 else (i + 1) * window
+        clips.append(Clip(a, b, "", too_short=b - a < min_clip - _EPS))
+    return clips

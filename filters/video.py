@@ -1,0 +1,416 @@
+"""Video probing and frame-accurate clip cutting, with PyAV.
+
+`probe` reads a video's figures from its headers and one demux pass (packets, no decoding
+beyond the first frame): duration, frame rate, size, the presentation time of every frame and
+keyframe, and the cues of an embedded text subtitle stream.
+
+`cut` makes one clip: exactly the source frames shown at t with start <= t < end, both bounds
+taken a quarter frame early, so a time within a quarter frame of a frame's counts as that
+frame's (cue times rounded to the millisecond still pick their frame).
+
+- Stream copy when it is lossless and exact: the clip's first frame is a keyframe and the
+  frame after its last one is a keyframe too (or the video ends there). Then the clip is
+  whole GOPs, and its packets (and the audio packets in its span) are copied into a new MP4
+  with timestamps shifted to 0: no generation loss, no encoding cost. Only h264 video with
+  aac (or no) audio is copied, so every stored clip is h264/aac; a copy that does not come
+  out with exactly the expected frames (an open-GOP source) is redone by re-encoding.
+- Otherwise re-encode: seek to the keyframe at or before the first frame, decode, keep the
+  frames in range and encode them with libx264 at the source's size, frame i at i / fps (a
+  variable-frame-rate source comes out constant); the audio is decoded, trimmed to the
+  clip's span to the sample, and encoded as AAC.
+
+The bytes are deterministic: bitexact muxing (no creation time or library versions) and
+single-threaded x264, which also suits a pipeline that already runs a worker per core.
+Times are seconds from the container's start time, which is what players show and what
+subtitle cues use.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional, Union
+
+import av
+import numpy as np
+from av.codec.context import Flags as CodecFlags
+from av.container import Flags as ContainerFlags
+
+from mmcurate.filters.subtitles import Cue, cue_text
+from mmcurate.schemas.config import VideoConfig
+from mmcurate.schemas.record import Verdict
+
+_ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
+_JPEG_QUALITY = 90
+_COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
+_AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
+
+Source = Union[str, bytes]
+
+
+class VideoRejected(Exception):
+    def __init__(self, verdict: Verdict):
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+@dataclass
+class VideoInfo:
+    duration: float  # seconds, of the video stream
+    fps: float  # average frame rate
+    width: int
+    height: int
+    codec: str  # e.g. "h264"
+    has_audio: bool
+    keyframes: list[float]  # presentation times (s) of keyframes, sorted
+    frame_times: list[float]  # presentation times (s) of every frame, sorted
+    cues: Optional[list[Cue]]  # of the first text subtitle stream; None without one
+    origin: float = 0.0  # the container's start time in its own clock (times above are relative to it)
+
+
+@dataclass
+class ClipResult:
+    data: bytes  # an MP4: h264 video, aac audio when the source has audio
+    start: float  # source time of the clip's first frame
+    end: float  # start + duration
+    duration: float  # frames / fps, read back from `data`
+    frames: int
+    method: str  # copy | reencode
+    fps: float
+    width: int
+    height: int
+    codec: str  # of the stored clip
+    frame_jpegs: list[bytes]  # cfg.frames frames at (i + 0.5) / n of the clip, decoded from the source
+
+
+# --- probing ------------------------------------------------------------------------------
+
+def probe(src: Source, cfg: VideoConfig) -> VideoInfo:
+    """A video's figures, or VideoRejected when it fails a check in `cfg` or cannot be read."""
+    try:
+        with _open(src) as container:
+            return _probe(container, cfg)
+    except _ERRORS as e:
+        raise _reject("video.decode_error", _describe(e)) from None
+
+
+def _probe(container, cfg: VideoConfig) -> VideoInfo:
+    if not container.streams.video:
+        raise _reject("video.no_video_stream")
+    video = container.streams.video[0]
+    width, height = video.codec_context.width, video.codec_context.height
+    if min(width, height) < cfg.min_side:
+        raise _reject("video.too_small", f"{width}x{height}")
+    rate = _rate(video)
+    if rate is None or not cfg.min_fps <= rate <= cfg.max_fps:
+        raise _reject("video.bad_fps", f"{float(rate):g} fps" if rate else "unknown frame rate")
+    declared = float(video.duration * video.time_base) if video.duration else None
+    if declared is not None:  # before the demux pass: a 10-hour video is not read
+        _check_duration(declared, cfg)
+
+    origin = Fraction(container.start_time or 0, av.time_base)
+    subtitles = next((s for s in container.streams.subtitles if s.codec_context.codec.text_sub), None)
+    times, keyframes, cues, end, decodable = [], [], [], 0.0, False
+    for packet in container.demux(*filter(None, (video, subtitles))):
+        if packet.pts is None:  # the flush packets at the end
+            continue
+        t = float(packet.pts * packet.time_base - origin)
+        if packet.stream is subtitles:
+            cues.extend(_cues(subtitles, packet, t))
+            continue
+        times.append(t)
+        end = max(end, t + float((packet.duration or 0) * packet.time_base))
+        if packet.is_keyframe:
+            keyframes.append(t)
+        if not decodable:  # decode until the first frame comes out: the codec really works
+            decodable = bool(video.decode(packet))
+    if not decodable and times:
+        decodable = bool(video.decode(None))
+    if not decodable:
+        raise _reject("video.decode_error", f"none of {len(times)} video packets decodes")
+
+    duration = declared if declared is not None else end
+    _check_duration(duration, cfg)
+    return VideoInfo(duration, float(rate), width, height, video.codec_context.codec.canonical_name,
+                     bool(container.streams.audio), sorted(keyframes), sorted(times),
+                     cues if subtitles is not None else None, float(origin))
+
+
+def _check_duration(seconds: float, cfg: VideoConfig) -> None:
+    if seconds < cfg.min_duration:
+        raise _reject("video.too_short", f"{seconds:.3f} s < {cfg.min_duration}")
+    if seconds > cfg.max_duration:
+        raise _reject("video.too_long", f"{seconds:.3f} s > {cfg.max_duration}")
+
+
+def _cues(stream, packet, t: float) -> list[Cue]:
+    """The cues in one subtitle packet (text subtitles decode to ASS dialogue lines)."""
+    try:
+        decoded = stream.decode2(packet)
+        texts = [cue_text(rect.dialogue.decode("utf-8")) for rect in decoded or ()]
+    except _ERRORS as e:  # includes UnicodeDecodeError
+        raise _reject("video.bad_subtitles", f"cue at {t:.3f} s: {_describe(e)}") from None
+    if packet.duration:
+        length = float(packet.duration * packet.time_base)
+    else:  # the decoder's display window, in ms
+        length = (decoded.end_display_time - decoded.start_display_time) / 1000 if decoded else 0.0
+    return [Cue(t, t + length, text) for text in texts if text]
+
+
+# --- cutting ------------------------------------------------------------------------------
+
+def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig) -> ClipResult:
+    """The clip of the frames shown in [start, end), as a deterministic MP4 (see the module doc)."""
+    eps = 0.25 / info.fps
+    times = info.frame_times
+    lo, hi = bisect_left(times, start - eps), bisect_left(times, end - eps)
+    if lo >= hi:
+        raise _reject("video.cut_error", f"no frame in [{start:.3f}, {end:.3f})")
+    clip = times[lo:hi]
+    after = times[hi] if hi < len(times) else None  # the first frame not in the clip
+    keys = set(info.keyframes)
+    copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys
+            and (after is None or after in keys))
+    try:
+        data = _copy(src, info, clip, after) if copy else None
+        method = "copy" if data is not None else "reencode"
+        if data is None:
+            data = _reencode(src, info, clip, cfg)
+        return _result(data, clip, method, _sample_jpegs(src, info, clip, cfg.frames))
+    except _ERRORS as e:
+        raise _reject("video.cut_error", _describe(e)) from None
+
+
+def _copy(src: Source, info: VideoInfo, clip: list[float], after: Optional[float]) -> Optional[bytes]:
+    """The packets shown from the clip's first frame until `after` (None: to the end), shifted
+    to start at 0; None when a copy would not be an h264/aac clip of exactly these frames."""
+    with _open(src) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if audio is not None and audio.codec_context.codec.canonical_name != _COPY_AUDIO:
+            return None
+        stop = after + info.origin if after is not None else math.inf
+        data = _copy_packets(container, video, audio, clip[0] + info.origin, stop, 0.25 / info.fps,
+                             at_start=clip[0] == info.frame_times[0])
+    # an open GOP (frames of the clip that need the next keyframe) comes out short
+    return data if _count_frames(data) == len(clip) else None
+
+
+def _copy_packets(container, video, audio, first: float, stop: float, eps: float, at_start: bool) -> bytes:
+    """Mux the packets shown in [first, stop) (container seconds, give or take eps), with
+    `first` becoming time 0. The clip at the video's start also takes the audio packets before
+    it (AAC priming)."""
+    buf = io.BytesIO()
+    with _output(buf) as out:
+        streams = {s: out.add_stream_from_template(s) for s in (video, audio) if s is not None}
+        _seek(container, video, first)
+        done = set()
+        for packet in container.demux(*streams):
+            if packet.pts is None or packet.stream in done:
+                continue
+            t = float(packet.pts * packet.time_base)
+            if t >= stop - eps:  # decode order: for video, this is the next clip's keyframe
+                done.add(packet.stream)
+                if len(done) == len(streams):
+                    break
+                continue
+            if t < first - eps and (packet.stream is video or not at_start):
+                continue
+            shift = round(first / packet.time_base)
+            packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+            packet.stream = streams[packet.stream]
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def _reencode(src: Source, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> bytes:
+    """Decode from the keyframe before the clip; encode its frames (and its audio span)."""
+    with _open(src) as container:
+        return _encode(container, info, clip, cfg)
+
+
+def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> bytes:
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"  # decoding only: the output does not depend on it
+    audio = container.streams.audio[0] if container.streams.audio else None
+    rate = _rate(video)
+    eps = 0.25 / info.fps
+    begin = clip[0] + info.origin
+    span = (begin, begin + len(clip) / rate)  # the audio kept: the clip's duration
+    buf = io.BytesIO()
+    with _output(buf) as out:
+        encoder = out.add_stream("libx264", rate=rate)
+        width, height = info.width // 2 * 2, info.height // 2 * 2  # 4:2:0 needs even sides
+        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+        if video.codec_context.sample_aspect_ratio:  # anamorphic sources stay anamorphic
+            encoder.codec_context.sample_aspect_ratio = video.codec_context.sample_aspect_ratio
+        encoder.codec_context.time_base = 1 / rate
+        encoder.codec_context.thread_count = 1  # x264 output depends on its thread count
+        encoder.codec_context.flags |= CodecFlags.bitexact.value
+        # mbtree off: with it, x264's AVX-512 code gives different bytes run to run (x264 165 in
+        # PyAV 18's wheels, at widths not a multiple of 128 px; asm=avx2 would also fix it but
+        # would force AVX2 on CPUs without it). It costs a few % of bitrate.
+        encoder.options = {"crf": str(cfg.crf), "preset": cfg.preset, "x264-params": "mbtree=0"}
+        sound = _Audio(out, audio, span) if audio is not None else None
+
+        _seek(container, video, _keyframe_before(info, clip[0]) + info.origin)
+        n = 0
+        for frame in container.decode(*filter(None, (video, audio))):
+            if isinstance(frame, av.AudioFrame):
+                sound.add(frame)
+                continue
+            t = frame.time - info.origin
+            if t < clip[0] - eps:
+                continue
+            if t > clip[-1] + eps:
+                if sound is None or sound.full:
+                    break
+                continue
+            picture = frame.reformat(width, height, "yuv420p")
+            picture.pts, picture.time_base = n, encoder.codec_context.time_base
+            picture.pict_type = av.video.frame.PictureType.NONE  # let x264 choose frame types
+            out.mux(encoder.encode(picture))
+            n += 1
+        out.mux(encoder.encode(None))
+        if sound is not None:
+            sound.encode()
+    return buf.getvalue()
+
+
+class _Audio:
+    """Decoded audio of the clip's span, resampled to float planar and encoded as AAC."""
+
+    def __init__(self, out, source, span: tuple[float, float]):
+        ctx = source.codec_context
+        self.rate = ctx.sample_rate if ctx.sample_rate in _AAC_RATES else 48_000
+        self.layout, self.span = ctx.layout, span
+        self.stream = out.add_stream("aac", rate=self.rate, layout=self.layout)
+        self.stream.codec_context.flags |= CodecFlags.bitexact.value
+        self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
+        self.out, self.t0, self.chunks, self.full = out, None, [], False
+
+    def add(self, frame: av.AudioFrame) -> None:
+        t = frame.time
+        if self.full or t is None or t + frame.samples / frame.sample_rate <= self.span[0]:
+            return
+        if t >= self.span[1]:
+            self.full = True
+            return
+        if self.t0 is None:
+            self.t0 = t
+        self.chunks += [f.to_ndarray() for f in self.resampler.resample(frame)]
+
+    def encode(self) -> None:
+        self.chunks += [f.to_ndarray() for f in self.resampler.resample(None)]
+        if not self.chunks:
+            return
+        pcm = np.concatenate(self.chunks, axis=1)
+        first = round((self.span[0] - self.t0) * self.rate)
+        if first < 0:  # the audio starts after the clip does: silence keeps them in sync
+            pcm = np.concatenate([np.zeros((pcm.shape[0], -first), pcm.dtype), pcm], axis=1)
+            first = 0
+        pcm = pcm[:, first:first + round((self.span[1] - self.span[0]) * self.rate)]
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm), format="fltp", layout=self.layout)
+        frame.sample_rate, frame.pts, frame.time_base = self.rate, 0, Fraction(1, self.rate)
+        self.out.mux(self.stream.encode(frame))  # PyAV cuts it to the encoder's frame size
+        self.out.mux(self.stream.encode(None))
+
+
+def _sample_jpegs(src: Source, info: VideoInfo, clip: list[float], n: int) -> list[bytes]:
+    """JPEGs of the clip frames shown at (i + 0.5) / n of the clip, decoded from the source."""
+    with _open(src) as container:
+        return _decode_jpegs(container, info, clip, n)
+
+
+def _decode_jpegs(container, info: VideoInfo, clip: list[float], n: int) -> list[bytes]:
+    eps = 0.25 / info.fps
+    duration = len(clip) / info.fps
+    wanted = []
+    for i in range(n):
+        at = clip[0] + (i + 0.5) * duration / n
+        wanted.append(clip[max(0, bisect_right(clip, at + eps) - 1)])  # the frame shown then
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    _seek(container, video, _keyframe_before(info, wanted[0]) + info.origin)
+    jpegs: dict[float, bytes] = {}
+    for frame in container.decode(video):
+        t = frame.time - info.origin
+        match = next((w for w in wanted if abs(w - t) < eps), None)
+        if match is not None and match not in jpegs:
+            out = io.BytesIO()
+            frame.to_image().save(out, "JPEG", quality=_JPEG_QUALITY)
+            jpegs[match] = out.getvalue()
+        if t > wanted[-1] + eps or len(jpegs) == len(set(wanted)):
+            break
+    if len(jpegs) < len(set(wanted)):
+        raise ValueError(f"decoded {len(jpegs)} of {len(set(wanted))} sample frames")
+    return [jpegs[w] for w in wanted]
+
+
+def _result(data: bytes, clip: list[float], method: str, jpegs: list[bytes]) -> ClipResult:
+    """Read the clip back: what it holds is what is reported."""
+    with _open(data) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for p in container.demux(video) if p.pts is not None)
+        rate = _rate(video)
+        width, height = video.codec_context.width, video.codec_context.height
+        codec = video.codec_context.codec.canonical_name
+    if frames != len(clip) or rate is None:
+        raise ValueError(f"clip has {frames} frames, expected {len(clip)}")
+    duration = frames / float(rate)
+    return ClipResult(data, clip[0], clip[0] + duration, duration, frames, method, float(rate),
+                      width, height, codec, jpegs)
+
+
+def _count_frames(data: bytes) -> int:
+    with _open(data) as container:
+        return sum(1 for p in container.demux(container.streams.video[0]) if p.pts is not None)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def _open(src: Source):
+    return av.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src, metadata_errors="ignore")
+
+
+def _output(buf: io.BytesIO):
+    out = av.open(buf, "w", format="mp4")
+    out.flags |= ContainerFlags.bitexact.value  # no creation time, no "Lavf" version string
+    return out
+
+
+def _rate(stream) -> Optional[Fraction]:
+    rate = stream.average_rate or stream.guessed_rate
+    return Fraction(rate) if rate else None
+
+
+def _keyframe_before(info: VideoInfo, t: float) -> float:
+    i = bisect_right(info.keyframes, t + 0.25 / info.fps) - 1
+    return info.keyframes[max(i, 0)] if info.keyframes else info.frame_times[0]
+
+
+def _seek(container, video, t: float) -> None:
+    """Seek so that demuxing starts at the keyframe shown at t (container seconds) or before it.
+    Containers seek only as exactly as their index allows (MPEG-TS by byte position), so look
+    where it landed and go back further when the first keyframe there is past t."""
+    for target in (t, t - 10.0):
+        container.seek(round(target / video.time_base), stream=video, backward=True)
+        key = next((p for p in container.demux(video) if p.is_keyframe and p.pts is not None), None)
+        if key is not None and key.pts * key.time_base <= t + 1e-3:
+            container.seek(round(target / video.time_base), stream=video, backward=True)
+            return
+    container.seek(0)  # from the start
+
+
+def _describe(e: Exception) -> str:
+    text = e.strerror if isinstance(e, av.error.FFmpegError) and e.strerror else str(e)
+    return f"{type(e).__name__}: {text}"[:200]
+
+
+def _reject(reason: str, detail: str = "") -> VideoRejected:
+    return VideoRejected(Verdict.reject(reason, detail))

@@ -1,0 +1,126 @@
+"""Prepare for audio and video rows (prepare.PrepareShard dispatches here by modality).
+
+Audio: one row, its re-encoded audio as KEY.<format>, `sha256` of the decoded PCM (so the
+same sound in wav and flac is an exact duplicate). Video: one row per planned clip, keyed
+VIDEOKEY_NNNN: clips at subtitle cues (a sidecar .srt/.vtt, else the container's subtitle
+stream), or, without cues, the whole video or fixed windows (video.uncued) with its caption.
+Each clip row carries KEY.mp4, KEY.jpg (the middle frame, video.keep_frame) and, in staging
+only, KEY.frameN.jpg for the scorer; near-dup hashes are the middle frame's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from mmcurate.filters.audio import AudioRejected
+from mmcurate.filters.hashing import sha256_hex
+from mmcurate.filters.near_dup import image_hashes
+from mmcurate.filters.text import caption_sha256
+from mmcurate.filters.subtitles import Clip, SubtitleError, fixed_windows, parse_subtitles, plan_clips
+from mmcurate.filters.video import VideoRejected, cut, probe
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.fetch import FetchFailed
+from mmcurate.pipelines.sources.base import ext_of
+from mmcurate.pipelines.tario import FRAME_PREFIX
+from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict
+
+
+def _dumps(doc: dict) -> str:
+    return json.dumps(doc, sort_keys=True)
+
+
+def audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, dict]]:
+    try:
+        data = ctx.media_bytes(src, data)
+        with ctx.cpu_slots:
+            result = ctx.process_audio(data)
+    except (FetchFailed, AudioRejected) as e:
+        return [(apply_verdict(row, e.verdict), {})]
+    row.update(sha256=result.pcm_sha256, duration_s=result.duration_s)
+    row["media"] = _dumps({
+        "duration": round(result.duration_s, 6), "sample_rate": result.sample_rate, "channels": result.channels,
+        "original_sample_rate": result.original_sample_rate, "original_channels": result.original_channels,
+        "original_codec": result.original_codec, "format": result.ext, "sha256_of": "pcm_s16le",
+    })
+    ctx.sign_caption(row)
+    return [(row, {result.ext: result.data})]
+
+
+def video_rows(ctx, src: SourceRow, row: dict, data: Any, caption_verdict: Verdict) -> list[tuple[dict, dict]]:
+    cfg = ctx.cfg.video
+    try:
+        media = _video_source(ctx, src, data)
+        info = probe(media, cfg)
+        cues = _sidecar_cues(src) if src.subtitles else info.cues
+    except (FetchFailed, VideoRejected) as e:
+        return [(apply_verdict(row, e.verdict), {})]
+    except SubtitleError as e:
+        return [(apply_verdict(row, Verdict.reject("video.bad_subtitles", f"{src.subtitles or 'subtitle stream'}: {e}")), {})]
+    if cues is not None:  # cut at the cues; each clip's text is its cues' text
+        if not cues:
+            return [(apply_verdict(row, Verdict.reject("video.no_cues", "the subtitles hold no cue")), {})]
+        clips = plan_clips(cues, info.duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding)
+        if not clips:
+            return [(apply_verdict(row, Verdict.reject("video.no_cues", f"no cue inside the video's {info.duration:.3f} s")), {})]
+    else:
+        if not caption_verdict.kept:
+            return [(apply_verdict(row, caption_verdict), {})]
+        clips = [Clip(0.0, info.duration, "")] if cfg.uncued == "whole" else fixed_windows(info.duration, cfg.window, cfg.min_clip)
+    cued = cues is not None
+    return [_clip_row(ctx, src, row, media, info, i, clip, cued) for i, clip in enumerate(clips)]
+
+
+def _video_source(ctx, src: SourceRow, data: Any):
+    """A local file is opened in place (any size, seekable); other media is fetched to bytes."""
+    if data is None and src.media and not fileio.is_remote(src.media):
+        if not fileio.exists(src.media):
+            raise FetchFailed("fetch.not_found", src.media)
+        return src.media
+    return ctx.media_bytes(src, data)
+
+
+def _sidecar_cues(src: SourceRow):
+    return parse_subtitles(fileio.read_bytes(src.subtitles), ext_of(src.subtitles))
+
+
+def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cued: bool) -> tuple[dict, dict]:
+    """One clip: its own text when cut at cues (else the video's caption), cut and framed."""
+    row = dict(video_row, key=f"{src.key}_{index:04d}")
+    row["media"] = _dumps({"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index})
+    if cued:
+        caption, verdict = ctx.clean_caption(clip.text)
+        row.update(caption=caption, captions=[caption] if verdict.kept else [], caption_sha256="")
+        if not verdict.kept and (ctx.cfg.input.requires_text or clip.text.strip()):
+            return apply_verdict(row, verdict), {}
+        if verdict.kept:
+            row["caption_sha256"] = caption_sha256(caption)
+    if clip.too_short:
+        return apply_verdict(row, Verdict.reject("video.clip_too_short", f"{clip.end - clip.start:.3f} s < {ctx.cfg.video.min_clip:g} s")), {}
+    try:
+        with ctx.cpu_slots:
+            result = cut(media, info, clip.start, clip.end, ctx.cfg.video)
+    except VideoRejected as e:
+        return apply_verdict(row, e.verdict), {}
+    row.update(
+        sha256=sha256_hex(result.data), duration_s=result.duration, width=result.width, height=result.height,
+        original_width=info.width, original_height=info.height,
+    )
+    row["media"] = _dumps({
+        "start": round(result.start, 6), "end": round(result.end, 6), "duration": round(result.duration, 6), "clip": index,
+        "fps": round(result.fps, 6), "frames": result.frames, "size": [result.width, result.height], "codec": result.codec,
+        "cut": result.method, "source_duration": round(info.duration, 6),
+    })
+    members = {f"{FRAME_PREFIX}{i}.jpg": jpeg for i, jpeg in enumerate(result.frame_jpegs)}
+    middle = result.frame_jpegs[len(result.frame_jpegs) // 2] if result.frame_jpegs else None
+    if middle is not None and ctx.cfg.video.keep_frame:
+        members["jpg"] = middle
+    if middle is not None and ctx.cfg.dedup.mode == "near":
+        from PIL import Image
+
+        with Image.open(io.BytesIO(middle)) as img:
+            row.update(image_hashes(img, mirror=ctx.cfg.dedup.mirror))
+    members["mp4"] = result.data
+    ctx.sign_caption(row)
+    return row, members

@@ -1,0 +1,90 @@
+"""`audio` and `video`: folders of media files with their texts.
+
+A media file's text comes from a sidecar with its stem (`a.txt`, `a.json` with `caption`;
+for video also `a.srt` / `a.vtt` subtitles, cut at their cues in prepare) or from a
+transcripts file anywhere in the folder (Sphinx `transcription`, LibriSpeech `*.trans.txt`,
+captions.jsonl/csv/tsv, MSR-VTT json: see transcripts.py), matched by file stem. Texts
+listed for a stem with no media file are `input.missing_<modality>` rows: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+from mmcurate.filters.keys import make_key, stem_of
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.sources import transcripts
+from mmcurate.pipelines.sources.base import ReadTask, ext_of
+from mmcurate.schemas.record import SourceRow, Verdict
+
+MEDIA_EXTS = {
+    "audio": ("wav", "flac", "mp3", "ogg", "opus", "m4a", "aac"),
+    "video": ("mp4", "webm", "avi", "mkv", "mov", "m4v"),
+}
+SUBTITLE_EXTS = ("srt", "vtt")
+
+
+def plan(root: str, modality: str, first_task: int, shard_size: int) -> tuple[list[ReadTask], int]:
+    """Group the folder's media by stem with their sidecars and transcripts, in shard-sized
+    tasks. Returns the tasks and the number of files that are none of those."""
+    root = root.rstrip("/")
+    groups: dict[str, dict[str, list[str]]] = {}
+    manifests, ignored = [], 0
+    files = [p[len(root) + 1:] for p in fileio.list_files(root)]
+    media_stems = {stem_of(f) for f in files if ext_of(f) in MEDIA_EXTS[modality]}
+    for rel in files:
+        ext, stem = ext_of(rel), stem_of(rel)
+        if ext in MEDIA_EXTS[modality] or (stem in media_stems and ext in ("txt", "json") + SUBTITLE_EXTS):
+            groups.setdefault(stem, {}).setdefault(ext, []).append(rel)
+        elif transcripts.is_transcripts_name(rel):
+            manifests.append(fileio.join(root, rel))
+        else:
+            ignored += 1
+    texts, bad = transcripts.captions_by_id(sorted(manifests))
+    by_id = {transcripts.media_id(s): s for s in sorted(groups)}
+    items = [(s, groups[s], texts.get(transcripts.media_id(s), [])) for s in sorted(groups)]
+    orphans = [(ident, t) for ident, t in sorted(texts.items()) if ident not in by_id]
+    chunks = [items[i:i + shard_size] for i in range(0, len(items), shard_size)]
+    tasks = [ReadTask(first_task + n, modality, root, payload={"items": c}, is_shard=True) for n, c in enumerate(chunks)]
+    if orphans or bad:  # texts without media, and lines that could not be read: one more task
+        tasks.append(ReadTask(first_task + len(tasks), modality, root, payload={"orphans": orphans, "bad": bad}, is_shard=True))
+    return tasks, ignored
+
+
+def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
+    modality, root = task.format, task.locator
+    i = 0
+    for stem, files, texts in task.payload.get("items", []):
+        for ext in MEDIA_EXTS[modality]:
+            for rel in files.get(ext, []):  # a.wav and a.flac share a key: the second is input.duplicate_key
+                yield _media_row(task, i, root, stem, rel, files, texts)
+                i += 1
+    for ident, texts in task.payload.get("orphans", []):
+        yield SourceRow(make_key(ident), (task.task, i), f"{root} transcripts: {ident}", caption=texts[0], captions=list(texts),
+                        verdict=Verdict.reject(f"align.missing_{modality}", "a transcript or caption whose media file is not in the folder"))
+        i += 1
+    for entry in task.payload.get("bad", []):
+        yield SourceRow(f"bad_{task.task:05d}_{i:09d}", (task.task, i), f"{entry.media_id}:{entry.line}", verdict=Verdict.reject("input.bad_row", entry.error))
+        i += 1
+
+
+def _media_row(task, i, root, stem, rel, files, texts) -> SourceRow:
+    path = fileio.join(root, rel)
+    row = SourceRow(make_key(stem), (task.task, i), path, media=path)
+    if files.get("txt"):
+        row.caption_bytes = fileio.read_bytes(fileio.join(root, files["txt"][0]))
+    elif files.get("json"):
+        try:
+            doc = json.loads(fileio.read_bytes(fileio.join(root, files["json"][0])))
+            caption = doc.pop("caption", None) if isinstance(doc, dict) else None
+            row.extra = doc if isinstance(doc, dict) else {}
+            row.caption = caption if isinstance(caption, str) else None
+        except ValueError as e:
+            row.verdict = Verdict.reject("input.bad_row", f"sidecar json: {e}")
+    if texts and row.caption is None and row.caption_bytes is None:
+        row.captions = list(texts)
+    subtitles = [f for ext in SUBTITLE_EXTS for f in files.get(ext, [])]
+    if subtitles:
+        row.subtitles = fileio.join(root, subtitles[0])
+    return row  # no text at all: prepare decides (a video may carry a subtitle stream)

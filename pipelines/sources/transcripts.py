@@ -1,0 +1,159 @@
+"""Texts keyed by the media they describe: speech transcripts and video caption manifests.
+
+Formats (told apart by name, then by content):
+  - Sphinx `transcription` files: `<s> text </s> (utterance-id)` per line;
+  - LibriSpeech `*.trans.txt`: `utterance-id text` per line;
+  - CSV/TSV/JSONL tables with a media column (video, video_id, audio, file, path, filename,
+    id, key, utterance_id) and a text column (caption, text, transcript, sentence, description);
+  - MSR-VTT's JSON (`{"sentences": [{"video_id", "caption"}, ...]}`).
+Media is matched by its file name without the extension (`video9149.mp4` ~ `video9149`).
+A line that cannot be parsed is an `input.bad_row` entry with its line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+from mmcurate.filters.keys import make_key
+from mmcurate.pipelines import fileio
+from mmcurate.pipelines.sources.base import ReadTask
+from mmcurate.schemas.record import SourceRow, Verdict
+
+ID_COLUMNS = ("video", "video_id", "videoid", "audio", "file", "path", "filename", "file_name", "utterance_id", "id", "key")
+TEXT_COLUMNS = ("caption", "text", "transcript", "transcription", "sentence", "description")
+_SPHINX = re.compile(r"^\s*(?:<s>)?\s*(.*?)\s*(?:</s>)?\s*\(([^()]+)\)\s*$")
+
+
+@dataclass
+class Entry:
+    line: int
+    media_id: str  # the media's file name without extension; "" for a bad line
+    text: str
+    error: str = ""
+
+
+def is_transcripts_name(name: str) -> bool:
+    """Files a media folder treats as transcripts/caption manifests (not sidecars)."""
+    low = name.lower().rsplit("/", 1)[-1]
+    return low == "transcription" or low.endswith((".transcription", ".trans.txt", ".jsonl", ".csv", ".tsv")) or low.endswith(".json")
+
+
+def media_id(ref: str) -> str:
+    """`dir/video9149.mp4` -> `video9149`: how entries find their media."""
+    base = posixpath.basename(str(ref).strip().replace("\\", "/"))
+    return base.rsplit(".", 1)[0] if "." in base else base
+
+
+def entries(path: str) -> Iterator[Entry]:
+    low = path.lower()
+    if low.endswith(".json"):
+        yield from _msrvtt(path)
+        return
+    with fileio.open_read(path, compressed=True) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        stem = low[:-3] if low.endswith(".gz") else low
+        if stem.endswith((".jsonl", ".ndjson")):
+            yield from _jsonl(text)
+        elif stem.endswith((".csv", ".tsv")):
+            yield from _table(text, "\t" if stem.endswith(".tsv") else ",")
+        elif stem.endswith(".trans.txt"):
+            yield from _librispeech(text)
+        else:
+            yield from _sphinx(text)
+
+
+def _sphinx(lines) -> Iterator[Entry]:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        m = _SPHINX.match(line)
+        yield Entry(n, m.group(2).strip(), m.group(1)) if m else Entry(n, "", "", f"line {n}: expected '<s> text </s> (id)'")
+
+
+def _librispeech(lines) -> Iterator[Entry]:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        ident, _, text = line.strip().partition(" ")
+        yield Entry(n, ident, text) if text else Entry(n, "", "", f"line {n}: expected 'utterance-id text'")
+
+
+def _pick(record: dict, names: tuple[str, ...]) -> Optional[str]:
+    lowered = {str(k).lower(): k for k in record}
+    for name in names:
+        if name in lowered and record[lowered[name]] not in (None, ""):
+            return str(record[lowered[name]])
+    return None
+
+
+def _record_entry(n: int, record) -> Entry:
+    if not isinstance(record, dict):
+        return Entry(n, "", "", f"line {n}: not an object")
+    ident, text = _pick(record, ID_COLUMNS), _pick(record, TEXT_COLUMNS)
+    if ident is None or text is None:
+        return Entry(n, "", "", f"line {n}: needs a media column ({', '.join(ID_COLUMNS[:4])}…) and a text column ({', '.join(TEXT_COLUMNS[:3])}…)")
+    return Entry(n, media_id(ident), text)
+
+
+def _jsonl(lines) -> Iterator[Entry]:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield _record_entry(n, json.loads(line))
+        except ValueError as e:
+            yield Entry(n, "", "", f"line {n}: {e}")
+
+
+def _table(lines, delimiter: str) -> Iterator[Entry]:
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = next(reader, None)
+    for values in reader if header else ():
+        if len(values) != len(header):
+            yield Entry(reader.line_num, "", "", f"line {reader.line_num}: {len(values)} fields, header has {len(header)}")
+        else:
+            yield _record_entry(reader.line_num, dict(zip(header, values)))
+
+
+def _msrvtt(path: str) -> Iterator[Entry]:
+    try:
+        doc = json.loads(fileio.read_bytes(path))
+    except ValueError as e:
+        yield Entry(1, "", "", f"not JSON: {e}")
+        return
+    items = doc.get("sentences") if isinstance(doc, dict) else doc
+    if not isinstance(items, list):
+        yield Entry(1, "", "", "expected MSR-VTT's {\"sentences\": [...]} or a list of objects")
+        return
+    for n, record in enumerate(items, 1):
+        yield _record_entry(n, record)
+
+
+def captions_by_id(paths: list[str]) -> tuple[dict[str, list[str]], list[Entry]]:
+    """All texts of the manifests, per media id in file order; and the bad entries."""
+    texts: dict[str, list[str]] = {}
+    bad = []
+    for path in paths:
+        for e in entries(path):
+            if e.error:
+                e.media_id = path
+                bad.append(e)
+            else:
+                texts.setdefault(e.media_id, []).append(e.text)
+    return texts, bad
+
+
+def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
+    """`--format transcripts` (or a `text=` input): one text-role row per entry."""
+    for i, e in enumerate(entries(task.locator)):
+        where = f"{task.locator}:{e.line}"
+        if e.error:
+            yield SourceRow(f"bad_{task.task:05d}_{i:09d}", (task.task, i), where, role="text", verdict=Verdict.reject("input.bad_row", e.error))
+        else:
+            yield SourceRow(make_key(e.media_id), (task.task, i), where, caption=e.text, captions=[e.text], role="text")

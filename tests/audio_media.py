@@ -1,0 +1,80 @@
+"""Deterministic test audio made with PyAV alone: tones, silence and broken files."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.codec.context import Flags as CodecFlags
+from av.container import Flags as ContainerFlags
+
+# fmt -> (container, codec); there is no libvorbis in PyAV's wheels, so ogg means Opus (48 kHz)
+FORMATS = {"wav": ("wav", "pcm_s16le"), "flac": ("flac", "flac"), "mp3": ("mp3", "libmp3lame"), "ogg": ("ogg", "libopus")}
+
+
+def encode(samples: np.ndarray, rate: int, fmt: str = "wav") -> bytes:
+    """int16 samples shaped (n, channels) -> a file; bit-exact, so the same input gives the same bytes."""
+    container, codec = FORMATS[fmt]
+    channels = samples.shape[1]
+    layout = av.AudioLayout(f"{channels}c")
+    out = io.BytesIO()
+    with av.open(out, "w", format=container) as c:
+        c.flags |= ContainerFlags.bitexact.value  # no encoder versions; ogg gets a fixed serial number
+        stream = c.add_stream(codec, rate=rate, layout=layout)
+        stream.codec_context.flags |= CodecFlags.bitexact.value
+        c.start_encoding()  # writes the header even when there is no packet to mux
+        if len(samples):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout=layout)
+            frame.rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    return out.getvalue()
+
+
+def samples(seconds: float, rate: int = 16000, channels: int = 1, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    wave_ = np.round(amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+    return np.repeat(wave_[:, None], channels, axis=1)
+
+
+def tone(seconds: float, rate: int = 16000, channels: int = 1, freq: float = 440.0, amplitude: float = 0.3, fmt: str = "wav") -> bytes:
+    return encode(samples(seconds, rate, channels, freq, amplitude), rate, fmt)
+
+
+def silence(seconds: float, rate: int = 16000, channels: int = 1, fmt: str = "wav") -> bytes:
+    return tone(seconds, rate, channels, amplitude=0.0, fmt=fmt)
+
+
+def zero_length(fmt: str = "wav") -> bytes:
+    """A container with an audio stream and no samples. Only wav and flac: FFmpeg cannot
+    open a header-only mp3 or ogg at all (that is a decode error, not an empty stream)."""
+    return encode(np.zeros((0, 1), np.int16), 16000, fmt)
+
+
+def no_audio_stream() -> bytes:
+    """A tiny MKV holding only a few mpeg4 video frames."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as c:
+        c.flags |= ContainerFlags.bitexact.value
+        stream = c.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    return out.getvalue()
+
+
+def truncated(data: bytes, keep: float = 0.5) -> bytes:
+    return data[: int(len(data) * keep)]
+
+
+def garbage(n: int = 4096) -> bytes:
+    return np.random.default_rng(0).integers(0, 256, n, dtype=np.uint8).tobytes()

@@ -1,0 +1,133 @@
+"""Audio end to end on generated files: a folder with sidecars and a Sphinx transcription,
+every rejection its own reason, decoded-PCM dedup, and key alignment of separate inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import av
+import numpy as np
+import pytest
+
+from tests import audio_media as am
+from tests.util import by_key, manifest, run_cli, samples, shard_bytes, stats, write
+
+COMMON = ("--workers", "2", "--no-progress", "--set", "output.splits=train=1.0")
+
+
+def _decode(data: bytes) -> tuple[int, int, int]:
+    """(rate, channels, samples per channel) of an audio file."""
+    with av.open(io.BytesIO(data)) as c:
+        stream = c.streams.audio[0]
+        n = sum(frame.samples for frame in c.decode(stream))
+        return stream.rate, stream.channels, n
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech") / "in"
+    tone = am.samples(2.0, 44100, 2)
+    write(root / "a.wav", am.encode(tone, 44100, "wav"))
+    write(root / "a.txt", "a tone at four hundred and forty hertz")
+    write(root / "b.flac", am.encode(tone, 44100, "flac"))  # the same sound: an exact duplicate of a
+    write(root / "b.txt", "the same tone stored losslessly")
+    write(root / "c.mp3", am.tone(1.5, 16000, 1, freq=660.0, fmt="mp3"))  # text from the transcription file
+    write(root / "d.wav", am.silence(2.0))
+    write(root / "d.txt", "nothing to hear here")
+    write(root / "e.wav", am.zero_length("wav"))
+    write(root / "e.txt", "no samples at all")
+    write(root / "f.wav", am.garbage())
+    write(root / "f.txt", "not audio")
+    write(root / "g.wav", am.tone(0.2))
+    write(root / "g.txt", "far too short")
+    write(root / "h.wav", am.tone(1.0, freq=550.0))  # no text anywhere
+    write(root / "i.ogg", am.no_audio_stream())
+    write(root / "i.txt", "a video without sound")
+    write(root / "j.wav", am.tone(1.0, channels=6, freq=330.0))
+    write(root / "j.txt", "six channels")
+    write(root / "transcription", "<s> c read from a sphinx transcription </s> (c)\n"
+                                  "garbage line without an id\n"
+                                  "<s> a transcript with no audio </s> (zz)\n")
+    return root
+
+
+def test_audio_folder_reasons_pcm_dedup_and_members(speech, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("run", speech, "--format", "audio", "-o", out, *COMMON, "--set", "audio.max_channels=2") == 0
+    rows = by_key(out)
+    reasons = {k: r["reason"] for k, r in rows.items() if not k.startswith("bad_")}
+    assert reasons == {
+        "a": "", "b": "duplicate.exact_audio", "c": "", "d": "audio.silent", "e": "audio.empty", "f": "audio.decode_error",
+        "g": "audio.too_short", "h": "input.missing_caption", "i": "audio.no_audio_stream", "j": "audio.channels",
+        "zz": "align.missing_audio",
+    }
+    assert rows["b"]["dup_of"] == "a" and rows["b"]["sha256"] == rows["a"]["sha256"]
+    assert [r["reason"] for k, r in rows.items() if k.startswith("bad_")] == ["input.bad_row"]
+    s = stats(out)
+    assert s["identity_ok"] and s["inputs"] == 12 and s["kept"] == 2
+    assert s["failed"] == {"audio.decode_error": 1, "input.bad_row": 1}
+    assert s["distributions"]["duration_s"]["count"] == 2
+
+    got = {x["__key__"]: x for x in samples(out)}
+    assert sorted(got) == ["a", "c"]
+    assert sorted(k for k in got["a"] if not k.startswith("__")) == ["flac", "json", "txt"]
+    assert _decode(got["a"]["flac"]) == (16000, 1, 32000)
+    assert got["a"]["txt"].decode() == "a tone at four hundred and forty hertz"
+    assert got["c"]["txt"].decode() == "c read from a sphinx transcription"
+    doc = json.loads(got["a"]["json"])
+    assert (doc["modality"], doc["duration"], doc["sample_rate"], doc["channels"]) == ("audio", 2.0, 16000, 1)
+    assert (doc["original_sample_rate"], doc["original_channels"], doc["original_codec"]) == (44100, 2, "pcm_s16le")
+    rate, channels, n = _decode(got["c"]["flac"])
+    assert (rate, channels) == (16000, 1) and doc["source"].endswith("a.wav")
+    assert json.loads(got["c"]["json"])["duration"] == pytest.approx(n / 16000, abs=1e-6)
+    assert abs(n / 16000 - 1.5) < 0.06  # mp3 encoder padding
+
+    again = tmp_path / "again"
+    assert run_cli("run", speech, "--format", "audio", "-o", again, *COMMON, "--set", "audio.max_channels=2") == 0
+    assert shard_bytes(again) == shard_bytes(out)
+
+
+@pytest.fixture(scope="module")
+def aligned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("aligned")
+    for i, key in enumerate(("k1", "k2", "k3")):
+        write(root / "wavs" / f"{key}.wav", am.tone(1.0 + i * 0.25, freq=300.0 + 100 * i))
+    write(root / "trans.tsv", "id\ttext\nk1.wav\tthe first utterance\nk2\tthe second utterance\n"
+                              "k4\tan utterance nobody recorded\nk2\tthe second utterance again\n")
+    return root
+
+
+def test_audio_and_transcripts_joined_by_key(aligned, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("run", f"audio={aligned / 'wavs'}", f"text={aligned / 'trans.tsv'}", "-o", out, *COMMON) == 0
+    rows = manifest(out)
+    reasons = sorted((r["key"], r["reason"]) for r in rows)
+    assert reasons == [("k1", ""), ("k2", ""), ("k2", "align.duplicate_piece"), ("k3", "align.missing_text"), ("k4", "align.missing_audio")]
+    got = {x["__key__"]: x["txt"].decode() for x in samples(out)}
+    assert got == {"k1": "the first utterance", "k2": "the second utterance"}
+    assert stats(out)["identity_ok"] and stats(out)["inputs"] == 5
+
+    lenient = tmp_path / "lenient"  # text optional: k3 is kept with an empty transcript
+    assert run_cli("run", f"audio={aligned / 'wavs'}", f"text={aligned / 'trans.tsv'}", "-o", lenient, *COMMON, "--require", "audio") == 0
+    got = {x["__key__"]: x["txt"].decode() for x in samples(lenient)}
+    assert got == {"k1": "the first utterance", "k2": "the second utterance", "k3": ""}
+    assert by_key(lenient)["k4"]["reason"] == "align.missing_audio"
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(os.path.dirname(__file__), "../../../shared/data/audio")), reason="../shared/data/audio is absent")
+def test_real_speech_with_sphinx_transcriptions(tmp_path):
+    shared = os.path.join(os.path.dirname(__file__), "../../../shared/data/audio")
+    out = tmp_path / "out"
+    assert run_cli("run", os.path.join(shared, "librivox"), os.path.join(shared, "cards"), "--format", "audio", "-o", out, *COMMON) == 0
+    s = stats(out)
+    assert s["identity_ok"] and s["kept"] == 10 and s["inputs"] == 10, s["dropped"]
+    got = {x["__key__"]: x for x in samples(out)}
+    assert got["sense_and_sensibility_01_austen_64kb-0880"]["txt"].decode() == "he was not an ill disposed young man"
+    assert got["001"]["txt"].decode() == "ten of clubs"
+    for sample in got.values():
+        rate, channels, n = _decode(sample["flac"])
+        doc = json.loads(sample["json"])
+        assert (rate, channels) == (16000, 1) and doc["duration"] == pytest.approx(n / 16000, abs=1e-6) and n > 8000
+        assert np.isfinite(doc["duration"])

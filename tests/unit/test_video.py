@@ -1,0 +1,201 @@
+"""filters/video.py: probe figures and rejections, frame-exact cuts (copy and re-encode),
+their audio, sampled frames, determinism, and embedded subtitle cues.
+
+The test videos (tests/video_media.py) are 25 fps, 160x120, a keyframe every 25 frames (so
+at every whole second), with B-frames, and frame i showing i as a bit pattern."""
+
+import io
+import math
+
+import av
+import pytest
+
+from mmcurate.filters.video import VideoRejected, cut, probe
+from mmcurate.schemas.config import VideoConfig
+from tests.video_media import audio_only_mp4, broken_subtitles, broken_video, frame_index, make_video
+
+FPS = 25
+CUES = [(0.5, 1.25, "Hello {\\i1}there{\\i0}"), (2.0, 3.04, "Second\\Nline")]  # ASS markup, as muxed
+
+
+def config(**kw) -> VideoConfig:
+    return VideoConfig(**{"min_side": 32, **kw})
+
+
+@pytest.fixture(scope="module")
+def mp4():
+    return make_video(seconds=6, fps=FPS)
+
+
+@pytest.fixture(scope="module")
+def info(mp4):
+    return probe(mp4, config())
+
+
+def reason(src, **cfg) -> str:
+    with pytest.raises(VideoRejected) as e:
+        probe(src, config(**cfg))
+    return e.value.verdict.reason
+
+
+def decoded(data: bytes):
+    """(times, frame indices) of the clip's video, and (first time, seconds) of its audio or None."""
+    with av.open(io.BytesIO(data)) as c:
+        frames = [(f.time, frame_index(f)) for f in c.decode(video=0)]
+        c.seek(0)
+        audio = list(c.decode(audio=0)) if c.streams.audio else []
+    sound = (audio[0].time, sum(f.samples for f in audio) / audio[0].sample_rate) if audio else None
+    return [t for t, _ in frames], [i for _, i in frames], sound
+
+
+def in_range(start: float, end: float) -> list[int]:
+    """The frames a cut must hold: shown at t with start <= t < end, a quarter frame of slack."""
+    return [i for i in range(6 * FPS) if start - 0.25 / FPS <= i / FPS < end - 0.25 / FPS]
+
+
+def check_clip(r, start, end, method):
+    times, indices, _ = decoded(r.data)
+    want = in_range(start, end)
+    assert r.method == method
+    assert indices == want  # first frame: ceil(start * fps); every frame, once, in order
+    assert indices[0] == math.ceil(start * FPS)
+    assert r.frames == len(want)
+    assert times == pytest.approx([k / FPS for k in range(len(want))], abs=1e-6)  # the clip starts at 0
+    assert r.duration == pytest.approx(len(want) / FPS, abs=1e-3)
+    assert r.start == pytest.approx(want[0] / FPS, abs=1e-9) and r.end == pytest.approx(r.start + r.duration)
+    assert (r.codec, r.width, r.height, r.fps) == ("h264", 160, 120, FPS)
+
+
+# --- the test media itself ----------------------------------------------------------------
+
+def test_generated_frames_read_back_their_index(mp4):
+    _, indices, _ = decoded(mp4)
+    assert indices == list(range(6 * FPS))
+
+
+# --- probe -------------------------------------------------------------------------------
+
+def test_probe_reads_the_figures(info):
+    assert info.duration == pytest.approx(6.0, abs=1e-6)
+    assert info.fps == FPS
+    assert (info.width, info.height, info.codec, info.has_audio) == (160, 120, "h264", True)
+    assert info.keyframes == pytest.approx([0, 1, 2, 3, 4, 5], abs=1e-9)  # every gop=25 frames
+    assert info.frame_times == pytest.approx([i / FPS for i in range(6 * FPS)], abs=1e-9)
+    assert info.cues is None  # no subtitle stream
+
+
+def test_probe_of_a_path_and_without_audio(tmp_path):
+    path = tmp_path / "v.mkv"
+    make_video(path, seconds=2, container="matroska", audio=False)
+    got = probe(str(path), config())
+    assert (got.has_audio, got.duration, len(got.frame_times)) == (False, pytest.approx(2.0), 50)
+
+
+def test_probe_rejections(mp4):
+    assert reason(broken_video()) == "video.decode_error"
+    assert reason(b"") == "video.decode_error"
+    assert reason(mp4[: len(mp4) // 2]) == "video.decode_error"  # moov at the end: cut off
+    assert reason("/no/such/video.mp4") == "video.decode_error"
+    assert reason(audio_only_mp4()) == "video.no_video_stream"
+    assert reason(mp4, min_side=121) == "video.too_small"
+    assert reason(mp4, min_duration=6.5) == "video.too_short"
+    assert reason(mp4, max_duration=5.5) == "video.too_long"
+    assert reason(mp4, min_fps=30) == "video.bad_fps"
+    assert reason(mp4, max_fps=24) == "video.bad_fps"
+    probe(mp4, config(min_side=120, min_duration=6, max_duration=6, min_fps=25, max_fps=25))  # bounds inclusive
+
+
+def test_decode_error_carries_the_exception_text():
+    with pytest.raises(VideoRejected) as e:
+        probe(broken_video(), config())
+    assert "InvalidDataError" in e.value.verdict.detail
+
+
+# --- cut ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("start,end", [(1.03, 2.55), (0.5, 1.5), (2.22, 4.7), (0.0, 0.5), (1.0, 2.5)])
+def test_cut_off_keyframes_reencodes_exactly_the_frames_in_range(mp4, info, start, end):
+    check_clip(cut(mp4, info, start, end, config()), start, end, "reencode")
+
+
+@pytest.mark.parametrize("start,end", [(1.0, 3.0), (0.0, 2.0), (2.0, 3.0), (0.999, 3.001)])
+def test_cut_on_keyframes_copies_exactly_the_frames_in_range(mp4, info, start, end):
+    check_clip(cut(mp4, info, start, end, config()), start, end, "copy")
+
+
+def test_cut_to_the_end_of_the_video(mp4, info):
+    check_clip(cut(mp4, info, 4.0, 99.0, config()), 4.0, 99.0, "copy")  # no keyframe after: still whole GOPs
+    check_clip(cut(mp4, info, 4.5, 6.0, config()), 4.5, 6.0, "reencode")
+
+
+def test_reencode_always_forces_reencoding(mp4, info):
+    check_clip(cut(mp4, info, 1.0, 3.0, config(reencode="always")), 1.0, 3.0, "reencode")
+
+
+def test_a_matroska_source_is_copied_into_mp4():
+    mkv = make_video(seconds=3, container="matroska")
+    r = cut(mkv, probe(mkv, config()), 1.0, 2.0, config())
+    check_clip(r, 1.0, 2.0, "copy")
+    assert r.data[4:8] == b"ftyp"
+
+
+@pytest.mark.parametrize("start,end,method", [(1.0, 3.0, "copy"), (1.03, 2.55, "reencode"), (0.0, 2.0, "copy")])
+def test_the_clip_audio_spans_the_clip(mp4, info, start, end, method):
+    r = cut(mp4, info, start, end, config())
+    assert r.method == method
+    _, _, (first, seconds) = decoded(r.data)
+    assert first == pytest.approx(0, abs=0.05)
+    assert seconds == pytest.approx(r.duration, abs=0.05)
+
+
+def test_no_audio_in_the_source_none_in_the_clip():
+    silent = make_video(seconds=3, audio=False)
+    info = probe(silent, config())
+    for start in (1.0, 1.1):  # copy, reencode
+        assert decoded(cut(silent, info, start, 2.0, config()).data)[2] is None
+
+
+@pytest.mark.parametrize("start,end,n,expected", [
+    (1.0, 3.0, 3, [33, 50, 66]),  # copy: at 1.333, 2.0, 2.667 s -> the frame shown then
+    (1.0, 3.0, 5, [30, 40, 50, 60, 70]),
+    (1.03, 2.55, 3, [32, 45, 57]),  # reencode: frames 26..63 (1.04 s, 38 frames): at 1.293, 1.8, 2.307 s
+    (2.0, 2.08, 3, [50, 51, 51]),  # two frames: at 2.013, 2.04, 2.067 s
+])
+def test_frame_jpegs_are_the_frames_at_the_sample_times(mp4, info, start, end, n, expected):
+    r = cut(mp4, info, start, end, config(frames=n))
+    assert [frame_index(j) for j in r.frame_jpegs] == expected
+    assert all(j[:2] == b"\xff\xd8" for j in r.frame_jpegs)
+
+
+@pytest.mark.parametrize("start,end,method", [(1.0, 3.0, "copy"), (1.03, 2.55, "reencode")])
+def test_cuts_are_byte_identical_across_calls(mp4, info, start, end, method):
+    a, b = cut(mp4, info, start, end, config()), cut(mp4, info, start, end, config())
+    assert a.method == method and a.data == b.data and a.frame_jpegs == b.frame_jpegs
+
+
+def test_cut_errors(mp4, info):
+    with pytest.raises(VideoRejected) as e:
+        cut(mp4, info, 7.0, 8.0, config())  # past the end: no frame
+    assert e.value.verdict.reason == "video.cut_error"
+    with pytest.raises(VideoRejected) as e:
+        cut(broken_video(), info, 1.0, 2.0, config())
+    assert e.value.verdict.reason == "video.cut_error"
+
+
+# --- embedded subtitles --------------------------------------------------------------------
+
+@pytest.mark.parametrize("container,codec", [("mp4", "mov_text"), ("matroska", "subrip"), ("matroska", "ass"),
+                                             ("matroska", "webvtt")])
+def test_subtitle_stream_cues_are_read_back(container, codec):
+    video = make_video(seconds=4, container=container, audio=False, subtitles=CUES, subtitle_codec=codec)
+    cues = probe(video, config()).cues
+    assert [c.text for c in cues] == ["Hello there", "Second line"]
+    assert [(c.start, c.end) for c in cues] == [pytest.approx((s, e), abs=1e-3) for s, e, _ in CUES]
+
+
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+def test_undecodable_subtitles_are_bad_subtitles(container):
+    with pytest.raises(VideoRejected) as e:
+        probe(broken_subtitles(container), config())
+    assert e.value.verdict.reason == "video.bad_subtitles"
+    assert "0.200 s" in e.value.verdict.detail  # which cue

@@ -1,0 +1,123 @@
+"""Deterministic test videos made with PyAV, whose frames say which frame they are.
+
+Frame i carries i as a row of black/white blocks along its top edge (most significant bit
+first), big enough to survive h264 at any sane quality, so `frame_index` can read back
+which source frame a decoded frame (or a JPEG of one) came from.
+"""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+from PIL import Image
+
+BITS = 10  # frame indices up to 1023
+SAMPLE_RATE = 16_000
+ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+              b"Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, "
+              b"Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, "
+              b"Alignment, MarginL, MarginR, MarginV, Encoding\n"
+              b"Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+              b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+
+
+def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="libx264", container="mp4",
+               audio=True, subtitles=None, subtitle_codec=None) -> bytes:
+    """Encode `seconds` of numbered frames (+ a 440 Hz tone, + text subtitles given as
+    (start, end, text) seconds); keyframes exactly every `gop` frames. Returns the bytes
+    (also written to `path` when given)."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container) as out:
+        out.flags |= av.container.Flags.bitexact.value
+        video = out.add_stream(codec, rate=Fraction(fps))
+        video.width, video.height, video.pix_fmt = *size, "yuv420p"
+        video.codec_context.gop_size = gop
+        if codec == "libx264":  # keyframes exactly every gop frames; B-frames (reordering) kept
+            params = f"keyint={gop}:min-keyint={gop}:scenecut=0:threads=1:mbtree=0"  # mbtree: see filters/video.py
+            video.options = {"crf": "12", "preset": "veryfast", "x264-params": params}
+        sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if audio else None
+        subs = None
+        if subtitles:  # text subtitle encoders take ASS events and need an ASS header
+            subs = out.add_stream(subtitle_codec or ("mov_text" if container == "mp4" else "subrip"))
+            subs.codec_context.subtitle_header = ASS_HEADER
+        n = round(seconds * fps)
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(numbered(i, size), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        if sound is not None:
+            _tone(out, sound, n / fps)
+        for start, end, text in subtitles or ():
+            tb = subs.time_base  # the muxer's choice, known once the header is written
+            cue = av.subtitles.subtitle.SubtitleSet.create(  # an ASS event: ReadOrder,Layer,Style,...,Text
+                f"0,0,Default,,0,0,0,,{text}".encode(), 0, round((end - start) / tb), round(start / tb))
+            packet = subs.codec_context.encode_subtitle(cue)
+            packet.stream, packet.time_base = subs, tb
+            out.mux(packet)
+    data = buf.getvalue()
+    if path:
+        with open(path, "wb") as f:
+            f.write(data)
+    return data
+
+
+def numbered(i: int, size=(160, 120)) -> np.ndarray:
+    """An RGB frame: a soft gradient that drifts with i, and i's bits as blocks on top."""
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([(x * 2 + i * 3) % 256, (y * 2 + i) % 256, np.full_like(x, 128)], axis=-1).astype(np.uint8)
+    block = w // BITS
+    for bit in range(BITS):
+        img[:block, bit * block:(bit + 1) * block] = 255 if i >> (BITS - 1 - bit) & 1 else 0
+    return img
+
+
+def frame_index(image) -> int:
+    """The frame number drawn by `numbered`, from a decoded av.VideoFrame, PIL image or JPEG bytes."""
+    if isinstance(image, bytes):
+        image = Image.open(io.BytesIO(image))
+    if isinstance(image, av.VideoFrame):
+        image = image.to_image()
+    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    block = gray.shape[1] // BITS
+    value = 0
+    for bit in range(BITS):
+        inner = gray[block // 4: block * 3 // 4, bit * block + block // 4: (bit + 1) * block - block // 4]
+        value = value * 2 + int(inner.mean() > 128)
+    return value
+
+
+def _tone(out, stream, seconds: float):
+    samples = round(seconds * SAMPLE_RATE)
+    t = np.arange(samples) / SAMPLE_RATE
+    wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    step = stream.codec_context.frame_size or 1024
+    for at in range(0, samples, step):
+        frame = av.AudioFrame.from_ndarray(wave[None, at:at + step], format="fltp", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, at, Fraction(1, SAMPLE_RATE)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode())
+
+
+def audio_only_mp4(seconds=2.0) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        _tone(out, out.add_stream("aac", rate=SAMPLE_RATE, layout="mono"), seconds)
+    return buf.getvalue()
+
+
+def broken_video() -> bytes:
+    """An MP4 header followed by garbage: opens as nothing PyAV can use."""
+    good = make_video(seconds=1.0, audio=False)
+    return good[:64] + bytes((i * 37) % 251 for i in range(4000))
+
+
+def broken_subtitles(container="matroska") -> bytes:
+    """A video whose subtitle cue is not UTF-8 (patched in place: the container stays valid)."""
+    data = make_video(seconds=1.0, container=container, audio=False, subtitles=[(0.2, 0.8, "BROKEN")])
+    assert data.count(b"BROKEN") == 1
+    return data.replace(b"BROKEN", b"\xff\xfe\xc3\x28\xa0\xa1")
