@@ -1,0 +1,184 @@
+"""Video end to end on generated clips whose frames carry their index: cuts at subtitle cues
+(sidecar SRT/VTT and a stream inside the container), frame-exact boundaries, texts, json
+durations equal to the decoded clips', one reason per kind of broken input, determinism,
+uncued windows, frame-mean CLIP scores; and the real clips in ../shared/data/video."""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import tarfile
+
+import av
+import pytest
+
+from tests import video_media as vm
+from tests.util import manifest, run_cli, samples, shard_bytes, stats, write
+
+FPS = 25
+# the generated videos share one look (a drifting gradient): near-dup would rightly merge them
+COMMON = ("--workers", "2", "--no-progress", "--set", "output.splits=train=1.0", "--dedup", "exact")
+SHARED_VIDEO = os.path.join(os.path.dirname(__file__), "../../../shared/data/video")
+
+TALK_SRT = """1
+00:00:01,000 --> 00:00:03,000
+the first cue
+
+2
+00:00:04,120 --> 00:00:05,480
+<i>the second cue</i>
+
+3
+00:00:05,600 --> 00:00:05,900
+merged into the second
+
+4
+00:00:06,420 --> 00:00:06,480
+too short
+
+5
+00:00:07,000 --> 00:00:09,000
+runs past the end
+"""
+# clip -> (first frame, frames, text, cut): 25 fps, a keyframe every second
+EXPECTED = {
+    "talk_0000": (25, 50, "the first cue", "copy"),
+    "talk_0001": (103, 45, "the second cue merged into the second", "reencode"),
+    "talk_0003": (175, 25, "runs past the end", "copy"),
+    "embedded_0000": (13, 37, "embedded one", "reencode"),  # 0.5 s -> frame 12.5: the first at/after is 13
+    "embedded_0001": (70, 30, "embedded two", "reencode"),
+    "whole_0000": (0, 75, "a whole video with its caption", "copy"),
+}
+
+
+def _clip_frames(data: bytes) -> list[int]:
+    with av.open(io.BytesIO(data)) as c:
+        return [vm.frame_index(f) for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video") / "in"
+    os.makedirs(root)
+    vm.make_video(root / "talk.mp4", seconds=8.0)
+    write(root / "talk.srt", TALK_SRT)
+    vm.make_video(root / "embedded.mkv", seconds=4.0, container="matroska", subtitles=[(0.5, 2.0, "embedded one"), (2.8, 4.0, "embedded two")])
+    vm.make_video(root / "whole.mp4", seconds=3.0)
+    write(root / "whole.txt", "a whole video with its caption")
+    write(root / "broken.mp4", vm.broken_video())
+    write(root / "broken.txt", "not a video")
+    write(root / "sound.mp4", vm.audio_only_mp4())
+    write(root / "sound.txt", "only sound")
+    vm.make_video(root / "badsub.mp4", seconds=2.0)
+    write(root / "badsub.srt", "1\n00:00:00,500 --> 00:00:01,500\nfine\n\n2\n00:00:01,x00 --> 00:00:01,900\nbroken\n")
+    vm.make_video(root / "emptysub.mp4", seconds=2.0)
+    write(root / "emptysub.vtt", "WEBVTT\n\nNOTE nothing to say\n")
+    vm.make_video(root / "nocap.mp4", seconds=2.0)
+    write(root / "badstream.mkv", vm.broken_subtitles("matroska"))
+    return root
+
+
+def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("run", clips, "--format", "video", "-o", out, *COMMON) == 0
+    reasons = {r["key"]: r["reason"] for r in manifest(out)}
+    assert reasons == {
+        **{k: "" for k in EXPECTED}, "talk_0002": "video.clip_too_short", "broken": "video.decode_error",
+        "sound": "video.no_video_stream", "badsub": "video.bad_subtitles", "emptysub": "video.no_cues",
+        "nocap": "input.missing_caption", "badstream": "video.bad_subtitles",
+    }
+    assert "line 6" in next(r["error"] for r in manifest(out) if r["key"] == "badsub")
+    s = stats(out)
+    assert s["identity_ok"] and s["inputs"] == 13 and s["kept"] == 6
+    assert s["distributions"]["duration_s"]["count"] == 6
+
+    got = {x["__key__"]: x for x in samples(out)}
+    assert sorted(got) == sorted(EXPECTED)
+    for key, (first, n, text, method) in EXPECTED.items():
+        sample = got[key]
+        assert sorted(k for k in sample if not k.startswith("__")) == ["jpg", "json", "mp4", "txt"], key
+        assert _clip_frames(sample["mp4"]) == list(range(first, first + n)), key
+        doc = json.loads(sample["json"])
+        assert sample["txt"].decode() == text == doc["caption"]
+        assert (doc["start"], doc["end"]) == (pytest.approx(first / FPS, abs=1e-6), pytest.approx((first + n) / FPS, abs=1e-6))
+        assert doc["duration"] == pytest.approx(n / FPS, abs=1e-6) and doc["frames"] == n
+        assert (doc["cut"], doc["fps"], doc["size"], doc["codec"], doc["modality"]) == (method, 25.0, [160, 120], "h264", "video")
+        assert vm.frame_index(sample["jpg"]) == first + int(n * 0.5)  # the middle of 3 sampled frames
+    talk = next(r for r in manifest(out) if r["key"] == "talk_0002")
+    assert json.loads(talk["media"]) == {"start": 6.42, "end": 6.48, "clip": 2}
+
+    again = tmp_path / "again"
+    assert run_cli("run", clips, "--format", "video", "-o", again, *COMMON) == 0
+    assert shard_bytes(again) == shard_bytes(out)
+
+
+def test_uncued_video_in_windows_without_text(tmp_path):
+    vm.make_video(tmp_path / "in" / "plain.mp4" if os.makedirs(tmp_path / "in") is None else None, seconds=4.0)
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "in", "--format", "video", "--require", "video", "-o", out, *COMMON,
+                   "--set", "video.uncued=windows", "--set", "video.window=1.5") == 0
+    got = {x["__key__"]: x for x in samples(out)}
+    assert sorted(got) == ["plain_0000", "plain_0001", "plain_0002"]
+    assert [_clip_frames(got[k]["mp4"])[0] for k in sorted(got)] == [0, 38, 75]  # 1.5 s = frame 37.5 -> 38
+    assert [len(_clip_frames(got[k]["mp4"])) for k in sorted(got)] == [38, 37, 25]
+    assert all(got[k]["txt"] == b"" for k in got)
+
+
+def test_video_clip_score_is_the_mean_over_its_frames(clips, tmp_path):
+    pytest.importorskip("clip")
+    from mmcurate.filters.clip_score import ClipScorer
+    from mmcurate.pipelines.clip_model import load_clip
+
+    folder = tmp_path / "in"
+    os.makedirs(folder)
+    for name in ("whole.mp4", "whole.txt", "talk.mp4", "talk.srt"):
+        os.link(clips / name, folder / name)
+    out = tmp_path / "out"
+    assert run_cli("run", folder, "--format", "video", "-o", out, *COMMON, "--clip-model", "tiny", "--no-clip-filter",
+                   "--keep-staging", "--set", "video.frames=4") == 0
+    scores = {r["key"]: r["clip_score"] for r in manifest(out) if r["status"] == "kept"}
+    assert sorted(scores) == ["talk_0000", "talk_0001", "talk_0003", "whole_0000"]
+    scorer = ClipScorer.create(load_clip("tiny", ""), device="cpu")
+    staged = {}
+    for path in glob.glob(str(out / "_staging" / "prepare" / "*.tar")):
+        with tarfile.open(path) as tar:
+            for m in tar.getmembers():
+                staged.setdefault(m.name.split(".", 1)[0], {})[m.name.split(".", 1)[1]] = tar.extractfile(m).read()
+    for key, score in scores.items():
+        frames = [staged[key][f"frame{i}.jpg"] for i in range(4)]
+        caption = staged[key]["txt"].decode()
+        expected = sum(scorer.score(frames, [caption] * 4).scores) / 4
+        assert score == pytest.approx(expected, abs=1e-5), key
+    assert all("frame0.jpg" not in x for x in samples(out))  # scoring frames stay in staging
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_VIDEO), reason="../shared/data/video is absent")
+def test_real_clips_with_and_without_captions(tmp_path):
+    folder = tmp_path / "in"
+    os.makedirs(folder)
+    for name in os.listdir(SHARED_VIDEO):
+        os.symlink(os.path.join(SHARED_VIDEO, name), folder / name)
+    out = tmp_path / "strict"  # captions required: the three uncaptioned clips are accounted, not lost
+    assert run_cli("run", folder, "--format", "video", "-o", out, *COMMON) == 0
+    reasons = sorted((r["key"], r["reason"]) for r in manifest(out))
+    assert reasons == [("msvd", "input.missing_caption"), ("video8105", "input.missing_caption"), ("video9149_0000", ""),
+                       ("video9462", "input.missing_caption"), ("video9818_0000", "")]
+    got = {x["__key__"]: x for x in samples(out)}
+    assert got["video9149_0000"]["txt"].decode() == "a boy and a girl are singing for a competition."
+
+    out = tmp_path / "all"  # video only: every clip is kept whole, the captioned ones with their caption
+    assert run_cli("run", folder, "--format", "video", "--require", "video", "-o", out, *COMMON) == 0
+    got = {x["__key__"]: x for x in samples(out)}
+    assert sorted(got) == ["msvd_0000", "video8105_0000", "video9149_0000", "video9462_0000", "video9818_0000"]
+    for key, sample in got.items():
+        doc = json.loads(sample["json"])
+        with av.open(io.BytesIO(sample["mp4"])) as c:
+            frames = sum(1 for _ in c.decode(video=0))
+            stream = c.streams.video[0]
+            assert (stream.width, stream.height) == tuple(doc["size"])
+        assert doc["frames"] == frames and doc["duration"] == pytest.approx(frames / doc["fps"], abs=1e-3), key
+        assert doc["end"] - doc["start"] == pytest.approx(doc["duration"], abs=1e-3) and doc["duration"] > 5
+    assert got["video9818_0000"]["txt"].decode() == "a woman is applying eye makeup with a black brush."
+    assert got["msvd_0000"]["txt"] == b""
