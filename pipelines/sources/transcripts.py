@@ -73,7 +73,7 @@ def _sphinx(lines) -> Iterator[Entry]:
         if not line.strip():
             continue
         m = _SPHINX.match(line)
-        yield Entry(n, m.group(2).strip(), m.group(1)) if m else Entry(n, "", "", f"line {n}: expected '<s> text </s> (id)'")
+        yield Entry(n, media_id(m.group(2)), m.group(1)) if m else Entry(n, "", "", f"line {n}: expected '<s> text </s> (id)'")
 
 
 def _librispeech(lines) -> Iterator[Entry]:
@@ -81,7 +81,7 @@ def _librispeech(lines) -> Iterator[Entry]:
         if not line.strip():
             continue
         ident, _, text = line.strip().partition(" ")
-        yield Entry(n, ident, text) if text else Entry(n, "", "", f"line {n}: expected 'utterance-id text'")
+        yield Entry(n, media_id(ident), text) if text else Entry(n, "", "", f"line {n}: expected 'utterance-id text'")
 
 
 def _pick(record: dict, names: tuple[str, ...]) -> Optional[str]:

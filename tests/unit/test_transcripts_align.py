@@ -1,0 +1,63 @@
+"""Transcript and caption-manifest formats, and the key alignment of pieces from several inputs."""
+
+from __future__ import annotations
+
+import json
+
+from mmcurate.pipelines.prepare import align_pieces
+from mmcurate.pipelines.sources import split_role, transcripts
+from mmcurate.schemas.record import SourceRow, Verdict
+from tests.util import write
+
+
+def _entries(path):
+    return [(e.line, e.media_id, e.text, e.error) for e in transcripts.entries(str(path))]
+
+
+def test_sphinx_librispeech_tables_and_msrvtt(tmp_path):
+    sphinx = write(tmp_path / "transcription", "<s> ten of clubs  </s> (001)\n\nno id here\n<s>five five</s> (dir/004)\n")
+    assert _entries(sphinx) == [(1, "001", "ten of clubs", ""), (3, "", "", "line 3: expected '<s> text </s> (id)'"),
+                                (4, "004", "five five", "")]
+    libri = write(tmp_path / "84-121123.trans.txt", "84-121123-0000 GO DO YOU HEAR\n84-121123-0001\n")
+    assert _entries(libri) == [(1, "84-121123-0000", "GO DO YOU HEAR", ""), (2, "", "", "line 2: expected 'utterance-id text'")]
+    tsv = write(tmp_path / "t.tsv", "file\ttranscript\nclips/a.wav\thello\nb\t\n")
+    assert _entries(tsv)[0] == (2, "a", "hello", "") and _entries(tsv)[1][3].startswith("line 3: needs a media column")
+    jsonl = write(tmp_path / "c.jsonl", '{"video": "video9149.mp4", "caption": "a boy sings"}\n[1]\n{bad\n')
+    got = _entries(jsonl)
+    assert got[0] == (1, "video9149", "a boy sings", "") and got[1][3] == "line 2: not an object" and got[2][3].startswith("line 3: ")
+    msrvtt = write(tmp_path / "train_val.json", json.dumps({"sentences": [{"video_id": "video0", "caption": "a car"}, {"video_id": "video0", "caption": "a red car"}]}))
+    texts, bad = transcripts.captions_by_id([str(msrvtt)])
+    assert texts == {"video0": ["a car", "a red car"]} and bad == []
+
+
+def test_split_role():
+    assert split_role("audio=wavs/") == ("audio", "wavs/")
+    assert split_role("gs://b/x=1/data.csv") == ("", "gs://b/x=1/data.csv")
+    assert split_role("speech=wavs/") == ("", "speech=wavs/")
+
+
+def _piece(key, order, role, **kw):
+    return (f"t{order[0]:05d}-c00000", SourceRow(key, order, f"{role}:{key}", role=role, **kw))
+
+
+def test_align_pieces_joins_and_accounts_every_piece():
+    media = _piece("k", (0, 3), "audio", media="/a/k.wav")
+    text = _piece("k", (1, 0), "text", caption="hello", captions=["hello"])
+    again = _piece("k", (1, 5), "text", caption="hello again", captions=["hello again"])
+    bad = _piece("k", (1, 7), "text", verdict=Verdict.reject("input.bad_row", "x"))
+    out = list(align_pieces(("k", [again, bad, text, media]), {"audio", "text"}, "audio"))
+    reasons = [(sid, row.role, row.verdict.reason) for sid, row in out]
+    assert reasons == [("t00001-c00000", "text", "align.duplicate_piece"), ("t00001-c00000", "text", "input.bad_row"),
+                       ("t00000-c00000", "audio", None)]
+    joined = out[-1][1]
+    assert (joined.media, joined.captions, joined.order) == ("/a/k.wav", ["hello"], (0, 3))
+
+    (only_text,) = align_pieces(("k", [text]), {"audio", "text"}, "audio")
+    assert only_text[1].verdict.reason == "align.missing_audio" and only_text[0] == "t00001-c00000"
+    (only_audio,) = align_pieces(("k", [media]), {"audio", "text"}, "audio")
+    assert only_audio[1].verdict.reason == "align.missing_text"
+    (lenient,) = align_pieces(("k", [media]), {"audio"}, "audio")
+    assert lenient[1].verdict.kept
+    sidecar = _piece("k", (0, 3), "audio", media="/a/k.wav", caption_bytes=b"own text")
+    (own,) = align_pieces(("k", [sidecar]), {"audio", "text"}, "audio")
+    assert own[1].verdict.kept  # the media's own sidecar text counts as its text
