@@ -12,7 +12,6 @@ from typing import Optional
 from PIL import Image, ImageDraw, ImageFont
 
 from mmcurate.pipelines import fileio, samples
-from mmcurate.pipelines.tario import IMAGE_EXTS
 
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
@@ -82,17 +81,8 @@ def _draw_tile(sheet: Image.Image, font, layout: SheetLayout, x: int, y: int, ro
 
 
 def _picture(sample: Optional[dict]) -> Optional[Image.Image]:
-    """The tile's picture: the image for image samples. (Video frames and audio waveforms
-    belong here once those modalities are produced.)"""
-    if sample is None:
-        return None
-    ext = next((e for e in IMAGE_EXTS if e in sample), None)
-    if ext is None:
-        return None
-    try:
-        return Image.open(io.BytesIO(sample[ext])).convert("RGB")
-    except Exception:
-        return None
+    """The tile's picture: the image, a video clip's middle frame, or an audio waveform."""
+    return samples.picture(sample)
 
 
 def inspect(out_dir: str, sheet_path: str, n: int = 25, where: str = "", reason: str = "", split: str = "",

@@ -17,7 +17,7 @@ import json
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics

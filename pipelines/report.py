@@ -18,13 +18,12 @@ import base64
 import io
 from collections import Counter
 
-from PIL import Image
 
 from mmcurate import __version__
 from mmcurate.filters import histogram
 from mmcurate.pipelines import fileio, samples, svgplot
 from mmcurate.pipelines import stats as accounting
-from mmcurate.pipelines.tario import image_of
+
 from mmcurate.schemas.reasons import KEPT, REASONS, STAGES
 
 # nothing but the page itself: images only from data: URIs, styles only inline, no scripts
@@ -122,14 +121,12 @@ def thumbnail(row: dict, sample: dict | None) -> str | None:
     """A JPEG data: URI of the sample's image, at most THUMB_SIDE px a side; None without one."""
     if sample is None or sample["__key__"] != row["key"]:
         return None
-    try:
-        with Image.open(io.BytesIO(image_of(sample)[1])) as img:
-            img = img.convert("RGB")
-            img.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=THUMB_QUALITY)
-    except Exception:  # an image the report cannot read is shown as text, like a missing one
+    img = samples.picture(sample)  # the image, a clip's middle frame, or an audio waveform
+    if img is None:  # media the report cannot read is shown as text, like missing media
         return None
+    img.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=THUMB_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -112,3 +112,54 @@ def _samples(tar_path: str) -> Iterator[dict]:
 def _staging_id(out_dir: str, shard: str) -> Optional[str]:
     stats = fileio.join(out_dir, SHARDS_DIR, f"{shard}.stats.json")
     return fileio.read_json(stats).get("staging") if fileio.exists(stats) else None
+
+
+AUDIO_MEMBERS = ("flac", "wav", "mp3")
+
+
+def picture(sample: Optional[dict]):
+    """A PIL picture of a sample: its image, a video clip's middle frame (KEY.jpg), or an
+    audio sample's waveform; None when there is nothing to draw."""
+    import io
+
+    from PIL import Image
+
+    if sample is None:
+        return None
+    for ext in ("jpg", "png", "webp"):
+        if ext in sample:
+            try:
+                return Image.open(io.BytesIO(sample[ext])).convert("RGB")
+            except Exception:
+                return None
+    audio = next((sample[e] for e in AUDIO_MEMBERS if e in sample), None)
+    return waveform(audio) if audio is not None else None
+
+
+def waveform(data: bytes, width: int = 448, height: int = 224):
+    """Min/max envelope of the first channel, drawn on white (None if it does not decode)."""
+    import io
+
+    import av
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    try:
+        with av.open(io.BytesIO(data)) as c:
+            chunks = [_first_channel(f) for f in c.decode(audio=0)]
+    except Exception:
+        return None
+    pcm = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(1, np.float32)
+    peak = max(float(np.abs(pcm).max()), 1e-9)
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    for x, part in enumerate(np.array_split(pcm / peak, width)):
+        if len(part):
+            mid = height / 2
+            draw.line([(x, mid - part.max() * mid * 0.95), (x, mid - part.min() * mid * 0.95)], fill=(40, 90, 160))
+    return img
+
+
+def _first_channel(frame):
+    samples = frame.to_ndarray()  # planar: (channels, n); packed: (1, n * channels)
+    return samples[0] if frame.format.is_planar else samples[0, :: len(frame.layout.channels)]

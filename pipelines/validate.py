@@ -20,6 +20,7 @@ from mmcurate.schemas.record import MANIFEST_SCHEMA
 
 REQUIRED_MEMBERS = {"txt", "json"}
 IMAGE_MEMBERS = {"jpg", "png", "webp"}
+MEDIA_MEMBERS = IMAGE_MEMBERS | {"mp4", "flac", "wav", "mp3"}  # a sample has one: image, clip or audio
 
 
 def validate(out_dir: str, progress: bool = False) -> list[str]:
@@ -116,8 +117,8 @@ def _check_tar(path: str, problems: list[str]):
         problems.append(f"{path}: unreadable tar ({type(e).__name__}: {e})")
         return None
     for key, exts in members.items():
-        if not REQUIRED_MEMBERS <= exts or not exts & IMAGE_MEMBERS:
-            problems.append(f"{path}: sample {key} has members {sorted(exts)}, needs an image, txt and json")
+        if not REQUIRED_MEMBERS <= exts or not exts & MEDIA_MEMBERS:
+            problems.append(f"{path}: sample {key} has members {sorted(exts)}, needs media (image, mp4 or audio), txt and json")
     return keys
 
 

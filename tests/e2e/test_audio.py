@@ -84,6 +84,11 @@ def test_audio_folder_reasons_pcm_dedup_and_members(speech, tmp_path):
     assert json.loads(got["c"]["json"])["duration"] == pytest.approx(n / 16000, abs=1e-6)
     assert abs(n / 16000 - 1.5) < 0.06  # mp3 encoder padding
 
+    # inspect and report draw audio as its waveform
+    assert run_cli("inspect", out, "-o", tmp_path / "sheet.png", "--n", "2", "--cols", "2", "--tile", "128") == 0
+    assert run_cli("report", out, "-o", tmp_path / "report.html") == 0
+    assert (tmp_path / "report.html").read_text().count("data:image/jpeg;base64,") == 2  # the gallery: a and c
+
     again = tmp_path / "again"
     assert run_cli("run", speech, "--format", "audio", "-o", again, *COMMON, "--set", "audio.max_channels=2") == 0
     assert shard_bytes(again) == shard_bytes(out)
