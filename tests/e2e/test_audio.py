@@ -121,6 +121,15 @@ def test_audio_and_transcripts_joined_by_key(aligned, tmp_path):
     assert by_key(lenient)["k4"]["reason"] == "align.missing_audio"
 
 
+def test_audio_table_with_audio_col(speech, tmp_path):
+    write(tmp_path / "speech.tsv", f"file\tsentence\n{speech / 'a.wav'}\tfrom a table\n{speech / 'c.mp3'}\tmp3 from a table\n")
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "speech.tsv", "--audio-col", "file", "--caption-col", "sentence", "-o", out, *COMMON) == 0
+    got = {x["__key__"]: x for x in samples(out)}
+    assert {k: v["txt"].decode() for k, v in got.items()} == {"00000_000000000": "from a table", "00000_000000001": "mp3 from a table"}
+    assert all(_decode(v["flac"])[:2] == (16000, 1) for v in got.values())
+
+
 @pytest.mark.skipif(not os.path.isdir(os.path.join(os.path.dirname(__file__), "../../../shared/data/audio")), reason="../shared/data/audio is absent")
 def test_real_speech_with_sphinx_transcriptions(tmp_path):
     shared = os.path.join(os.path.dirname(__file__), "../../../shared/data/audio")

@@ -75,6 +75,8 @@ def clips(tmp_path_factory):
     write(root / "badsub.srt", "1\n00:00:00,500 --> 00:00:01,500\nfine\n\n2\n00:00:01,x00 --> 00:00:01,900\nbroken\n")
     vm.make_video(root / "emptysub.mp4", seconds=2.0)
     write(root / "emptysub.vtt", "WEBVTT\n\nNOTE nothing to say\n")
+    vm.make_video(root / "badvtt.mp4", seconds=2.0)
+    write(root / "badvtt.vtt", "00:00.500 --> 00:01.500\nno WEBVTT header\n")
     vm.make_video(root / "nocap.mp4", seconds=2.0)
     write(root / "badstream.mkv", vm.broken_subtitles("matroska"))
     return root
@@ -86,12 +88,13 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
     reasons = {r["key"]: r["reason"] for r in manifest(out)}
     assert reasons == {
         **{k: "" for k in EXPECTED}, "talk_0002": "video.clip_too_short", "broken": "video.decode_error",
-        "sound": "video.no_video_stream", "badsub": "video.bad_subtitles", "emptysub": "video.no_cues",
+        "sound": "video.no_video_stream", "badsub": "video.bad_subtitles", "emptysub": "video.no_cues", "badvtt": "video.bad_subtitles",
         "nocap": "input.missing_caption", "badstream": "video.bad_subtitles",
     }
     assert "line 6" in next(r["error"] for r in manifest(out) if r["key"] == "badsub")
     s = stats(out)
-    assert s["identity_ok"] and s["inputs"] == 13 and s["kept"] == 6
+    assert "line 1: missing WEBVTT header" in next(r["error"] for r in manifest(out) if r["key"] == "badvtt")
+    assert s["identity_ok"] and s["inputs"] == 14 and s["kept"] == 6
     assert s["distributions"]["duration_s"]["count"] == 6
 
     got = {x["__key__"]: x for x in samples(out)}
@@ -127,6 +130,15 @@ def test_uncued_video_in_windows_without_text(tmp_path):
     assert [_clip_frames(got[k]["mp4"])[0] for k in sorted(got)] == [0, 38, 75]  # 1.5 s = frame 37.5 -> 38
     assert [len(_clip_frames(got[k]["mp4"])) for k in sorted(got)] == [38, 37, 25]
     assert all(got[k]["txt"] == b"" for k in got)
+
+
+def test_video_table_with_video_col(clips, tmp_path):
+    write(tmp_path / "videos.csv", f"path,text\n{clips / 'whole.mp4'},a clip listed in a table\n{clips / 'gone.mp4'},a missing clip\n")
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "videos.csv", "--video-col", "path", "--caption-col", "text", "-o", out, *COMMON) == 0
+    assert sorted((r["key"], r["reason"]) for r in manifest(out)) == [("00000_000000000_0000", ""), ("00000_000000001", "fetch.not_found")]
+    (sample,) = samples(out)
+    assert sample["txt"] == b"a clip listed in a table" and len(_clip_frames(sample["mp4"])) == 75
 
 
 def test_video_clip_score_is_the_mean_over_its_frames(clips, tmp_path):

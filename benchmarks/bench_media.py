@@ -1,0 +1,138 @@
+"""Audio files per second and video seconds per wall second, filters alone and end to end.
+
+    python benchmarks/bench_media.py --workdir benchmarks/_work/media
+    python benchmarks/bench_media.py --audio 400 --videos 16 --video-seconds 30
+
+Generates (once, kept in --workdir) AUDIO 6-s 44.1 kHz stereo wav files with sidecar texts,
+and VIDEOS h264+aac mp4s of VIDEO_SECONDS at 640x360, 25 fps, a keyframe every 2 s, each with
+an .srt whose 2.6-s cues start every 4 s off the keyframes (so every clip is re-encoded: the
+costly path). Then measures, in one process: `ProcessAudio` (decode, resample to 16 kHz mono,
+FLAC) per file, and `probe` + `cut` per cue; and, end to end, `mmcurate run --workers 2` on
+the audio folder, on the cued videos, and on the same videos kept whole (stream copy). The
+generated videos share their content, so the video runs use `--dedup none` (dedup comes after
+the costly prepare; with it on, identical clips would be dropped, not skipped).
+Also the real clips in ../shared/data/video when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from tests import audio_media, video_media  # noqa: E402  (the test generators: deterministic media)
+
+
+def srt(seconds: float) -> str:
+    blocks, n, t = [], 1, 0.7
+    while t + 2.6 <= seconds:
+        blocks.append(f"{n}\n{_ts(t)} --> {_ts(t + 2.6)}\ncue number {n} of the talk\n")
+        n, t = n + 1, t + 4.0
+    return "\n".join(blocks)
+
+
+def _ts(t: float) -> str:
+    ms = round(t * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def generate(work: str, n_audio: int, n_videos: int, video_seconds: float) -> tuple[str, str]:
+    audio_dir, video_dir = os.path.join(work, "audio"), os.path.join(work, "video")
+    os.makedirs(audio_dir, exist_ok=True)
+    os.makedirs(video_dir, exist_ok=True)
+    for i in range(n_audio):
+        path = os.path.join(audio_dir, f"a{i:05d}.wav")
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.write(audio_media.tone(6.0, 44100, 2, freq=200.0 + i))
+            with open(path[:-3] + "txt", "w") as f:
+                f.write(f"utterance number {i} of the benchmark")
+    for i in range(n_videos):
+        path = os.path.join(video_dir, f"v{i:03d}.mp4")
+        if not os.path.exists(path):
+            video_media.make_video(path, seconds=video_seconds, size=(640, 360), gop=50)
+            with open(path[:-3] + "srt", "w") as f:
+                f.write(srt(video_seconds))
+    return audio_dir, video_dir
+
+
+def filters_alone(audio_dir: str, video_dir: str) -> dict:
+    from mmcurate.filters.audio import ProcessAudio
+    from mmcurate.filters.subtitles import parse_subtitles, plan_clips
+    from mmcurate.filters.video import cut, probe
+    from mmcurate.schemas.config import AudioConfig, VideoConfig
+
+    process = ProcessAudio(AudioConfig())
+    wavs = sorted(p for p in os.listdir(audio_dir) if p.endswith(".wav"))
+    started = time.perf_counter()
+    audio_s = sum(process(open(os.path.join(audio_dir, w), "rb").read()).duration_s for w in wavs)
+    audio_wall = time.perf_counter() - started
+
+    cfg = VideoConfig()
+    videos = sorted(p for p in os.listdir(video_dir) if p.endswith(".mp4"))
+    started, source_s, clip_s, clips = time.perf_counter(), 0.0, 0.0, 0
+    for v in videos:
+        path = os.path.join(video_dir, v)
+        info = probe(path, cfg)
+        cues = parse_subtitles(open(path[:-3] + "srt", "rb").read(), "srt")
+        for c in plan_clips(cues, info.duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding):
+            clip_s += cut(path, info, c.start, c.end, cfg).duration
+            clips += 1
+        source_s += info.duration
+    video_wall = time.perf_counter() - started
+    return {
+        "audio_files": len(wavs), "audio_files_per_s": round(len(wavs) / audio_wall, 1),
+        "audio_seconds_per_s": round(audio_s / audio_wall, 1),
+        "video_source_s": round(source_s, 1), "clips": clips, "clip_s": round(clip_s, 1),
+        "video_source_s_per_s": round(source_s / video_wall, 2), "clip_s_per_s": round(clip_s / video_wall, 2),
+    }
+
+
+def end_to_end(name: str, inputs: list[str], out: str, *flags: str) -> dict:
+    cmd = [sys.executable, "-m", "mmcurate", "run", *inputs, "-o", out, "--workers", "2", "--no-progress", *flags]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    with open(os.path.join(out, "stats.json")) as f:
+        stats = json.load(f)
+    durations = stats["distributions"].get("duration_s", {})
+    stored_s = durations.get("sum", 0.0)
+    return {"run": name, "inputs": stats["inputs"], "kept": stats["kept"], "wall_s": round(wall, 1),
+            "rows_per_s": round(stats["inputs"] / wall, 1), "stored_media_s": round(stored_s, 1),
+            "stored_media_s_per_s": round(stored_s / wall, 2), "command": " ".join(cmd[1:])}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", default=os.path.join(REPO, "benchmarks", "_work", "media"))
+    ap.add_argument("--audio", type=int, default=400, help="audio files (default 400)")
+    ap.add_argument("--videos", type=int, default=16, help="videos (default 16)")
+    ap.add_argument("--video-seconds", type=float, default=30.0, help="seconds per video (default 30)")
+    args = ap.parse_args(argv)
+    audio_dir, video_dir = generate(args.workdir, args.audio, args.videos, args.video_seconds)
+    results = {"filters_one_process": filters_alone(audio_dir, video_dir), "end_to_end": []}
+    outs = os.path.join(args.workdir, "out")
+    e2e = results["end_to_end"]
+    e2e.append(end_to_end("audio folder -> 16 kHz mono FLAC", [audio_dir], os.path.join(outs, "audio"), "--format", "audio"))
+    e2e.append(end_to_end("videos cut at cues (re-encode)", [video_dir], os.path.join(outs, "cued"), "--format", "video", "--dedup", "none"))
+    whole_dir = os.path.join(args.workdir, "video_whole")  # the same videos without their .srt
+    os.makedirs(whole_dir, exist_ok=True)
+    for name in os.listdir(video_dir):
+        if name.endswith(".mp4") and not os.path.exists(os.path.join(whole_dir, name)):
+            os.symlink(os.path.join(video_dir, name), os.path.join(whole_dir, name))
+    e2e.append(end_to_end("videos kept whole (stream copy)", [whole_dir], os.path.join(outs, "whole"), "--format", "video",
+                          "--require", "video", "--dedup", "none"))
+    shared = os.path.join(REPO, "..", "shared", "data", "video")
+    if os.path.isdir(shared):
+        e2e.append(end_to_end("real MSR-VTT/MSVD clips, whole", [shared], os.path.join(outs, "real"), "--format", "video", "--require", "video"))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
