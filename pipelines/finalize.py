@@ -41,6 +41,14 @@ def number_shards(ids: list[str]):
         yield sid, n
 
 
+def split_key(row: dict) -> str:
+    """What decides a row's split: its key, but a video clip's source video key, so the clips
+    of one video never straddle train and val."""
+    if row.get("modality") == "video" and row.get("media") and '"clip"' in row["media"]:
+        return row["key"].rsplit("_", 1)[0]
+    return row["key"]
+
+
 class FinalizeShard(beam.DoFn):
     def __init__(self, staging_dir: str, out_dir: str, clip: ClipConfig, output: OutputConfig, score_dir: str = ""):
         self.staging_dir, self.out_dir, self.clip, self.score_dir = staging_dir, out_dir, clip, score_dir
@@ -60,7 +68,7 @@ class FinalizeShard(beam.DoFn):
         by_ord = {}
         for row in rows:
             row["shard"] = name
-            row["split"] = self.split_of(row["key"])
+            row["split"] = self.split_of(split_key(row))
             decision = decisions.get((row["order_task"], row["order_row"]))
             if decision and row["status"] == KEPT:
                 apply_verdict(row, Verdict.reject(decision[0]), dup_of=decision[1], distance=decision[2])

@@ -47,11 +47,12 @@ def staging_id(task: int, chunk: int) -> str:
 
 
 def staging_fingerprint(cfg: RunConfig) -> bytes:
-    """What a staging shard's content depends on besides its input rows: the input, text and
-    image settings, the shard size and which signatures prepare computes."""
+    """What a staging shard's content depends on besides its input rows: the input, text,
+    image, audio and video settings, the shard size and which signatures prepare computes."""
     d = cfg.dedup
     shaping = {
         "input": dataclass_dict(cfg.input), "text": dataclass_dict(cfg.text), "image": dataclass_dict(cfg.image),
+        "audio": dataclass_dict(cfg.audio), "video": dataclass_dict(cfg.video),
         "shard_size": cfg.output.shard_size,
         "signatures": [d.num_perm, d.ngram, d.mirror] if d.mode == "near" else None,
     }

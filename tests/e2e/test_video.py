@@ -121,15 +121,24 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
 
 
 def test_uncued_video_in_windows_without_text(tmp_path):
-    vm.make_video(tmp_path / "in" / "plain.mp4" if os.makedirs(tmp_path / "in") is None else None, seconds=4.0)
+    os.makedirs(tmp_path / "in")
+    vm.make_video(tmp_path / "in" / "plain.mp4", seconds=4.0)
+    for i in range(5):  # more videos (the same bytes: dedup is off) to spread over two splits
+        os.link(tmp_path / "in" / "plain.mp4", tmp_path / "in" / f"copy{i}.mp4")
     out = tmp_path / "out"
-    assert run_cli("run", tmp_path / "in", "--format", "video", "--require", "video", "-o", out, *COMMON,
-                   "--set", "video.uncued=windows", "--set", "video.window=1.5") == 0
+    assert run_cli("run", tmp_path / "in", "--format", "video", "--require", "video", "-o", out, "--workers", "2", "--no-progress",
+                   "--dedup", "none", "--splits", "train=0.5,val=0.5", "--set", "video.uncued=windows", "--set", "video.window=1.5") == 0
     got = {x["__key__"]: x for x in samples(out)}
-    assert sorted(got) == ["plain_0000", "plain_0001", "plain_0002"]
-    assert [_clip_frames(got[k]["mp4"])[0] for k in sorted(got)] == [0, 38, 75]  # 1.5 s = frame 37.5 -> 38
-    assert [len(_clip_frames(got[k]["mp4"])) for k in sorted(got)] == [38, 37, 25]
+    plain = sorted(k for k in got if k.startswith("plain"))
+    assert plain == ["plain_0000", "plain_0001", "plain_0002"] and len(got) == 18
+    assert [_clip_frames(got[k]["mp4"])[0] for k in plain] == [0, 38, 75]  # 1.5 s = frame 37.5 -> 38
+    assert [len(_clip_frames(got[k]["mp4"])) for k in plain] == [38, 37, 25]
     assert all(got[k]["txt"] == b"" for k in got)
+    # a video's clips share its split (by the video's key), so no video straddles train and val
+    splits = {}
+    for key, sample in got.items():
+        splits.setdefault(key.rsplit("_", 1)[0], set()).add(json.loads(sample["json"])["split"])
+    assert all(len(v) == 1 for v in splits.values()) and set().union(*splits.values()) == {"train", "val"}
 
 
 def test_video_table_with_video_col(clips, tmp_path):
