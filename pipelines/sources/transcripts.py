@@ -5,7 +5,8 @@ Formats (told apart by name, then by content):
   - LibriSpeech `*.trans.txt`: `utterance-id text` per line;
   - CSV/TSV/JSONL tables with a media column (video, video_id, audio, file, path, filename,
     id, key, utterance_id) and a text column (caption, text, transcript, sentence, description);
-  - MSR-VTT's JSON (`{"sentences": [{"video_id", "caption"}, ...]}`).
+  - MSR-VTT's JSON (`{"sentences": [{"video_id", "caption"}, ...]}`);
+  - MSVD's annotation CSV (VideoID, Start, End, ..., Description: file `VideoID_Start_End.avi`).
 Media is matched by its file name without the extension (`video9149.mp4` ~ `video9149`).
 A line that cannot be parsed is an `input.bad_row` entry with its line number.
 """
@@ -96,6 +97,9 @@ def _record_entry(n: int, record) -> Entry:
     if not isinstance(record, dict):
         return Entry(n, "", "", f"line {n}: not an object")
     ident, text = _pick(record, ID_COLUMNS), _pick(record, TEXT_COLUMNS)
+    start, end = _pick(record, ("start",)), _pick(record, ("end",))
+    if ident is not None and start is not None and end is not None:  # MSVD: VideoID_Start_End.avi
+        ident = f"{ident}_{start}_{end}"
     if ident is None or text is None:
         return Entry(n, "", "", f"line {n}: needs a media column ({', '.join(ID_COLUMNS[:4])}…) and a text column ({', '.join(TEXT_COLUMNS[:3])}…)")
     return Entry(n, media_id(ident), text)

@@ -28,6 +28,9 @@ def test_sphinx_librispeech_tables_and_msrvtt(tmp_path):
     msrvtt = write(tmp_path / "train_val.json", json.dumps({"sentences": [{"video_id": "video0", "caption": "a car"}, {"video_id": "video0", "caption": "a red car"}]}))
     texts, bad = transcripts.captions_by_id([str(msrvtt)])
     assert texts == {"video0": ["a car", "a red car"]} and bad == []
+    msvd = write(tmp_path / "msvd.csv", "VideoID,Start,End,WorkerID,Source,AnnotationTime,Language,Description\n"
+                                        "mv89psg6zh4,33,46,1,clean,10,English,A bird is bathing in a sink.\n")
+    assert _entries(msvd) == [(2, "mv89psg6zh4_33_46", "A bird is bathing in a sink.", "")]
 
 
 def test_split_role():
