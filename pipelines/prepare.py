@@ -275,6 +275,8 @@ def align_pieces(element, required: set[str], media_role: str) -> Iterator[tuple
     key, pieces = element
     first: dict[str, tuple[str, SourceRow]] = {}
     for sid, piece in sorted(pieces, key=lambda p: p[1].order):
+        if piece.verdict.reason == "input.missing_caption":  # its text may be another input's piece
+            piece = dataclasses.replace(piece, verdict=Verdict.keep())
         if not piece.verdict.kept:
             yield sid, piece
         elif piece.role in first:

@@ -1,5 +1,5 @@
 """Audio end to end on generated files: a folder with sidecars and a Sphinx transcription,
-every rejection its own reason, decoded-PCM dedup, and key alignment of separate inputs."""
+every rejection its own reason, decoded-PCM dedup, a table with --audio-col; and real speech."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests import audio_media as am
-from tests.util import by_key, manifest, run_cli, samples, shard_bytes, stats, write
+from tests.util import by_key, run_cli, samples, shard_bytes, stats, write
 
 COMMON = ("--workers", "2", "--no-progress", "--set", "output.splits=train=1.0")
 
@@ -92,33 +92,6 @@ def test_audio_folder_reasons_pcm_dedup_and_members(speech, tmp_path):
     again = tmp_path / "again"
     assert run_cli("run", speech, "--format", "audio", "-o", again, *COMMON, "--set", "audio.max_channels=2") == 0
     assert shard_bytes(again) == shard_bytes(out)
-
-
-@pytest.fixture(scope="module")
-def aligned(tmp_path_factory):
-    root = tmp_path_factory.mktemp("aligned")
-    for i, key in enumerate(("k1", "k2", "k3")):
-        write(root / "wavs" / f"{key}.wav", am.tone(1.0 + i * 0.25, freq=300.0 + 100 * i))
-    write(root / "trans.tsv", "id\ttext\nk1.wav\tthe first utterance\nk2\tthe second utterance\n"
-                              "k4\tan utterance nobody recorded\nk2\tthe second utterance again\n")
-    return root
-
-
-def test_audio_and_transcripts_joined_by_key(aligned, tmp_path):
-    out = tmp_path / "out"
-    assert run_cli("run", f"audio={aligned / 'wavs'}", f"text={aligned / 'trans.tsv'}", "-o", out, *COMMON) == 0
-    rows = manifest(out)
-    reasons = sorted((r["key"], r["reason"]) for r in rows)
-    assert reasons == [("k1", ""), ("k2", ""), ("k2", "align.duplicate_piece"), ("k3", "align.missing_text"), ("k4", "align.missing_audio")]
-    got = {x["__key__"]: x["txt"].decode() for x in samples(out)}
-    assert got == {"k1": "the first utterance", "k2": "the second utterance"}
-    assert stats(out)["identity_ok"] and stats(out)["inputs"] == 5
-
-    lenient = tmp_path / "lenient"  # text optional: k3 is kept with an empty transcript
-    assert run_cli("run", f"audio={aligned / 'wavs'}", f"text={aligned / 'trans.tsv'}", "-o", lenient, *COMMON, "--require", "audio") == 0
-    got = {x["__key__"]: x["txt"].decode() for x in samples(lenient)}
-    assert got == {"k1": "the first utterance", "k2": "the second utterance", "k3": ""}
-    assert by_key(lenient)["k4"]["reason"] == "align.missing_audio"
 
 
 def test_audio_table_with_audio_col(speech, tmp_path):
