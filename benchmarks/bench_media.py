@@ -115,6 +115,7 @@ def main(argv=None) -> None:
     ap.add_argument("--videos", type=int, default=16, help="videos (default 16)")
     ap.add_argument("--video-seconds", type=float, default=30.0, help="seconds per video (default 30)")
     args = ap.parse_args(argv)
+    args.workdir = os.path.abspath(args.workdir)
     audio_dir, video_dir = generate(args.workdir, args.audio, args.videos, args.video_seconds)
     results = {"filters_one_process": filters_alone(audio_dir, video_dir), "end_to_end": []}
     outs = os.path.join(args.workdir, "out")

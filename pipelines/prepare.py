@@ -71,7 +71,7 @@ class ReadRows(beam.DoFn):
         self.cfg = cfg
 
     def process(self, task: ReadTask) -> Iterator[tuple[str, SourceRow]]:
-        size = self.cfg.output.shard_size
+        size = self.cfg.input.rows_per_shard(self.cfg)
         n = 0
         try:
             for row in sources.read(task, self.cfg):

@@ -50,6 +50,10 @@ class InputConfig:
     def requires_text(self) -> bool:
         return "text" in self.required()
 
+    def rows_per_shard(self, cfg: "RunConfig") -> int:
+        """Input rows per staging shard: output.shard_size, video.videos_per_shard for video."""
+        return cfg.video.videos_per_shard if self.media_modality == "video" else cfg.output.shard_size
+
     @property
     def media_modality(self) -> str:
         """What the media of this input's rows is: image, audio or video."""
@@ -158,6 +162,7 @@ class VideoConfig:
     min_side: int = 64  # shorter side in pixels
     min_fps: float = 1.0
     max_fps: float = 240.0
+    videos_per_shard: int = 32  # input videos per staging shard (output.shard_size counts light rows; a video is heavy)
     frames: int = 3  # frames sampled per clip: CLIP score (their mean) and near-dup (middle frame's pHash)
     keep_frame: bool = True  # also store the middle frame as KEY.jpg
     reencode: str = "auto"  # auto: stream copy when a clip starts and ends on keyframes | always
@@ -167,7 +172,7 @@ class VideoConfig:
     def validate(self):
         _choice("video.uncued", self.uncued, ("whole", "windows"))
         _choice("video.reencode", self.reencode, ("auto", "always"))
-        for name in ("window", "max_clip", "max_fps", "frames"):
+        for name in ("window", "max_clip", "max_fps", "frames", "videos_per_shard"):
             _positive(f"video.{name}", getattr(self, name))
         if self.merge_gap < 0 or self.padding < 0 or self.min_clip < 0:
             raise ConfigError("video.merge_gap, video.padding and video.min_clip must be >= 0")

@@ -89,7 +89,7 @@ def plan(inputs: list[str], cfg: RunConfig) -> tuple[str, list[ReadTask], int]:
             if fmt == "folder":
                 new, skipped = folder.plan(spec, len(tasks), cfg.output.shard_size)
             else:
-                new, skipped = media.plan(spec, fmt, len(tasks), cfg.output.shard_size)
+                new, skipped = media.plan(spec, fmt, len(tasks), cfg.input.rows_per_shard(cfg))
             tasks += new
             ignored += skipped
             continue

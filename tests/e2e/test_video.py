@@ -84,7 +84,7 @@ def clips(tmp_path_factory):
 
 def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
     out = tmp_path / "out"
-    assert run_cli("run", clips, "--format", "video", "-o", out, *COMMON) == 0
+    assert run_cli("run", clips, "--format", "video", "-o", out, *COMMON, "--set", "video.videos_per_shard=4") == 0
     reasons = {r["key"]: r["reason"] for r in manifest(out)}
     assert reasons == {
         **{k: "" for k in EXPECTED}, "talk_0002": "video.clip_too_short", "broken": "video.decode_error",
@@ -95,6 +95,7 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
     s = stats(out)
     assert "line 1: missing WEBVTT header" in next(r["error"] for r in manifest(out) if r["key"] == "badvtt")
     assert s["identity_ok"] and s["inputs"] == 14 and s["kept"] == 6
+    assert [x["inputs"] for x in s["shards"]] == [4, 5, 5]  # 10 videos, 4 a shard; rows are clips (embedded 2, talk 4)
     assert s["distributions"]["duration_s"]["count"] == 6
 
     got = {x["__key__"]: x for x in samples(out)}
@@ -116,7 +117,7 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
     assert (tmp_path / "report.html").read_text().count("data:image/jpeg;base64,") == 6
 
     again = tmp_path / "again"
-    assert run_cli("run", clips, "--format", "video", "-o", again, *COMMON) == 0
+    assert run_cli("run", clips, "--format", "video", "-o", again, *COMMON, "--set", "video.videos_per_shard=4") == 0
     assert shard_bytes(again) == shard_bytes(out)
 
 
