@@ -20,7 +20,7 @@ from av.codec.context import Flags as CodecFlags
 from av.container import Flags as ContainerFlags
 
 from mmcurate.schemas.config import AudioConfig
-from mmcurate.schemas.record import Verdict
+from mmcurate.schemas.record import Rejected, Verdict
 
 _ENCODERS = {"flac": ("flac", "flac"), "wav": ("wav", "pcm_s16le"), "mp3": ("mp3", "libmp3lame")}  # ext -> (container, codec)
 _DECODE_ERRORS = (av.error.FFmpegError, ValueError, EOFError)
@@ -41,10 +41,8 @@ class AudioResult:
     pcm_sha256: str
 
 
-class AudioRejected(Exception):
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.reason)
-        self.verdict = verdict
+class AudioRejected(Rejected):
+    """Audio refused with its verdict."""
 
 
 @dataclass

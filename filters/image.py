@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmcurate.filters.near_dup import image_hashes
 from mmcurate.schemas.config import ImageConfig
-from mmcurate.schemas.record import Verdict
+from mmcurate.schemas.record import Rejected, Verdict
 
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
@@ -42,10 +42,8 @@ class ImageResult:
     hashes: Optional[dict] = None  # perceptual hashes of the decoded image, when asked for
 
 
-class ImageRejected(Exception):
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.reason)
-        self.verdict = verdict
+class ImageRejected(Rejected):
+    """An image refused with its verdict."""
 
 
 @dataclass(frozen=True)

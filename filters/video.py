@@ -41,7 +41,7 @@ from av.container import Flags as ContainerFlags
 
 from mmcurate.filters.subtitles import Cue, cue_text
 from mmcurate.schemas.config import VideoConfig
-from mmcurate.schemas.record import Verdict
+from mmcurate.schemas.record import Rejected, Verdict
 
 _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
 _JPEG_QUALITY = 90
@@ -51,10 +51,8 @@ _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
 Source = Union[str, bytes]
 
 
-class VideoRejected(Exception):
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.reason)
-        self.verdict = verdict
+class VideoRejected(Rejected):
+    """A video refused with its verdict."""
 
 
 @dataclass

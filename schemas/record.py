@@ -37,6 +37,14 @@ class Verdict:
 _KEEP = Verdict()
 
 
+class Rejected(Exception):
+    """A filter's refusal of one sample, carrying its verdict (reason and detail)."""
+
+    def __init__(self, verdict: Verdict):
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
 @dataclass
 class SourceRow:
     """One input row, as a source reads it: where the media is and what text goes with it.
