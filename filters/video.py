@@ -174,10 +174,10 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
             and (after is None or after in keys))
     try:
         data = _copy(src, info, clip, after) if copy else None
-        method = "copy" if data is not None else "reencode"
-        if data is None:
-            data = _reencode(src, info, clip, cfg)
-        return _result(data, clip, method, _sample_jpegs(src, info, clip, cfg.frames))
+        if data is not None:
+            return _result(data, clip, "copy", _sample_jpegs(src, info, clip, cfg.frames))
+        data, jpegs = _reencode(src, info, clip, cfg)  # samples its frames while it decodes
+        return _result(data, clip, "reencode", jpegs)
     except _ERRORS as e:
         raise _reject("video.cut_error", _describe(e)) from None
 
@@ -226,13 +226,14 @@ def _copy_packets(container, video, audio, first: float, stop: float, eps: float
     return buf.getvalue()
 
 
-def _reencode(src: Source, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> bytes:
-    """Decode from the keyframe before the clip; encode its frames (and its audio span)."""
+def _reencode(src: Source, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes]]:
+    """Decode from the keyframe before the clip; encode its frames (and its audio span), and
+    keep JPEGs of the sample frames on the way."""
     with _open(src) as container:
         return _encode(container, info, clip, cfg)
 
 
-def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> bytes:
+def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes]]:
     video = container.streams.video[0]
     video.thread_type = "AUTO"  # decoding only: the output does not depend on it
     audio = container.streams.audio[0] if container.streams.audio else None
@@ -240,6 +241,7 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
     eps = 0.25 / info.fps
     begin = clip[0] + info.origin
     span = (begin, begin + len(clip) / rate)  # the audio kept: the clip's duration
+    wanted, jpegs = _sample_times(info, clip, cfg.frames), {}
     buf = io.BytesIO()
     with _output(buf) as out:
         encoder = out.add_stream("libx264", rate=rate)
@@ -269,6 +271,9 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
                 if sound is None or sound.full:
                     break
                 continue
+            match = next((w for w in wanted if abs(w - t) < eps), None)
+            if match is not None and match not in jpegs:
+                jpegs[match] = _jpeg(frame)
             picture = frame.reformat(width, height, "yuv420p")
             picture.pts, picture.time_base = n, encoder.codec_context.time_base
             picture.pict_type = av.video.frame.PictureType.NONE  # let x264 choose frame types
@@ -277,7 +282,9 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
         out.mux(encoder.encode(None))
         if sound is not None:
             sound.encode()
-    return buf.getvalue()
+    if len(jpegs) < len(set(wanted)):
+        raise ValueError(f"decoded {len(jpegs)} of {len(set(wanted))} sample frames")
+    return buf.getvalue(), [jpegs[w] for w in wanted]
 
 
 class _Audio:
@@ -325,13 +332,21 @@ def _sample_jpegs(src: Source, info: VideoInfo, clip: list[float], n: int) -> li
         return _decode_jpegs(container, info, clip, n)
 
 
+def _sample_times(info: VideoInfo, clip: list[float], n: int) -> list[float]:
+    """The times of the clip frames shown at (i + 0.5) / n of the clip."""
+    eps, duration = 0.25 / info.fps, len(clip) / info.fps
+    return [clip[max(0, bisect_right(clip, clip[0] + (i + 0.5) * duration / n + eps) - 1)] for i in range(n)]
+
+
+def _jpeg(frame) -> bytes:
+    out = io.BytesIO()
+    frame.to_image().save(out, "JPEG", quality=_JPEG_QUALITY)
+    return out.getvalue()
+
+
 def _decode_jpegs(container, info: VideoInfo, clip: list[float], n: int) -> list[bytes]:
     eps = 0.25 / info.fps
-    duration = len(clip) / info.fps
-    wanted = []
-    for i in range(n):
-        at = clip[0] + (i + 0.5) * duration / n
-        wanted.append(clip[max(0, bisect_right(clip, at + eps) - 1)])  # the frame shown then
+    wanted = _sample_times(info, clip, n)
     video = container.streams.video[0]
     video.thread_type = "AUTO"
     _seek(container, video, _keyframe_before(info, wanted[0]) + info.origin)
@@ -340,9 +355,7 @@ def _decode_jpegs(container, info: VideoInfo, clip: list[float], n: int) -> list
         t = frame.time - info.origin
         match = next((w for w in wanted if abs(w - t) < eps), None)
         if match is not None and match not in jpegs:
-            out = io.BytesIO()
-            frame.to_image().save(out, "JPEG", quality=_JPEG_QUALITY)
-            jpegs[match] = out.getvalue()
+            jpegs[match] = _jpeg(frame)
         if t > wanted[-1] + eps or len(jpegs) == len(set(wanted)):
             break
     if len(jpegs) < len(set(wanted)):
