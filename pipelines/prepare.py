@@ -166,7 +166,7 @@ class PrepareShard(beam.DoFn):
             results = [(apply_verdict(row, Verdict.reject("internal.error", detail)), {})]
         if self.modality == "video":  # clips share their video's input position: give each its own
             if len(results) > CLIP_SLOTS:
-                raise ValueError(f"{src.source}: more than {CLIP_SLOTS} clips")
+                results = [(apply_verdict(row, Verdict.reject("video.cut_error", f"{len(results)} clips: at most {CLIP_SLOTS}")), {})]
             for i, (clip_row, _) in enumerate(results):
                 clip_row["order_row"] = src.order[1] * CLIP_SLOTS + i
         return results
