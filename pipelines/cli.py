@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--require", metavar="MODALITIES", help="what a sample must have, e.g. audio,text or video (default: every input's role; a single input: its media and text)")
     run.add_argument("--audio-col", help="table: column with an audio path or URL (the rows are audio)")
     run.add_argument("--video-col", help="table: column with a video path or URL (the rows are video)")
-    run.add_argument("--config", help="YAML file with config sections (input, fetch, text, image, dedup, output)")
+    run.add_argument("--config", help="YAML file with config sections (input, fetch, text, image, audio, video, dedup, clip, output; see `mmcurate config`)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
     run.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     run.add_argument("--images", help="coco/flickr: folder holding the images")
