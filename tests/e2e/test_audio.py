@@ -84,6 +84,7 @@ def test_audio_folder_reasons_pcm_dedup_and_members(speech, tmp_path):
     assert json.loads(got["c"]["json"])["duration"] == pytest.approx(n / 16000, abs=1e-6)
     assert abs(n / 16000 - 1.5) < 0.06  # mp3 encoder padding
 
+    assert run_cli("validate", out) == 0
     # inspect and report draw audio as its waveform
     assert run_cli("inspect", out, "-o", tmp_path / "sheet.png", "--n", "2", "--cols", "2", "--tile", "128") == 0
     assert run_cli("report", out, "-o", tmp_path / "report.html") == 0

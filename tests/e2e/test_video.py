@@ -113,6 +113,7 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
     talk = next(r for r in manifest(out) if r["key"] == "talk_0002")
     assert json.loads(talk["media"]) == {"start": 6.42, "end": 6.48, "clip": 2}
 
+    assert run_cli("validate", out) == 0
     assert run_cli("report", out, "-o", tmp_path / "report.html") == 0  # clips show their middle frame
     assert (tmp_path / "report.html").read_text().count("data:image/jpeg;base64,") == 6
 
