@@ -52,7 +52,7 @@ def test_removed_member_and_dotted_key(copy):
                 m.name = "bad.key.txt"
             t.addfile(m, __import__("io").BytesIO(data))
     problems = validate(str(copy))
-    assert any("needs an image" in p for p in problems), problems
+    assert any("needs media (image, mp4 or audio), txt and json" in p for p in problems), problems
     assert any("bad key" in p or "differ" in p for p in problems), problems
 
 
