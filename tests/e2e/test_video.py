@@ -118,8 +118,14 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
     assert (tmp_path / "report.html").read_text().count("data:image/jpeg;base64,") == 6
 
     again = tmp_path / "again"
-    assert run_cli("run", clips, "--format", "video", "-o", again, *COMMON, "--set", "video.videos_per_shard=4") == 0
+    assert run_cli("run", clips, "--format", "video", "-o", again, *COMMON, "--set", "video.videos_per_shard=4", "--keep-staging") == 0
     assert shard_bytes(again) == shard_bytes(out)
+    # a rerun into the same output reuses every staging shard (clip rows read back) and
+    # gives the same shards; other video settings redo them
+    assert run_cli("run", clips, "--format", "video", "-o", again, *COMMON, "--set", "video.videos_per_shard=4") == 0
+    assert stats(again)["resumed_staging_shards"] == 3 and shard_bytes(again) == shard_bytes(out)
+    assert run_cli("run", clips, "--format", "video", "-o", again, *COMMON, "--set", "video.videos_per_shard=4", "--set", "video.min_clip=0.05") == 0
+    assert stats(again)["resumed_staging_shards"] == 0 and {r["key"]: r["reason"] for r in manifest(again)}["talk_0002"] == ""
 
 
 def test_uncued_video_in_windows_without_text(tmp_path):
