@@ -171,6 +171,7 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
     after = times[hi] if hi < len(times) else None  # the first frame not in the clip
     keys = set(info.keyframes)
     copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys
+            and output_size(info, cfg) == (info.width, info.height)
             and (after is None or after in keys))
     try:
         data = _copy(src, info, clip, after) if copy else None
@@ -226,6 +227,15 @@ def _copy_packets(container, video, audio, first: float, stop: float, eps: float
     return buf.getvalue()
 
 
+def output_size(info: VideoInfo, cfg: VideoConfig) -> tuple[int, int]:
+    """The stored clip's size: the source's, scaled down to video.max_height (keeping the
+    aspect ratio) when set; both sides even, as 4:2:0 needs."""
+    width, height = info.width, info.height
+    if cfg.max_height and height > cfg.max_height:
+        width, height = round(width * cfg.max_height / height), cfg.max_height
+    return width // 2 * 2, height // 2 * 2
+
+
 def _reencode(src: Source, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes]]:
     """Decode from the keyframe before the clip; encode its frames (and its audio span), and
     keep JPEGs of the sample frames on the way."""
@@ -245,7 +255,7 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
     buf = io.BytesIO()
     with _output(buf) as out:
         encoder = out.add_stream("libx264", rate=rate)
-        width, height = info.width // 2 * 2, info.height // 2 * 2  # 4:2:0 needs even sides
+        width, height = output_size(info, cfg)
         encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
         if video.codec_context.sample_aspect_ratio:  # anamorphic sources stay anamorphic
             encoder.codec_context.sample_aspect_ratio = video.codec_context.sample_aspect_ratio

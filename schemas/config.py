@@ -165,6 +165,7 @@ class VideoConfig:
     videos_per_shard: int = 32  # input videos per staging shard (output.shard_size counts light rows; a video is heavy)
     frames: int = 3  # frames sampled per clip: CLIP score (their mean) and near-dup (middle frame's pHash)
     keep_frame: bool = True  # also store the middle frame as KEY.jpg
+    max_height: int = 0  # > 0: clips taller than this are scaled down to it (e.g. 360; forces re-encoding)
     reencode: str = "auto"  # auto: stream copy when a clip starts and ends on keyframes | always
     crf: int = 20  # libx264 quality when re-encoding
     preset: str = "veryfast"
@@ -174,6 +175,8 @@ class VideoConfig:
         _choice("video.reencode", self.reencode, ("auto", "always"))
         for name in ("window", "max_clip", "max_fps", "frames", "videos_per_shard"):
             _positive(f"video.{name}", getattr(self, name))
+        if self.max_height < 0 or self.max_height % 2:
+            raise ConfigError("video.max_height must be 0 (keep) or a positive even number")
         if self.merge_gap < 0 or self.padding < 0 or self.min_clip < 0:
             raise ConfigError("video.merge_gap, video.padding and video.min_clip must be >= 0")
         if self.min_clip > self.max_clip:

@@ -199,3 +199,12 @@ def test_undecodable_subtitles_are_bad_subtitles(container):
         probe(broken_subtitles(container), config())
     assert e.value.verdict.reason == "video.bad_subtitles"
     assert "0.200 s" in e.value.verdict.detail  # which cue
+
+
+def test_max_height_scales_down_and_reencodes_even_on_keyframes(mp4, info):
+    r = cut(mp4, info, 1.0, 3.0, config(max_height=60))  # keyframes: would be a copy at full size
+    assert (r.method, r.width, r.height, r.frames) == ("reencode", 80, 60, 50)
+    with av.open(io.BytesIO(r.data)) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (80, 60)
+        assert sum(1 for _ in c.decode(video=0)) == 50
+    assert cut(mp4, info, 1.0, 3.0, config(max_height=240)).method == "copy"  # never scaled up
