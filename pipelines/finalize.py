@@ -44,7 +44,7 @@ def number_shards(ids: list[str]):
 def split_key(row: dict) -> str:
     """What decides a row's split: its key, but a video clip's source video key, so the clips
     of one video never straddle train and val."""
-    if row.get("modality") == "video" and row.get("media") and '"clip"' in row["media"]:
+    if row.get("modality") == "video" and row.get("media"):  # only clip rows carry media
         return row["key"].rsplit("_", 1)[0]
     return row["key"]
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.finalize import SHARDS_DIR
 from mmcurate.pipelines.prepare import staging_paths
-from mmcurate.pipelines.tario import read_samples
+from mmcurate.pipelines.tario import IMAGE_EXTS, read_samples
 from mmcurate.pipelines.where import parse
 from mmcurate.schemas.reasons import KEPT
 from mmcurate.schemas.record import MANIFEST_SCHEMA
@@ -126,7 +126,7 @@ def picture(sample: Optional[dict]):
 
     if sample is None:
         return None
-    for ext in ("jpg", "png", "webp"):
+    for ext in IMAGE_EXTS:
         if ext in sample:
             try:
                 return Image.open(io.BytesIO(sample[ext])).convert("RGB")

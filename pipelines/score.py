@@ -35,7 +35,7 @@ class ScoreBatch:
     keys: list[str]
     images: list[bytes]
     captions: list[str]
-    frames: list[int] = None  # images per sample (video clips: their frames, scored as the mean); None: one each
+    frames: list[int]  # images per sample: 1, or a video clip's frames (scored as their mean)
 
     def __len__(self) -> int:  # RunInference counts examples with len()
         return len(self.ords)
@@ -105,7 +105,7 @@ class ClipModelHandler(ModelHandler):
 
     def run_inference(self, batch: ScoreBatch, model, inference_args: Optional[dict[str, Any]] = None):
         out = model.score(batch.images, batch.captions, embeddings=self.cfg.embeddings)
-        scores, errors, image_emb, text_emb = _per_sample(out, batch.frames or [1] * len(batch.ords), self.cfg.embeddings)
+        scores, errors, image_emb, text_emb = _per_sample(out, batch.frames, self.cfg.embeddings)
         results = [
             Scored(o, k, s, "" if s is not None else "clip.decode_error", e)
             for o, k, s, e in zip(batch.ords, batch.keys, scores, errors)

@@ -101,7 +101,7 @@ def plan(inputs: list[str], cfg: RunConfig) -> tuple[str, list[ReadTask], int]:
 
 
 def _plan_aligned(inputs: list[str], cfg: RunConfig) -> tuple[str, list[ReadTask], int]:
-    """Inputs given as ROLE=PATH, joined by key in prepare (see prepare.AlignPieces)."""
+    """Inputs given as ROLE=PATH, joined by key in prepare (see prepare.align_pieces)."""
     specs = [split_role(spec) for spec in inputs]
     if not all(role for role, _ in specs):
         raise InputError("give every input a role (image=, audio=, video=, text=) or none of them")

@@ -39,7 +39,7 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
     i = 0
     for stem, files in task.payload:
         images = [f for ext in IMAGE_EXTS for f in files.get(ext, [])]
-        caption_bytes, extra, verdict = _sidecar(root, files)
+        caption_bytes, extra, verdict = read_sidecar(root, files)
         if not images:
             sidecar = (files.get("txt") or files.get("json"))[0]
             yield SourceRow(make_key(stem), (task.task, i), fileio.join(root, sidecar), verdict=Verdict.reject("input.missing_image"))
@@ -56,7 +56,8 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
             i += 1
 
 
-def _sidecar(root: str, files: dict) -> tuple[bytes | None, dict, Verdict]:
+def read_sidecar(root: str, files: dict) -> tuple[bytes | None, dict, Verdict]:
+    """A stem's caption bytes from `a.txt`, or `a.json`'s `caption` (its other fields: extra)."""
     if files.get("txt"):
         return fileio.read_bytes(fileio.join(root, files["txt"][0])), {}, Verdict.keep()
     if files.get("json"):

@@ -4,17 +4,17 @@ A media file's text comes from a sidecar with its stem (`a.txt`, `a.json` with `
 for video also `a.srt` / `a.vtt` subtitles, cut at their cues in prepare) or from a
 transcripts file anywhere in the folder (Sphinx `transcription`, LibriSpeech `*.trans.txt`,
 captions.jsonl/csv/tsv, MSR-VTT json: see transcripts.py), matched by file stem. Texts
-listed for a stem with no media file are `input.missing_<modality>` rows: nothing is lost.
+listed for a stem with no media file are `align.missing_<modality>` rows: nothing is lost.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.sources import transcripts
+from mmcurate.pipelines.sources.folder import read_sidecar
 from mmcurate.pipelines.sources.base import ReadTask, ext_of
 from mmcurate.schemas.record import SourceRow, Verdict
 
@@ -71,18 +71,9 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
 
 def _media_row(task, i, root, stem, rel, files, texts) -> SourceRow:
     path = fileio.join(root, rel)
-    row = SourceRow(make_key(stem), (task.task, i), path, media=path)
-    if files.get("txt"):
-        row.caption_bytes = fileio.read_bytes(fileio.join(root, files["txt"][0]))
-    elif files.get("json"):
-        try:
-            doc = json.loads(fileio.read_bytes(fileio.join(root, files["json"][0])))
-            caption = doc.pop("caption", None) if isinstance(doc, dict) else None
-            row.extra = doc if isinstance(doc, dict) else {}
-            row.caption = caption if isinstance(caption, str) else None
-        except ValueError as e:
-            row.verdict = Verdict.reject("input.bad_row", f"sidecar json: {e}")
-    if texts and row.caption is None and row.caption_bytes is None:
+    caption_bytes, extra, verdict = read_sidecar(root, files)
+    row = SourceRow(make_key(stem), (task.task, i), path, media=path, caption_bytes=caption_bytes, extra=extra, verdict=verdict)
+    if texts and caption_bytes is None:
         row.captions = list(texts)
     subtitles = [f for ext in SUBTITLE_EXTS for f in files.get(ext, [])]
     if subtitles:
