@@ -55,8 +55,14 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def scorer_options(args) -> dict:
+    return dict(tokenize_workers=args.tokenize_workers, prep_threads=args.prep_threads, decoder=args.decoder,
+                compile=args.compile_mode or args.compile)
+
+
 def bench_end_to_end(scorer, images, captions, batch):
-    scorer.score(images[:batch], captions[:batch])  # warm-up: cudnn/cublas handles, nvjpeg
+    for s in range(0, min(len(images), 2 * batch), batch):  # warm-up: handles, decoders, compiled shapes
+        scorer.score(images[s : s + batch], captions[s : s + batch])
     sync(scorer.device)
     t = time.perf_counter()
     for s in range(0, len(images), batch):
@@ -109,8 +115,7 @@ def _process_share(rank, args, images, captions, barrier, results):
     from mmcurate.filters.clip_score import ClipScorer
 
     torch.manual_seed(0)
-    scorer = ClipScorer.create(CLIP(**VIT_B_32).float().eval(), device="cuda", precision=args.precision, chunk_size=args.chunk[0],
-                               tokenize_workers=args.tokenize_workers, decode_threads=args.decode_threads, prep_threads=args.prep_threads)
+    scorer = ClipScorer.create(CLIP(**VIT_B_32).float().eval(), device="cuda", precision=args.precision, chunk_size=args.chunk[0], **scorer_options(args))
     batch = min(args.batch, len(images))
     scorer.score(images[:batch], captions[:batch])
     torch.cuda.synchronize()
@@ -145,9 +150,10 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, nargs="+", default=[512], help="chunk sizes to try (pipelining granularity)")
     p.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
     p.add_argument("--tokenize-workers", type=int, default=0, help="tokenizer processes (0: in the prep thread)")
-    p.add_argument("--decode-threads", type=int, default=1, help="threads splitting each nvJPEG batch")
+    p.add_argument("--decoder", default="auto", choices=["auto", "nvimgcodec", "torchvision"], help="JPEG decoder on CUDA (auto: nvimgcodec when installed)")
     p.add_argument("--prep-threads", type=int, default=1, help="chunks prepared concurrently ahead of the model")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode (implies --compile), e.g. max-autotune-no-cudagraphs")
     p.add_argument("--processes", type=int, default=0, help="> 0: also run end to end in this many worker processes sharing the GPU")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write the results here")
@@ -173,10 +179,12 @@ def main(argv=None):
         "cpu_cores": os.cpu_count(), "torch": torch.__version__, "precision": args.precision if device.type == "cuda" else "fp32",
         "n": n, "batch": batch, "image_px": 256, "jpeg_kb": round(sum(map(len, pool)) / len(pool) / 1024, 1),
     }
-    info.update(tokenize_workers=args.tokenize_workers, decode_threads=args.decode_threads, prep_threads=args.prep_threads, compile=args.compile)
+    options = scorer_options(args)
+    info.update(options)
     results = []
     for chunk in args.chunk:
-        scorer = ClipScorer.create(model, device=str(device), precision=args.precision, chunk_size=chunk, tokenize_workers=args.tokenize_workers, decode_threads=args.decode_threads, prep_threads=args.prep_threads, compile=args.compile)
+        scorer = ClipScorer.create(model, device=str(device), precision=args.precision, chunk_size=chunk, **options)
+        info["decoder_used"] = scorer.jpeg.name if scorer.jpeg else "PIL (CPU)"
         row = {"chunk": chunk, **bench_parts(scorer, images, captions, batch)}
         row["model_only_pairs_per_s"] = bench_model_only(scorer, images, captions, min(batch, chunk))
         row["end_to_end_pairs_per_s"] = bench_end_to_end(scorer, images, captions, batch)

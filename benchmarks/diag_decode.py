@@ -1,55 +1,130 @@
-"""Diagnostics for the CLIP input path on a GPU box: which JPEG decode path scales?
-(GPU batched nvJPEG at several batch sizes, CPU torchvision decode across threads, PIL across
-threads, and the tokenizer across processes.) Prints pairs/s for each."""
+"""Diagnostics for the CLIP input path on a GPU machine: how fast each JPEG decoder is alone,
+and how much of it survives while the model runs on the same GPU (the question for end to
+end: does decoding compete with the encoders for the SMs?).
 
+    python benchmarks/diag_decode.py [--seconds 4]
+
+Prints images/s per decoder alone, then the decoder and the model (ViT-B/32, fp16, chunks of
+512) each running flat out on their own stream and thread at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
 import os
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchmarks.bench_clip import make_captions, make_jpegs  # noqa: E402
-
-pool = make_jpegs(2048)
-datas = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in pool]
-n = len(datas)
+from benchmarks.bench_clip import VIT_B_32, make_captions, make_jpegs  # noqa: E402
+from mmcurate.filters import gpu_decode  # noqa: E402
 
 
-def timed(label, fn, reps=3):
+def rate(fn, seconds: float, per_call: int) -> float:
     fn()
     torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(reps):
+    t, calls = time.perf_counter(), 0
+    while time.perf_counter() - t < seconds:
         fn()
+        calls += 1
     torch.cuda.synchronize()
-    print(f"{label:<45} {reps * n / (time.perf_counter() - t):>10.0f} img/s", flush=True)
+    return calls * per_call / (time.perf_counter() - t)
 
 
-for bs in (64, 256, 1024, 2048):
-    timed(f"gpu batched decode bs={bs}", lambda bs=bs: [decode_jpeg(datas[i : i + bs], mode=ImageReadMode.RGB, device="cuda") for i in range(0, n, bs)])
-for threads in (4, 8, 16):
-    ex = ThreadPoolExecutor(threads)
-    timed(f"gpu decode bs=256 x {threads} threads", lambda ex=ex: list(ex.map(lambda i: decode_jpeg(datas[i : i + 256], mode=ImageReadMode.RGB, device="cuda"), range(0, n, 256))))
-    timed(f"cpu torchvision decode x {threads} threads", lambda ex=ex: list(ex.map(lambda d: decode_jpeg(d, mode=ImageReadMode.RGB), datas)))
-from PIL import Image  # noqa: E402
-import io  # noqa: E402
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--batch", type=int, default=512)
+    args = p.parse_args()
+    dev = torch.device("cuda")
+    pool = make_jpegs(2048)
+    bs = args.batch
+    batches = [pool[i : i + bs] for i in range(0, len(pool), bs)]
 
-ex = ThreadPoolExecutor(16)
-timed("cpu PIL decode x 16 threads", lambda: list(ex.map(lambda b: Image.open(io.BytesIO(b)).convert("RGB").load(), pool)))
+    from clip.model import CLIP
 
-import clip  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from mmcurate.filters.clip_score import tokenize  # noqa: E402
+    from mmcurate.filters.clip_score import ClipScorer
 
-caps = make_captions(20000)
-for workers in (4, 8, 12):
-    with ProcessPoolExecutor(workers) as pp:
-        step = 20000 // (workers * 4)
-        parts = [caps[i : i + step] for i in range(0, 20000, step)]
-        list(pp.map(tokenize, parts[:workers], [77] * workers))
+    scorer = ClipScorer.create(CLIP(**VIT_B_32).float().eval(), device="cuda", precision="fp16", chunk_size=bs, decoder="torchvision")
+    pix, _ = scorer.pixels_cuda(pool[:bs])
+    tok = scorer.tokenize(make_captions(bs)).to(dev)
+    model_stream = torch.cuda.Stream()
+
+    def model_step():
+        with torch.cuda.stream(model_stream), torch.inference_mode():
+            img, txt = scorer.embed(pix, tok)
+            (img * txt).sum(-1)
+
+    print(f"{'model alone (pairs/s)':<52} {rate(model_step, args.seconds, bs):>9.0f}", flush=True)
+    nv = gpu_decode.nvimgcodec_module()
+    decoders = {"torchvision": gpu_decode.TorchvisionDecoder(dev)}
+    if nv is not None:
+        for kind in ("HW_GPU_ONLY", "GPU_ONLY", "HYBRID_CPU_GPU"):
+            d = gpu_decode.NvImageCodecDecoder(dev, backends=(kind,))
+            out = d.decode(pool[:64])
+            print(f"nvimgcodec {kind}: decodes {sum(o is not None for o in out)} of 64", flush=True)
+            if all(o is not None for o in out):
+                decoders[f"nvimgcodec {kind}"] = d
+        decoders["nvimgcodec (all backends)"] = gpu_decode.NvImageCodecDecoder(dev)
+    for name, dec in decoders.items():
+        stream = torch.cuda.Stream()
+        state = {"i": 0}
+
+        def decode_step(dec=dec, stream=stream, state=state):
+            with torch.cuda.stream(stream):
+                out = dec.decode(batches[state["i"] % len(batches)])
+                state["i"] += 1
+            assert all(o is not None for o in out)
+
+        alone = rate(decode_step, args.seconds, bs)
+        print(f"{name + ' decode alone (img/s)':<52} {alone:>9.0f}", flush=True)
+        # both flat out at once: the decoder in a thread, the model in this one
+        stop, counts = threading.Event(), {"dec": 0}
+
+        def decode_loop():
+            while not stop.is_set():
+                decode_step()
+                counts["dec"] += bs
+
+        model_step()
+        torch.cuda.synchronize()
+        th = threading.Thread(target=decode_loop)
         t = time.perf_counter()
-        list(pp.map(tokenize, parts, [77] * len(parts)))
-        print(f"{'tokenize x ' + str(workers) + ' processes':<45} {20000 / (time.perf_counter() - t):>10.0f} captions/s", flush=True)
+        th.start()
+        steps = 0
+        while time.perf_counter() - t < args.seconds:
+            model_step()
+            steps += 1
+        torch.cuda.synchronize()
+        stop.set()
+        th.join()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t
+        print(f"{name + ' together: model pairs/s, decode img/s':<52} {steps * bs / wall:>9.0f} {counts['dec'] / wall:>9.0f}", flush=True)
+        # two threads decoding at once (does the decoder scale, or serialise behind a lock?)
+        ths = [threading.Thread(target=lambda: [decode_step() for _ in range(8)]) for _ in range(2)]
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+        torch.cuda.synchronize()
+        print(f"{name + ' decode, 2 threads (img/s)':<52} {16 * bs / (time.perf_counter() - t):>9.0f}", flush=True)
+    import clip
+
+    from mmcurate.filters import clip_tokens
+
+    caps = make_captions(20000, seed=3)
+    for label, fn in (("clip.tokenize", lambda: clip.tokenize(caps, truncate=True)), ("clip_tokens.tokenize", lambda: clip_tokens.tokenize(caps))):
+        fn()
+        t = time.perf_counter()
+        fn()
+        print(f"{label + ' (captions/s, one thread)':<52} {len(caps) / (time.perf_counter() - t):>9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,13 +30,27 @@ def _blocks(transformer, x: torch.Tensor, causal: bool) -> torch.Tensor:
     return x
 
 
-def encode_text(model, tokens: torch.Tensor) -> torch.Tensor:
-    eot = tokens.argmax(dim=-1)  # the end-of-text token has the largest id
-    length = min(tokens.shape[1], -(-(int(eot.max()) + 1) // 8) * 8)  # a multiple of 8: few distinct shapes
-    tokens = tokens[:, :length]
+TEXT_BUCKETS = (8, 16, 24, 32, 48, 64)  # token lengths a batch is cut to
+COMPILED_TEXT_BUCKETS = (24, 48)  # compiled encoders: one graph per length, so fewer lengths
+
+
+def text_length(tokens: torch.Tensor, buckets: tuple = TEXT_BUCKETS) -> int:
+    """Positions a batch needs: up to its longest caption's end-of-text, rounded up to a bucket."""
+    need = int(tokens.argmax(dim=-1).max()) + 1  # the end-of-text token has the largest id
+    return min(tokens.shape[1], next((b for b in buckets if b >= need), tokens.shape[1]))
+
+
+def encode_text_cut(model, tokens: torch.Tensor) -> torch.Tensor:
+    """clip's `encode_text` on tokens already cut to `text_length` positions (no host sync)."""
+    eot = tokens.argmax(dim=-1)
+    length = tokens.shape[1]
     x = model.token_embedding(tokens).type(model.dtype) + model.positional_embedding[:length].type(model.dtype)
     x = model.ln_final(_blocks(model.transformer, x, causal=True)).type(model.dtype)
     return x[torch.arange(x.shape[0], device=x.device), eot] @ model.text_projection
+
+
+def encode_text(model, tokens: torch.Tensor) -> torch.Tensor:
+    return encode_text_cut(model, tokens[:, : text_length(tokens)])
 
 
 def encode_image(model, pixels: torch.Tensor) -> torch.Tensor:

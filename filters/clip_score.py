@@ -5,11 +5,13 @@ score = cosine similarity of the L2-normalised image and text embeddings (LAION 
 Two preprocessing paths:
   - CPU: clip's own `_transform` on PIL images, so scores equal clip-anytorch's
     `encode_image(preprocess(img))` / `encode_text(tokenize(caption))` exactly.
-  - CUDA: JPEGs decoded on the device in one batched nvJPEG call
-    (`torchvision.io.decode_jpeg(list, device="cuda")`), then resize (bicubic, antialiased),
-    centre crop and normalisation as batched tensor ops; non-JPEG bytes fall back to PIL.
-A batch is split into chunks and pipelined: while the GPU encodes chunk i, a worker thread
-tokenises chunk i+1 and copies its bytes to the device on a side stream.
+  - CUDA: JPEGs decoded on the device in one batched call (`gpu_decode`: the hardware JPEG
+    engines through nvImageCodec when installed, else torchvision's nvJPEG), then resize
+    (bicubic, antialiased), centre crop and normalisation as batched tensor ops; other
+    formats and pictures the device cannot decode fall back to PIL.
+A batch is split into chunks and pipelined: while the GPU encodes chunk i, prep threads
+tokenise the next chunks and decode them on side streams; scores come back to the host
+asynchronously, with one wait per batch.
 """
 
 from __future__ import annotations
@@ -21,20 +23,20 @@ import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmcurate.filters import clip_forward
+from mmcurate.filters import clip_forward, clip_tokens, gpu_decode
 
 # clip-anytorch imports pkg_resources, which warns on every import; nothing for a user to act on
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
-JPEG_MAGIC = b"\xff\xd8"
+JPEG_MAGIC = gpu_decode.JPEG_MAGIC
 
 
 def convert_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
@@ -63,9 +65,8 @@ def convert_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Modu
 
 
 def tokenize(captions: list[str], context_length: int) -> torch.Tensor:
-    import clip
-
-    return clip.tokenize(captions, context_length=context_length, truncate=True)
+    """`clip.tokenize(captions, context_length, truncate=True)`, faster (see clip_tokens)."""
+    return clip_tokens.tokenize(captions, context_length)
 
 
 @dataclass
@@ -84,10 +85,10 @@ class ClipScorer:
     device: torch.device
     dtype: torch.dtype
     chunk_size: int = 256
-    tokenize_workers: int = 0  # > 0: tokenise in this many processes (clip's tokenizer is pure Python)
-    decode_threads: int = 1  # > 1: split nvJPEG decoding (its Huffman stage runs on the CPU) over threads
+    tokenize_workers: int = 0  # > 0: tokenise in this many processes
     prep_threads: int = 1  # chunks prepared concurrently ahead of the model
-    compile: bool = False  # torch.compile the encoders (CUDA; worth it for long jobs)
+    compile: Union[bool, str] = False  # torch.compile the encoders (CUDA); a string names the mode
+    decoder: str = "auto"  # JPEG decoder on CUDA: auto | nvimgcodec | torchvision (gpu_decode)
     _prep: ThreadPoolExecutor = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -98,11 +99,21 @@ class ClipScorer:
         self._std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
         self._prep = ThreadPoolExecutor(self.prep_threads, thread_name_prefix="clip-prep")
         self._streams = threading.local()
-        self._encode_image, self._encode_text = clip_forward.encode_image, clip_forward.encode_text
+        self._encode_image, self._encode_text = clip_forward.encode_image, clip_forward.encode_text_cut
+        self._fixed_rows = 0  # > 0: every forward pass gets exactly this many rows (compiled shapes)
+        self.text_buckets = clip_forward.TEXT_BUCKETS
         if self.compile and self.device.type == "cuda":
-            self._encode_image = torch.compile(clip_forward.encode_image, dynamic=False)
-            self._encode_text = torch.compile(clip_forward.encode_text, dynamic=False)
-        self._decoders = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="clip-decode") if self.decode_threads > 1 else None
+            mode = self.compile if isinstance(self.compile, str) else None
+            limits = torch._dynamo.config
+            for name in ("cache_size_limit", "recompile_limit"):  # one graph per text-length bucket
+                if hasattr(limits, name):
+                    setattr(limits, name, max(getattr(limits, name), 16))
+            self._encode_image = torch.compile(clip_forward.encode_image, dynamic=False, mode=mode)
+            self._encode_text = torch.compile(clip_forward.encode_text_cut, dynamic=False, mode=mode)
+            self._fixed_rows = self.chunk_size
+            self.text_buckets = clip_forward.COMPILED_TEXT_BUCKETS
+        self._warm = not self._fixed_rows
+        self.jpeg = gpu_decode.make_decoder(self.decoder, self.device) if self.device.type == "cuda" else None
         self._tokenizers = None
         if self.tokenize_workers > 0:
             import multiprocessing
@@ -117,7 +128,7 @@ class ClipScorer:
 
     @classmethod
     def create(cls, model: torch.nn.Module, device: str = "auto", precision: str = "fp16", chunk_size: int = 256, **options) -> "ClipScorer":
-        """options: tokenize_workers, decode_threads, prep_threads, compile (see the fields)."""
+        """options: tokenize_workers, prep_threads, compile, decoder (see the fields)."""
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision] if dev.type == "cuda" else torch.float32
         model = convert_weights(model.float().to(dev), dtype)
@@ -125,12 +136,28 @@ class ClipScorer:
 
     # -- text --------------------------------------------------------------------------
     def tokenize(self, captions: Sequence[str]) -> torch.Tensor:
+        """Token ids on the CPU, cut to the batch's text length (`clip_forward.text_length`)."""
         captions = list(captions)
         if self._tokenizers is None or len(captions) < 64:
-            return tokenize(captions, self.context_length)
-        step = -(-len(captions) // self.tokenize_workers)
-        parts = [captions[i : i + step] for i in range(0, len(captions), step)]
-        return torch.cat(list(self._tokenizers.map(tokenize, parts, [self.context_length] * len(parts))))
+            tokens = tokenize(captions, self.context_length)
+        else:
+            step = -(-len(captions) // self.tokenize_workers)
+            parts = [captions[i : i + step] for i in range(0, len(captions), step)]
+            tokens = torch.cat(list(self._tokenizers.map(tokenize, parts, [self.context_length] * len(parts))))
+        return tokens[:, : clip_forward.text_length(tokens, self.text_buckets)] if len(tokens) else tokens
+
+    def warm_up(self):
+        """Compiled encoders: compile every shape now (one image shape, one text shape per
+        length bucket), so that no compilation lands in the middle of a job."""
+        if self._warm:
+            return
+        pixels = torch.zeros(self._fixed_rows, 3, self.resolution, self.resolution, device=self.device, dtype=self.dtype)
+        for length in sorted({min(b, self.context_length) for b in (*self.text_buckets, self.context_length)}):
+            tokens = torch.zeros(self._fixed_rows, length, dtype=torch.long, device=self.device)
+            tokens[:, -1] = 1
+            self.embed(pixels, tokens)
+        torch.cuda.synchronize(self.device)
+        self._warm = True
 
     # -- images ------------------------------------------------------------------------
     def pixels_cpu(self, images: Sequence[bytes]) -> tuple[torch.Tensor, list[str]]:
@@ -147,40 +174,14 @@ class ClipScorer:
         return out, errors
 
     def pixels_cuda(self, images: Sequence[bytes]) -> tuple[torch.Tensor, list[str]]:
-        from torchvision.io import ImageReadMode, decode_jpeg
-
+        """Pixels in the model's dtype on the device, made on the current stream."""
         n, r = len(images), self.resolution
-        errors = [""] * n
         decoded: list[Optional[torch.Tensor]] = [None] * n
         jpeg_idx = [i for i, b in enumerate(images) if b[:2] == JPEG_MAGIC]
         if jpeg_idx:
-            datas = [torch.frombuffer(bytearray(images[i]), dtype=torch.uint8) for i in jpeg_idx]
-            try:
-                if self._decoders is not None and len(datas) >= 2 * self.decode_threads:
-                    step = -(-len(datas) // self.decode_threads)
-                    parts = [datas[i : i + step] for i in range(0, len(datas), step)]
-                    decode = lambda part: decode_jpeg(part, mode=ImageReadMode.RGB, device=self.device)  # noqa: E731
-                    outs = [img for part in self._decoders.map(decode, parts) for img in part]
-                else:
-                    outs = decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device)
-            except RuntimeError:  # one bad JPEG fails the batched call: isolate it
-                outs = []
-                for d in datas:
-                    try:
-                        outs.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=self.device))
-                    except RuntimeError as e:
-                        outs.append(e)
-            for i, o in zip(jpeg_idx, outs):
-                if isinstance(o, Exception):
-                    errors[i] = f"{type(o).__name__}: {o}"[:300]
-                else:
-                    decoded[i] = o
-        others = [i for i in range(n) if decoded[i] is None and not errors[i]]
-        if others:
-            cpu, errs = self.pixels_cpu([images[i] for i in others])
-            for j, i in enumerate(others):
-                errors[i] = errs[j]
-        batch = torch.zeros(n, 3, r, r, device=self.device, dtype=torch.float32)
+            for i, img in zip(jpeg_idx, self.jpeg.decode([images[i] for i in jpeg_idx])):
+                decoded[i] = img
+        batch = torch.zeros(n, 3, r, r, device=self.device, dtype=self.dtype)
         by_shape: dict[tuple, list[int]] = {}
         for i, img in enumerate(decoded):
             if img is not None:
@@ -193,18 +194,31 @@ class ClipScorer:
                 x = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
             top, left = int(round((nh - r) / 2.0)), int(round((nw - r) / 2.0))
             x = x[:, :, top : top + r, left : left + r].clamp_(0, 255)
-            batch[idx] = (x / 255.0 - self._mean) / self._std
+            batch[idx] = ((x / 255.0 - self._mean) / self._std).to(self.dtype)
+        # everything the device did not decode (other formats, corrupt or unusual JPEGs): PIL,
+        # which decodes what it can and names the problem otherwise
+        others = [i for i in range(n) if decoded[i] is None]
+        errors = [""] * n
         if others:
-            ok = [(j, i) for j, i in enumerate(others) if not errors[i]]
+            cpu, errs = self.pixels_cpu([images[i] for i in others])
+            for j, i in enumerate(others):
+                errors[i] = errs[j]
+            ok = [(j, i) for j, i in enumerate(others) if not errs[j]]
             if ok:
-                batch[[i for _, i in ok]] = cpu[[j for j, _ in ok]].to(self.device)
+                batch[[i for _, i in ok]] = cpu[[j for j, _ in ok]].to(self.device, self.dtype)
         return batch, errors
 
     # -- scoring -----------------------------------------------------------------------
     @torch.inference_mode()
     def embed(self, pixels: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        img = self._encode_image(self.model, pixels.to(self.device, self.dtype)).float()
-        txt = self._encode_text(self.model, tokens.to(self.device)).float()
+        """Normalised embeddings; tokens as `tokenize` returns them (cut to a bucket length)."""
+        n = len(pixels)
+        pixels, tokens = pixels.to(self.device, self.dtype), tokens.to(self.device)
+        if self._fixed_rows and n < self._fixed_rows:  # compiled: one shape per bucket, so pad
+            pixels = F.pad(pixels, (0, 0, 0, 0, 0, 0, 0, self._fixed_rows - n))
+            tokens = F.pad(tokens, (0, 0, 0, self._fixed_rows - n))
+        img = self._encode_image(self.model, pixels)[:n].float()
+        txt = self._encode_text(self.model, tokens)[:n].float()
         return F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
 
     def _prepare(self, images, captions):
@@ -224,32 +238,39 @@ class ClipScorer:
 
     @torch.inference_mode()
     def score(self, images: Sequence[bytes], captions: Sequence[str], embeddings: bool = False) -> ScoreOutput:
+        self.warm_up()
         n = len(images)
         chunks = [(s, min(n, s + self.chunk_size)) for s in range(0, n, self.chunk_size)]
-        scores: list[Optional[float]] = []
+        cuda = self.device.type == "cuda"
+        # results land in (pinned) host buffers without a wait per chunk; one wait at the end
+        sims = torch.empty(n, pin_memory=cuda)
+        dim = int(self.model.text_projection.shape[1])
+        img_out = torch.empty(n, dim, dtype=torch.float16, pin_memory=cuda) if embeddings else None
+        txt_out = torch.empty(n, dim, dtype=torch.float16, pin_memory=cuda) if embeddings else None
         errors: list[str] = []
-        img_out, txt_out = [], []
         # overlap: up to prep_threads chunks are being prepared while the model runs
         ahead = collections.deque(self._prep.submit(self._prepare, images[s:e], captions[s:e]) for s, e in chunks[: self.prep_threads])
-        for c in range(len(chunks)):
+        for c, (s, e) in enumerate(chunks):
             pixels, tokens, errs, ready = ahead.popleft().result()
             if c + self.prep_threads < len(chunks):
-                s, e = chunks[c + self.prep_threads]
-                ahead.append(self._prep.submit(self._prepare, images[s:e], captions[s:e]))
+                s2, e2 = chunks[c + self.prep_threads]
+                ahead.append(self._prep.submit(self._prepare, images[s2:e2], captions[s2:e2]))
             if ready is not None:
                 main = torch.cuda.current_stream(self.device)
                 main.wait_event(ready)
                 pixels.record_stream(main)  # made on the side stream: keep its memory until used here
                 tokens.record_stream(main)
             img, txt = self.embed(pixels, tokens)
-            sims = (img * txt).sum(-1).cpu().tolist()
-            scores += [None if err else float(v) for v, err in zip(sims, errs)]
+            sims[s:e].copy_((img * txt).sum(-1), non_blocking=cuda)
             errors += errs
             if embeddings:
                 bad = torch.tensor([bool(err) for err in errs], device=img.device)
-                img_out.append(img.masked_fill(bad[:, None], 0).half().cpu().numpy())
-                txt_out.append(txt.half().cpu().numpy())
+                img_out[s:e].copy_(img.masked_fill(bad[:, None], 0).half(), non_blocking=cuda)
+                txt_out[s:e].copy_(txt.half(), non_blocking=cuda)
+        if cuda:
+            torch.cuda.current_stream(self.device).synchronize()
+        scores = [None if err else float(v) for v, err in zip(sims.tolist(), errors)]
         out = ScoreOutput(scores, errors)
         if embeddings and n:
-            out.image_embeddings, out.text_embeddings = np.concatenate(img_out), np.concatenate(txt_out)
+            out.image_embeddings, out.text_embeddings = img_out.numpy(), txt_out.numpy()
         return out

@@ -101,7 +101,8 @@ class ClipModelHandler(ModelHandler):
         model = load_clip(self.cfg.model, self.cfg.weights_dir)
         cfg = self.cfg
         return ClipScorer.create(model, device=cfg.device, precision=cfg.precision, chunk_size=cfg.chunk_size,
-                                 prep_threads=cfg.prep_threads, tokenize_workers=cfg.tokenize_workers, compile=cfg.compile)
+                                 prep_threads=cfg.prep_threads, tokenize_workers=cfg.tokenize_workers, compile=cfg.compile,
+                                 decoder=cfg.decoder)
 
     def run_inference(self, batch: ScoreBatch, model, inference_args: Optional[dict[str, Any]] = None):
         out = model.score(batch.images, batch.captions, embeddings=self.cfg.embeddings)
