@@ -69,6 +69,12 @@ def tokenize(captions: list[str], context_length: int) -> torch.Tensor:
     return clip_tokens.tokenize(captions, context_length)
 
 
+def _tokenize_numpy(captions: list[str], context_length: int) -> np.ndarray:
+    """For tokenizer processes: numpy arrays cross the process boundary as plain bytes
+    (a torch tensor would go through shared-memory handles, much slower)."""
+    return tokenize(captions, context_length).numpy()
+
+
 @dataclass
 class ScoreOutput:
     scores: list[Optional[float]]  # None where the image could not be decoded
@@ -143,7 +149,7 @@ class ClipScorer:
         else:
             step = -(-len(captions) // self.tokenize_workers)
             parts = [captions[i : i + step] for i in range(0, len(captions), step)]
-            tokens = torch.cat(list(self._tokenizers.map(tokenize, parts, [self.context_length] * len(parts))))
+            tokens = torch.from_numpy(np.concatenate(list(self._tokenizers.map(_tokenize_numpy, parts, [self.context_length] * len(parts)))))
         return tokens[:, : clip_forward.text_length(tokens, self.text_buckets)] if len(tokens) else tokens
 
     def warm_up(self):

@@ -34,31 +34,31 @@ def nvimgcodec_module():
 
 
 class NvImageCodecDecoder:
-    """Batched decoding through nvImageCodec. One decoder (and buffer pool) per calling thread."""
+    """Batched decoding through nvImageCodec.
+
+    One nvImageCodec decoder per process and device, shared by every caller under a lock: the
+    hardware engines can be claimed by one decoder at a time, and a second decoder silently
+    falls back to the slower CUDA path."""
 
     name = "nvimgcodec"
-
     BACKENDS = ("HW_GPU_ONLY", "GPU_ONLY", "HYBRID_CPU_GPU")  # tried in this order, per picture
+    _shared: dict = {}
+    _shared_lock = threading.Lock()
 
-    def __init__(self, device: torch.device, backends: Sequence[str] = BACKENDS):
+    def __init__(self, device: torch.device):
         self._nv = nvimgcodec_module()
         if self._nv is None:
             raise RuntimeError("clip.decoder nvimgcodec needs nvImageCodec: pip install 'mmcurate[gpu]' (nvidia-nvimgcodec-cu13, nvidia-nvjpeg)")
         self.device = device
-        self.backends = tuple(backends)
         nv = self._nv
         # EXIF orientation off and 8-bit RGB: the same pixels clip's own PIL preprocessing sees
         self._params = nv.DecodeParams(apply_exif_orientation=False, color_spec=nv.ColorSpec.SRGB, allow_any_depth=False, sample_format=nv.SampleFormat.I_RGB)
-        self._local = threading.local()
-        self._decoder()  # fail now, not on the first batch, when the device has no decoder
-
-    def _decoder(self):
-        dec = getattr(self._local, "decoder", None)
-        if dec is None:
-            nv = self._nv
-            backends = [nv.Backend(getattr(nv.BackendKind, kind)) for kind in self.backends]
-            dec = self._local.decoder = nv.Decoder(device_id=self.device.index or 0, backends=backends)
-        return dec
+        index = device.index or 0
+        with self._shared_lock:
+            if index not in self._shared:
+                backends = [nv.Backend(getattr(nv.BackendKind, kind)) for kind in self.BACKENDS]
+                self._shared[index] = (nv.Decoder(device_id=index, backends=backends), threading.Lock())
+        self._decoder, self._lock = self._shared[index]
 
     def decode(self, datas: Sequence[bytes]) -> list[Optional[torch.Tensor]]:
         """Decodes on the current stream: the tensors are ready for work queued after this call."""
@@ -74,7 +74,8 @@ class NvImageCodecDecoder:
         if not streams:
             return out
         stream = torch.cuda.current_stream(self.device)
-        images = self._decoder().decode(streams, params=self._params, cuda_stream=stream.cuda_stream)
+        with self._lock:
+            images = self._decoder.decode(streams, params=self._params, cuda_stream=stream.cuda_stream)
         for i, img in zip(where, images):
             if img is not None and len(img.shape) == 3 and img.shape[2] == 3:
                 out[i] = torch.as_tensor(img, device=self.device).permute(2, 0, 1)
