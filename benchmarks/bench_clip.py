@@ -150,7 +150,7 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, nargs="+", default=[512], help="chunk sizes to try (pipelining granularity)")
     p.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
     p.add_argument("--tokenize-workers", type=int, default=0, help="tokenizer processes (0: in the prep thread)")
-    p.add_argument("--decoder", default="auto", choices=["auto", "nvimgcodec", "torchvision"], help="JPEG decoder on CUDA (auto: nvimgcodec when installed)")
+    p.add_argument("--decoder", default="torchvision", choices=["torchvision", "nvimgcodec", "nvimgcodec-hw"], help="JPEG decoder on CUDA (see filters/gpu_decode.py)")
     p.add_argument("--prep-threads", type=int, default=1, help="chunks prepared concurrently ahead of the model")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
     p.add_argument("--compile-mode", default=None, help="torch.compile mode (implies --compile), e.g. max-autotune-no-cudagraphs")

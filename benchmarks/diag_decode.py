@@ -62,7 +62,9 @@ def main():
     nv = gpu_decode.nvimgcodec_module()
     decoders = {"torchvision": gpu_decode.TorchvisionDecoder(dev)}
     if nv is not None:
-        decoders["nvimgcodec"] = gpu_decode.NvImageCodecDecoder(dev)  # one per process: the hardware engines
+        # one hardware decoder per process: NVIDIA_DIAG_DECODER picks which nvImageCodec one
+        name = os.environ.get("NVIDIA_DIAG_DECODER", "nvimgcodec-hw")
+        decoders[name] = gpu_decode.make_decoder(name, dev)
     for name, dec in decoders.items():
         stream = torch.cuda.Stream()
         state = {"i": 0}

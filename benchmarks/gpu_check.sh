@@ -2,7 +2,7 @@
 # GPU checks and CLIP throughput on a CUDA machine that has torch and torchvision but maybe
 # not this project installed (no network needed):
 #   bash benchmarks/gpu_check.sh [WHEEL_DIR] [STEPS]
-# STEPS: any of tests, diag, bench (default: all three). VARIANTS (";"-separated bench_clip
+# STEPS: any of diag, bench, tests (default: all three, in that order). VARIANTS (";"-separated bench_clip
 # flag sets) overrides the benchmark variants.
 # WHEEL_DIR (optional): wheels installed first into /tmp/site (clip-anytorch, ftfy, wcwidth,
 # setuptools<81, nvidia-nvimgcodec-cu13, nvidia-nvjpeg). Without an install, the source tree

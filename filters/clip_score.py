@@ -94,7 +94,7 @@ class ClipScorer:
     tokenize_workers: int = 0  # > 0: tokenise in this many processes
     prep_threads: int = 1  # chunks prepared concurrently ahead of the model
     compile: Union[bool, str] = False  # torch.compile the encoders (CUDA); a string names the mode
-    decoder: str = "auto"  # JPEG decoder on CUDA: auto | nvimgcodec | torchvision (gpu_decode)
+    decoder: str = "torchvision"  # JPEG decoder on CUDA: torchvision | nvimgcodec | nvimgcodec-hw (gpu_decode)
     _prep: ThreadPoolExecutor = field(default=None, repr=False)
 
     def __post_init__(self):

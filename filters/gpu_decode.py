@@ -7,7 +7,7 @@ Two decoders:
     instead of competing with it.
   - "torchvision": `torchvision.io.decode_jpeg(list, device="cuda")`, nvJPEG's CUDA decoder
     (Huffman on the CPU, the rest as kernels on the SMs). Always available.
-"auto" takes nvimgcodec when it imports and can make a decoder on the device.
+"nvimgcodec-hw" uses the hardware engines alone (a picture they cannot take goes to PIL).
 
 A picture neither decodes comes back as None; the caller falls back to PIL on the CPU, which
 decodes what it can and otherwise gives the error message.
@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import torch
 
 JPEG_MAGIC = b"\xff\xd8"
-DECODERS = ("auto", "nvimgcodec", "torchvision")
+DECODERS = ("torchvision", "nvimgcodec", "nvimgcodec-hw")
 
 
 def nvimgcodec_module():
@@ -37,28 +37,30 @@ class NvImageCodecDecoder:
     """Batched decoding through nvImageCodec.
 
     One nvImageCodec decoder per process and device, shared by every caller under a lock: the
-    hardware engines can be claimed by one decoder at a time, and a second decoder silently
-    falls back to the slower CUDA path."""
+    hardware engines can be claimed by one decoder at a time (a second hardware-only decoder
+    fails to start; a second mixed one silently falls back to the slower CUDA path)."""
 
     name = "nvimgcodec"
     BACKENDS = ("HW_GPU_ONLY", "GPU_ONLY", "HYBRID_CPU_GPU")  # tried in this order, per picture
     _shared: dict = {}
     _shared_lock = threading.Lock()
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, hardware_only: bool = False):
         self._nv = nvimgcodec_module()
         if self._nv is None:
             raise RuntimeError("clip.decoder nvimgcodec needs nvImageCodec: pip install 'mmcurate[gpu]' (nvidia-nvimgcodec-cu13, nvidia-nvjpeg)")
         self.device = device
+        self.name = "nvimgcodec-hw" if hardware_only else "nvimgcodec"
         nv = self._nv
         # EXIF orientation off and 8-bit RGB: the same pixels clip's own PIL preprocessing sees
         self._params = nv.DecodeParams(apply_exif_orientation=False, color_spec=nv.ColorSpec.SRGB, allow_any_depth=False, sample_format=nv.SampleFormat.I_RGB)
         index = device.index or 0
+        kinds = self.BACKENDS[:1] if hardware_only else self.BACKENDS
         with self._shared_lock:
-            if index not in self._shared:
-                backends = [nv.Backend(getattr(nv.BackendKind, kind)) for kind in self.BACKENDS]
-                self._shared[index] = (nv.Decoder(device_id=index, backends=backends), threading.Lock())
-        self._decoder, self._lock = self._shared[index]
+            if (index, kinds) not in self._shared:
+                backends = [nv.Backend(getattr(nv.BackendKind, kind)) for kind in kinds]
+                self._shared[index, kinds] = (nv.Decoder(device_id=index, backends=backends), threading.Lock())
+        self._decoder, self._lock = self._shared[index, kinds]
 
     def decode(self, datas: Sequence[bytes]) -> list[Optional[torch.Tensor]]:
         """Decodes on the current stream: the tensors are ready for work queued after this call."""
@@ -108,11 +110,6 @@ def make_decoder(name: str, device: torch.device):
     """The JPEG decoder for `name` (see DECODERS)."""
     if name not in DECODERS:
         raise ValueError(f"unknown JPEG decoder {name!r}: one of {', '.join(DECODERS)}")
-    if name == "torchvision" or (name == "auto" and nvimgcodec_module() is None):
+    if name == "torchvision":
         return TorchvisionDecoder(device)
-    try:
-        return NvImageCodecDecoder(device)
-    except Exception:
-        if name == "nvimgcodec":
-            raise
-        return TorchvisionDecoder(device)
+    return NvImageCodecDecoder(device, hardware_only=name == "nvimgcodec-hw")

@@ -246,12 +246,12 @@ class ClipConfig:
     prep_threads: int = 2  # chunks prepared ahead of the model (decode, tokenise, copy to the GPU)
     tokenize_workers: int = 0  # > 0: tokenise in this many processes
     compile: bool = False  # torch.compile the encoders (CUDA; pays off on long jobs)
-    decoder: str = "auto"  # JPEG decoding on CUDA: auto | nvimgcodec (hardware engines) | torchvision
+    decoder: str = "torchvision"  # JPEG decoding on CUDA: torchvision | nvimgcodec | nvimgcodec-hw (hardware engines alone)
 
     def validate(self):
         _choice("clip.device", self.device, ("auto", "cpu", "cuda"))
         _choice("clip.precision", self.precision, ("fp16", "bf16", "fp32"))
-        _choice("clip.decoder", self.decoder, ("auto", "nvimgcodec", "torchvision"))
+        _choice("clip.decoder", self.decoder, ("torchvision", "nvimgcodec", "nvimgcodec-hw"))
         _positive("clip.batch_size", self.batch_size)
         _positive("clip.chunk_size", self.chunk_size)
         _positive("clip.prep_threads", self.prep_threads)

@@ -14,7 +14,7 @@ from tests.clip_util import VIT_B_32, random_clip  # noqa: E402
 from tests.util import encode, image, jpeg  # noqa: E402
 
 
-DECODERS = ["torchvision", pytest.param("nvimgcodec", marks=pytest.mark.skipif(gpu_decode.nvimgcodec_module() is None, reason="nvImageCodec not installed"))]
+DECODERS = ["torchvision", pytest.param("nvimgcodec-hw", marks=pytest.mark.skipif(gpu_decode.nvimgcodec_module() is None, reason="nvImageCodec not installed"))]
 
 
 def batch():
