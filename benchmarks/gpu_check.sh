@@ -24,14 +24,15 @@ fi
 export PYTHONPATH=$ROOT:${PYTHONPATH:-}
 nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
-STEPS=${2:-tests,diag,bench}
+STEPS=${2:-diag,bench,tests}
 QUIET="nvjpeg2k|nvtiff|NVIDIA.*wheel|nvJPEG2000|nvTIFF|pkg_resources"
-case $STEPS in *tests*) python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tee "$LOGS/pytest_gpu.log" | tail -15;; esac
-case $STEPS in *diag*) python3 benchmarks/diag_decode.py --seconds 3 2>&1 | grep -v -E "$QUIET" | tee "$LOGS/diag_decode.log";; esac
-case $STEPS in *bench*) ;; *) exit 0;; esac
+case $STEPS in *diag*) python3 benchmarks/diag_decode.py --seconds 2 2>&1 | grep -v -E "$QUIET" | tee "$LOGS/diag_decode.log";; esac
+case $STEPS in *bench*)
 B="python3 benchmarks/bench_clip.py --n 40000 --batch 8192 --chunk 512 --prep-threads 2"
 IFS=';' read -ra SETS <<< "${VARIANTS:---decoder torchvision;--decoder nvimgcodec;--decoder torchvision --compile}"
 for flags in "${SETS[@]}"; do
   echo "== $B $flags"
   $B $flags --json "$LOGS/bench_$(echo $flags | tr -c 'a-z0-9' _).json" 2>&1 | grep -v -E "$QUIET" | tail -3
 done
+;; esac
+case $STEPS in *tests*) python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tee "$LOGS/pytest_gpu.log" | tail -15;; esac
