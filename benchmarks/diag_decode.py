@@ -38,6 +38,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--nvimgcodec", default="nvimgcodec-hw", choices=["nvimgcodec", "nvimgcodec-hw"], help="which nvImageCodec decoder to try (when installed)")
     args = p.parse_args()
     dev = torch.device("cuda")
     pool = make_jpegs(2048)
@@ -62,9 +63,8 @@ def main():
     nv = gpu_decode.nvimgcodec_module()
     decoders = {"torchvision": gpu_decode.TorchvisionDecoder(dev)}
     if nv is not None:
-        # one hardware decoder per process: NVIDIA_DIAG_DECODER picks which nvImageCodec one
-        name = os.environ.get("NVIDIA_DIAG_DECODER", "nvimgcodec-hw")
-        decoders[name] = gpu_decode.make_decoder(name, dev)
+        # one hardware decoder per process: --nvimgcodec picks which
+        decoders[args.nvimgcodec] = gpu_decode.make_decoder(args.nvimgcodec, dev)
     for name, dec in decoders.items():
         stream = torch.cuda.Stream()
         state = {"i": 0}

@@ -90,3 +90,34 @@ def test_top_fraction_cut_equals_a_full_sort():
         kept = {k for s, k in zip(scores, keys) if quantile.keeps(s, k, cutoff)}
         expected = {k for _, k in sorted(zip(-scores, keys))[: quantile.keep_count(fraction, 5000)]}
         assert kept == expected and len(kept) == target.k
+
+
+def test_fixed_row_padding_gives_the_same_scores():
+    """Compiled encoders pad every chunk to chunk_size rows; padding must not change a score
+    (the padding path runs eagerly here; the compiled one is in tests/gpu)."""
+    images, captions = pairs()
+    model = random_clip(TINY)
+    plain = ClipScorer.create(model, device="cpu", chunk_size=3).score(images, captions).scores
+    padded = ClipScorer.create(random_clip(TINY), device="cpu", chunk_size=3)
+    padded._fixed_rows = 8  # chunks of 3 and 1 rows go through the encoders as 8 rows
+    np.testing.assert_allclose(padded.score(images, captions).scores, plain, atol=1e-5)
+
+
+def test_tokenizer_processes_give_clips_tokens():
+    scorer = ClipScorer.create(random_clip(TINY), device="cpu", tokenize_workers=2)
+    captions = [f"a photo of {i} dogs &amp; a caf\u00e9" if i % 7 == 0 else f"a photo of {i} dogs" for i in range(200)]
+    tokens = scorer.tokenize(captions)
+    expected = clip.tokenize(captions, context_length=scorer.context_length, truncate=True)
+    assert tokens.shape == (200, 16)  # cut to the bucket that holds the longest caption
+    assert torch.equal(tokens, expected[:, :16]) and not expected[:, 16:].any()
+
+
+def test_decoder_names_are_checked():
+    from mmcurate.filters import gpu_decode
+    from mmcurate.schemas.config import ClipConfig, ConfigError
+
+    with pytest.raises(ValueError, match="unknown JPEG decoder 'nvjpeg': one of torchvision, nvimgcodec, nvimgcodec-hw"):
+        gpu_decode.make_decoder("nvjpeg", torch.device("cuda"))
+    with pytest.raises(ConfigError, match="clip.decoder"):
+        ClipConfig(decoder="nvjpeg").validate()
+    ClipConfig(decoder="nvimgcodec-hw").validate()
