@@ -5,8 +5,8 @@ score = cosine similarity of the L2-normalised image and text embeddings (LAION 
 Two preprocessing paths:
   - CPU: clip's own `_transform` on PIL images, so scores equal clip-anytorch's
     `encode_image(preprocess(img))` / `encode_text(tokenize(caption))` exactly.
-  - CUDA: JPEGs decoded on the device in one batched call (`gpu_decode`: the hardware JPEG
-    engines through nvImageCodec when installed, else torchvision's nvJPEG), then resize
+  - CUDA: JPEGs decoded on the device in one batched call (`gpu_decode`: torchvision's nvJPEG
+    by default, or the hardware JPEG engines through nvImageCodec), then resize
     (bicubic, antialiased), centre crop and normalisation as batched tensor ops; other
     formats and pictures the device cannot decode fall back to PIL.
 A batch is split into chunks and pipelined: while the GPU encodes chunk i, prep threads

@@ -1,16 +1,14 @@
 """JPEG bytes to uint8 [3, H, W] tensors on a CUDA device.
 
-Two decoders:
-  - "nvimgcodec": NVIDIA's nvImageCodec (`pip install mmcurate[gpu]`), which uses the GPU's
-    hardware JPEG engines (A100, H100: NVJPG) where the picture allows, else nvJPEG's CUDA
-    decoder. The hardware engines leave the SMs to the model, so decoding overlaps encoding
-    instead of competing with it.
-  - "torchvision": `torchvision.io.decode_jpeg(list, device="cuda")`, nvJPEG's CUDA decoder
-    (Huffman on the CPU, the rest as kernels on the SMs). Always available.
-"nvimgcodec-hw" uses the hardware engines alone (a picture they cannot take goes to PIL).
-
-A picture neither decodes comes back as None; the caller falls back to PIL on the CPU, which
-decodes what it can and otherwise gives the error message.
+Decoders (`clip.decoder`):
+  - "torchvision" (default): `torchvision.io.decode_jpeg(list, device="cuda")`, nvJPEG's CUDA
+    decoder (Huffman on the CPU, the rest as kernels on the SMs). The fastest here for
+    256-px JPEGs (benchmarks/RESULTS.md).
+  - "nvimgcodec": NVIDIA's nvImageCodec (`pip install mmcurate[gpu]`): the GPU's hardware
+    JPEG engines (A100, H100: NVJPG) where the picture allows, else nvJPEG's CUDA decoder.
+  - "nvimgcodec-hw": the hardware engines alone (a picture they cannot take goes to PIL).
+A picture a decoder cannot decode comes back as None; the caller falls back to PIL on the
+CPU, which decodes what it can and otherwise gives the error message.
 """
 
 from __future__ import annotations
