@@ -236,14 +236,15 @@ class ClipConfig:
     weights_dir: str = ""  # clip's download_root (default ~/.cache/clip); never downloaded into
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp16"  # on CUDA: fp16 | bf16 | fp32 (the CPU always runs fp32)
-    batch_size: int = 512  # pairs per inference call (fixed per shard, so scores are reproducible)
+    batch_size: int = 4096  # pairs per inference call (fixed per shard, so scores are reproducible);
+    # several chunks per call, so that decoding the next chunks overlaps encoding this one
     threshold: float = 0.28  # drop pairs scoring below (LAION's ViT-B/32 cut)
     top_fraction: float = 0.0  # > 0: keep this fraction of the dataset with the highest scores instead
     filter: bool = True  # false: score and record only
     embeddings: bool = False  # also write fp16 image/text embeddings of kept samples
     share_across_processes: bool = False  # one model per machine instead of per worker process
     chunk_size: int = 512  # pairs per forward pass inside a batch (pipelined: prep of the next overlaps)
-    prep_threads: int = 2  # chunks prepared ahead of the model (decode, tokenise, copy to the GPU)
+    prep_threads: int = 3  # chunks prepared ahead of the model (decode, tokenise, copy to the GPU)
     tokenize_workers: int = 0  # > 0: tokenise in this many processes
     compile: bool = False  # torch.compile the encoders (CUDA; pays off on long jobs)
     decoder: str = "torchvision"  # JPEG decoding on CUDA: torchvision | nvimgcodec | nvimgcodec-hw (hardware engines alone)
