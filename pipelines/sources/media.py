@@ -65,7 +65,7 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
                         verdict=Verdict.reject(f"align.missing_{modality}", "a transcript or caption whose media file is not in the folder"))
         i += 1
     for entry in task.payload.get("bad", []):
-        yield SourceRow(f"bad_{task.task:05d}_{i:09d}", (task.task, i), f"{entry.media_id}:{entry.line}", verdict=Verdict.reject("input.bad_row", entry.error))
+        yield SourceRow(f"bad_{task.task:05d}_{i:09d}", (task.task, i), f"{entry.media_id}:{entry.line}", verdict=Verdict.reject(entry.reason, entry.error))
         i += 1
 
 

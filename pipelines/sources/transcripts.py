@@ -8,7 +8,10 @@ Formats (told apart by name, then by content):
   - MSR-VTT's JSON (`{"sentences": [{"video_id", "caption"}, ...]}`);
   - MSVD's annotation CSV (VideoID, Start, End, ..., Description: file `VideoID_Start_End.avi`).
 Media is matched by its file name without the extension (`video9149.mp4` ~ `video9149`).
-A line that cannot be parsed is an `input.bad_row` entry with its line number.
+A line that cannot be parsed is an `input.bad_row` entry with its line number; a file that
+cannot be read on (missing, a broken gzip, a CSV field past the csv module's limit, e.g. after
+an unbalanced quote) ends in one `input.unreadable` entry naming the file, after the entries
+read before it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Entry:
     media_id: str  # the media's file name without extension; "" for a bad line
     text: str
     error: str = ""
+    reason: str = "input.bad_row"  # for an error: input.unreadable when the file itself failed
 
 
 def is_transcripts_name(name: str) -> bool:
@@ -52,6 +56,17 @@ def media_id(ref: str) -> str:
 
 
 def entries(path: str) -> Iterator[Entry]:
+    """The file's entries; a read error ends them with one bad entry instead of raising."""
+    last = 0
+    try:
+        for e in _entries(path):
+            last = e.line
+            yield e
+    except (OSError, EOFError, UnicodeError, csv.Error) as exc:
+        yield Entry(last + 1, "", "", f"cannot read {path} after line {last}: {type(exc).__name__}: {exc}"[:500], "input.unreadable")
+
+
+def _entries(path: str) -> Iterator[Entry]:
     low = path.lower()
     if low.endswith(".json"):
         yield from _msrvtt(path)
@@ -158,6 +173,6 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
     for i, e in enumerate(entries(task.locator)):
         where = f"{task.locator}:{e.line}"
         if e.error:
-            yield SourceRow(f"bad_{task.task:05d}_{i:09d}", (task.task, i), where, role="text", verdict=Verdict.reject("input.bad_row", e.error))
+            yield SourceRow(f"bad_{task.task:05d}_{i:09d}", (task.task, i), where, role="text", verdict=Verdict.reject(e.reason, e.error))
         else:
             yield SourceRow(make_key(e.media_id), (task.task, i), where, caption=e.text, captions=[e.text], role="text")

@@ -64,3 +64,41 @@ def test_align_pieces_joins_and_accounts_every_piece():
     sidecar = _piece("k", (0, 3), "audio", media="/a/k.wav", caption_bytes=b"own text")
     (own,) = align_pieces(("k", [sidecar]), {"audio", "text"}, "audio")
     assert own[1].verdict.kept  # the media's own sidecar text counts as its text
+
+
+def test_unreadable_transcripts_end_in_one_bad_entry(tmp_path):
+    import csv
+    import os
+
+    missing = tmp_path / "captions.csv"
+    os.symlink(tmp_path / "nowhere.csv", missing)  # a broken link: listed, cannot be opened
+    [entry] = transcripts.entries(str(missing))
+    line, ident, text, error = entry.line, entry.media_id, entry.text, entry.error
+    assert (line, ident, text, entry.reason) == (1, "", "", "input.unreadable") and error.startswith(f"cannot read {missing} after line 0: FileNotFoundError")
+    # an unbalanced quote swallows the rest of the file into one field past csv's limit
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text("file,caption\na.wav,fine\nb.wav,\"never closed\n" + "c.wav,more\n" * (csv.field_size_limit() // 10))
+    got = _entries(quoted)
+    assert got[0] == (2, "a", "fine", "") and len(got) == 2
+    assert got[1][:3] == (3, "", "") and "after line 2: Error: field larger than field limit" in got[1][3]
+    broken_gz = tmp_path / "t.csv.gz"
+    broken_gz.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    [(_, _, _, error)] = _entries(broken_gz)
+    assert error == f"cannot read {broken_gz} after line 0: EOFError: Compressed file ended before the end-of-stream marker was reached"
+
+
+def test_media_folder_with_an_unreadable_transcripts_file_plans_and_counts_it(tmp_path):
+    import os
+
+    from mmcurate.pipelines.sources import media
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF")  # contents do not matter for planning
+    (tmp_path / "b.wav").write_bytes(b"RIFF")
+    write(tmp_path / "trans.tsv", "file\ttext\na.wav\thello\n")
+    os.symlink(tmp_path / "gone.csv", tmp_path / "captions.csv")
+    tasks, ignored = media.plan(str(tmp_path), "audio", 0, 10)
+    rows = [row for task in tasks for row in media.read(task)]
+    assert [(r.key, r.verdict.reason, r.captions) for r in rows] == [
+        ("a", None, ["hello"]), ("b", None, []), ("bad_00001_000000000", "input.unreadable", []),
+    ]
+    assert rows[2].source == f"{tmp_path}/captions.csv:1" and "FileNotFoundError" in rows[2].verdict.detail
