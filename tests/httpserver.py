@@ -142,6 +142,17 @@ class LoopbackServer:
         with self.lock:
             return self.counts[path]
 
+    def settled_counts(self, expected: dict[str, int], timeout: float = 5.0) -> dict[str, int]:
+        """Request counts of these paths, once they equal `expected` or `timeout` passes. A
+        client that gave up (a read timeout) may leave its request still queued for a handler
+        thread, so on a loaded machine the last count can land just after the run returns."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = {p: self.count(p) for p in expected}
+            if got == expected or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
     @property
     def total(self) -> int:
         with self.lock:
