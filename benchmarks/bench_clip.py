@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mmcurate.schemas.config import CLIP_DECODERS  # noqa: E402
 
 WORDS = ("a the red blue green yellow dog cat man woman child riding horse beach sunset photo of in on with "
          "standing running near large small two three people street city car bike tree park water snow").split()
@@ -151,7 +152,7 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, nargs="+", default=[512], help="chunk sizes to try (pipelining granularity)")
     p.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
     p.add_argument("--tokenize-workers", type=int, default=0, help="tokenizer processes (0: in the prep thread)")
-    p.add_argument("--decoder", default="torchvision", choices=["torchvision", "nvimgcodec", "nvimgcodec-hw"], help="JPEG decoder on CUDA (see filters/gpu_decode.py)")
+    p.add_argument("--decoder", default="torchvision", choices=CLIP_DECODERS, help="JPEG decoder on CUDA (see filters/gpu_decode.py)")
     p.add_argument("--prep-threads", type=int, default=1, help="chunks prepared concurrently ahead of the model")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
     p.add_argument("--compile-mode", default=None, help="torch.compile mode (implies --compile), e.g. max-autotune-no-cudagraphs")

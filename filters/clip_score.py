@@ -36,7 +36,6 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
-JPEG_MAGIC = gpu_decode.JPEG_MAGIC
 
 
 def convert_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
@@ -183,7 +182,7 @@ class ClipScorer:
         """Pixels in the model's dtype on the device, made on the current stream."""
         n, r = len(images), self.resolution
         decoded: list[Optional[torch.Tensor]] = [None] * n
-        jpeg_idx = [i for i, b in enumerate(images) if b[:2] == JPEG_MAGIC]
+        jpeg_idx = [i for i, b in enumerate(images) if b[:2] == gpu_decode.JPEG_MAGIC]
         if jpeg_idx:
             for i, img in zip(jpeg_idx, self.jpeg.decode([images[i] for i in jpeg_idx])):
                 decoded[i] = img

@@ -18,8 +18,9 @@ from typing import Optional, Sequence
 
 import torch
 
+from mmcurate.schemas.config import CLIP_DECODERS as DECODERS
+
 JPEG_MAGIC = b"\xff\xd8"
-DECODERS = ("torchvision", "nvimgcodec", "nvimgcodec-hw")
 
 
 def nvimgcodec_module():
@@ -38,7 +39,6 @@ class NvImageCodecDecoder:
     hardware engines can be claimed by one decoder at a time (a second hardware-only decoder
     fails to start; a second mixed one silently falls back to the slower CUDA path)."""
 
-    name = "nvimgcodec"
     BACKENDS = ("HW_GPU_ONLY", "GPU_ONLY", "HYBRID_CPU_GPU")  # tried in this order, per picture
     _shared: dict = {}
     _shared_lock = threading.Lock()

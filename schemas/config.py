@@ -230,6 +230,9 @@ class DedupConfig:
         return self.duplicates in ("caption", "both", "either")
 
 
+CLIP_DECODERS = ("torchvision", "nvimgcodec", "nvimgcodec-hw")  # JPEG decoders on CUDA (filters/gpu_decode.py)
+
+
 @dataclass
 class ClipConfig:
     model: str = ""  # "" = no scoring; a clip name (ViT-B/32) in weights_dir, a checkpoint path, or "tiny"
@@ -252,7 +255,7 @@ class ClipConfig:
     def validate(self):
         _choice("clip.device", self.device, ("auto", "cpu", "cuda"))
         _choice("clip.precision", self.precision, ("fp16", "bf16", "fp32"))
-        _choice("clip.decoder", self.decoder, ("torchvision", "nvimgcodec", "nvimgcodec-hw"))
+        _choice("clip.decoder", self.decoder, CLIP_DECODERS)
         _positive("clip.batch_size", self.batch_size)
         _positive("clip.chunk_size", self.chunk_size)
         _positive("clip.prep_threads", self.prep_threads)
