@@ -58,7 +58,7 @@ def sync(device):
 
 
 def scorer_options(args) -> dict:
-    return dict(tokenize_workers=args.tokenize_workers, prep_threads=args.prep_threads, decoder=args.decoder,
+    return dict(tokenize_workers=args.tokenize_workers, prep_threads=args.prep_threads, decoder=args.decoder, decode_threads=args.decode_threads,
                 compile=args.compile_mode or args.compile)
 
 
@@ -76,7 +76,7 @@ def bench_end_to_end(scorer, images, captions, batch):
 def bench_model_only(scorer, images, captions, batch):
     """Pixels and tokens prepared and moved to the device beforehand; only the encoders,
     normalisation and cosine are timed."""
-    pix, _ = (scorer.pixels_cuda if scorer.device.type == "cuda" else scorer.pixels_cpu)(images[:batch])
+    pix, _ = (scorer.pixels_batched if scorer.device.type == "cuda" else scorer.pixels_cpu)(images[:batch])
     tok = scorer.tokenize(captions[:batch]).to(scorer.device)
     pix = pix.to(scorer.dtype)
     n = len(images)
@@ -98,7 +98,7 @@ def bench_parts(scorer, images, captions, batch):
     for s in range(0, len(captions), batch):
         scorer.tokenize(captions[s : s + batch])
     parts["tokenize_per_s"] = len(captions) / (time.perf_counter() - t)
-    pixels = scorer.pixels_cuda if scorer.device.type == "cuda" else scorer.pixels_cpu
+    pixels = scorer.pixels_batched if scorer.device.type == "cuda" else scorer.pixels_cpu
     pixels(images[:batch])
     sync(scorer.device)
     t = time.perf_counter()
@@ -153,6 +153,7 @@ def main(argv=None):
     p.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
     p.add_argument("--tokenize-workers", type=int, default=0, help="tokenizer processes (0: in the prep thread)")
     p.add_argument("--decoder", default="torchvision", choices=CLIP_DECODERS, help="JPEG decoder on CUDA (see filters/gpu_decode.py)")
+    p.add_argument("--decode-threads", type=int, default=0, help="--decoder cpu: host threads decoding (0: one per core)")
     p.add_argument("--prep-threads", type=int, default=1, help="chunks prepared concurrently ahead of the model")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
     p.add_argument("--compile-mode", default=None, help="torch.compile mode (implies --compile), e.g. max-autotune-no-cudagraphs")

@@ -4,13 +4,17 @@ end: does decoding compete with the encoders for the SMs?).
 
     python benchmarks/diag_decode.py [--seconds 4]
 
-Prints images/s per decoder alone, then the decoder and the model (ViT-B/32, fp16, chunks of
-512) each running flat out on their own stream and thread at the same time.
+Prints images/s per decoder alone (decode, resize, crop, normalise: `pixels_batched`), then
+the decoder and the model (ViT-B/32, fp16, chunks of
+512) each running flat out on their own stream and thread at the same time. The host decoder
+("cpu": libjpeg-turbo on threads) is also timed by thread count; without CUDA that is all
+this prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import threading
@@ -23,15 +27,35 @@ from benchmarks.bench_clip import VIT_B_32, make_captions, make_jpegs  # noqa: E
 from mmcurate.filters import gpu_decode  # noqa: E402
 
 
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def rate(fn, seconds: float, per_call: int) -> float:
     fn()
-    torch.cuda.synchronize()
+    sync()
     t, calls = time.perf_counter(), 0
     while time.perf_counter() - t < seconds:
         fn()
         calls += 1
-    torch.cuda.synchronize()
+    sync()
     return calls * per_call / (time.perf_counter() - t)
+
+
+def host_decoder_by_threads(batches, seconds: float):
+    """The "cpu" decoder alone (decode only, no copy to a device), by pool size."""
+    cores = gpu_decode.host_cores()
+    for threads in sorted({1, 2, max(1, cores // 2), cores}):
+        dec = gpu_decode.HostDecoder(torch.device("cpu"), threads)
+        state = {"i": 0}
+
+        def step(dec=dec, state=state):
+            out = dec.decode(batches[state["i"] % len(batches)])
+            state["i"] += 1
+            assert all(o is not None for o in out)
+
+        print(f"{f'cpu decode alone, threads={threads} (img/s)':<52} {rate(step, seconds, len(batches[0])):>9.0f}", flush=True)
 
 
 def main():
@@ -40,17 +64,21 @@ def main():
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--nvimgcodec", default="nvimgcodec-hw", choices=["nvimgcodec", "nvimgcodec-hw"], help="which nvImageCodec decoder to try (when installed)")
     args = p.parse_args()
-    dev = torch.device("cuda")
     pool = make_jpegs(2048)
     bs = args.batch
     batches = [pool[i : i + bs] for i in range(0, len(pool), bs)]
+    print(f"host cores: {gpu_decode.host_cores()}", flush=True)
+    host_decoder_by_threads(batches, args.seconds)
+    if not torch.cuda.is_available():
+        return
+    dev = torch.device("cuda")
 
     from clip.model import CLIP
 
     from mmcurate.filters.clip_score import ClipScorer
 
     scorer = ClipScorer.create(CLIP(**VIT_B_32).float().eval(), device="cuda", precision="fp16", chunk_size=bs, decoder="torchvision")
-    pix, _ = scorer.pixels_cuda(pool[:bs])
+    pix, _ = scorer.pixels_batched(pool[:bs])
     tok = scorer.tokenize(make_captions(bs)).to(dev)
     model_stream = torch.cuda.Stream()
 
@@ -61,22 +89,26 @@ def main():
 
     print(f"{'model alone (pairs/s)':<52} {rate(model_step, args.seconds, bs):>9.0f}", flush=True)
     nv = gpu_decode.nvimgcodec_module()
-    decoders = {"torchvision": gpu_decode.TorchvisionDecoder(dev)}
+    decoders = {"torchvision": gpu_decode.TorchvisionDecoder(dev), "cpu": gpu_decode.HostDecoder(dev)}
     if nv is not None:
         # one hardware decoder per process: --nvimgcodec picks which
         decoders[args.nvimgcodec] = gpu_decode.make_decoder(args.nvimgcodec, dev)
+        decoders["nvimgcodec-gpu"] = gpu_decode.make_decoder("nvimgcodec-gpu", dev)
     for name, dec in decoders.items():
         stream = torch.cuda.Stream()
         state = {"i": 0}
 
-        def decode_step(dec=dec, stream=stream, state=state):
+        prep = copy.copy(scorer)  # the same preprocessing with this decoder
+        prep.jpeg = dec
+
+        def decode_step(prep=prep, stream=stream, state=state):
             with torch.cuda.stream(stream):
-                out = dec.decode(batches[state["i"] % len(batches)])
+                _, errors = prep.pixels_batched(batches[state["i"] % len(batches)])
                 state["i"] += 1
-            assert all(o is not None for o in out)
+            assert not any(errors)
 
         alone = rate(decode_step, args.seconds, bs)
-        print(f"{name + ' decode alone (img/s)':<52} {alone:>9.0f}", flush=True)
+        print(f"{name + ' decode+resize alone (img/s)':<52} {alone:>9.0f}", flush=True)
         # both flat out at once: the decoder in a thread, the model in this one
         stop, counts = threading.Event(), {"dec": 0}
 

@@ -29,7 +29,10 @@ QUIET="nvjpeg2k|nvtiff|NVIDIA.*wheel|nvJPEG2000|nvTIFF|pkg_resources"
 case $STEPS in *diag*) python3 benchmarks/diag_decode.py --seconds 2 2>&1 | grep -v -E "$QUIET" | tee "$LOGS/diag_decode.log";; esac
 case $STEPS in *bench*)
 B="python3 benchmarks/bench_clip.py --n 40000 --batch 8192 --chunk 512 --prep-threads 2"
-IFS=';' read -ra SETS <<< "${VARIANTS:---decoder torchvision;--decoder nvimgcodec;--decoder torchvision --compile}"
+# default: the best configuration so far, then the untried decoders and CUDA-graph replay
+BEST="--compile --prep-threads 3 --tokenize-workers 2"
+DEFAULT="--decoder torchvision $BEST;--decoder cpu $BEST;--decoder nvimgcodec-gpu $BEST;--decoder torchvision --compile-mode reduce-overhead --prep-threads 3 --tokenize-workers 2"
+IFS=';' read -ra SETS <<< "${VARIANTS:-$DEFAULT}"
 for flags in "${SETS[@]}"; do
   echo "== $B $flags"
   $B $flags --json "$LOGS/bench_$(echo $flags | tr -c 'a-z0-9' _).json" 2>&1 | grep -v -E "$QUIET" | tail -3

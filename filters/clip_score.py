@@ -5,8 +5,9 @@ score = cosine similarity of the L2-normalised image and text embeddings (LAION 
 Two preprocessing paths:
   - CPU: clip's own `_transform` on PIL images, so scores equal clip-anytorch's
     `encode_image(preprocess(img))` / `encode_text(tokenize(caption))` exactly.
-  - CUDA: JPEGs decoded on the device in one batched call (`gpu_decode`: torchvision's nvJPEG
-    by default, or the hardware JPEG engines through nvImageCodec), then resize
+  - CUDA: JPEGs decoded in one batched call (`gpu_decode`: torchvision's nvJPEG on the device
+    by default, the hardware JPEG engines through nvImageCodec, or libjpeg-turbo on host
+    threads with the pixels copied over through pinned memory), then resize
     (bicubic, antialiased), centre crop and normalisation as batched tensor ops; other
     formats and pictures the device cannot decode fall back to PIL.
 A batch is split into chunks and pipelined: while the GPU encodes chunk i, prep threads
@@ -20,6 +21,7 @@ import warnings
 
 import collections
 import io
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -74,6 +76,12 @@ def _tokenize_numpy(captions: list[str], context_length: int) -> np.ndarray:
     return tokenize(captions, context_length).numpy()
 
 
+def _error_text(e: Exception) -> str:
+    """The error for the manifest, without object addresses (PIL names its BytesIO "at 0x..."),
+    so that reruns write the same bytes."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", f"{type(e).__name__}: {e}")[:300]
+
+
 @dataclass
 class ScoreOutput:
     scores: list[Optional[float]]  # None where the image could not be decoded
@@ -93,7 +101,8 @@ class ClipScorer:
     tokenize_workers: int = 0  # > 0: tokenise in this many processes
     prep_threads: int = 1  # chunks prepared concurrently ahead of the model
     compile: Union[bool, str] = False  # torch.compile the encoders (CUDA); a string names the mode
-    decoder: str = "torchvision"  # JPEG decoder on CUDA: torchvision | nvimgcodec | nvimgcodec-hw (gpu_decode)
+    decoder: str = "torchvision"  # JPEG decoder on CUDA: one of schemas.config.CLIP_DECODERS (gpu_decode)
+    decode_threads: int = 0  # decoder "cpu": host threads (0: one per core)
     _prep: ThreadPoolExecutor = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -118,7 +127,7 @@ class ClipScorer:
             self._fixed_rows = self.chunk_size
             self.text_buckets = clip_forward.COMPILED_TEXT_BUCKETS
         self._warm = not self._fixed_rows
-        self.jpeg = gpu_decode.make_decoder(self.decoder, self.device) if self.device.type == "cuda" else None
+        self.jpeg = gpu_decode.make_decoder(self.decoder, self.device, self.decode_threads) if self.device.type == "cuda" else None
         self._tokenizers = None
         if self.tokenize_workers > 0:
             import multiprocessing
@@ -133,7 +142,7 @@ class ClipScorer:
 
     @classmethod
     def create(cls, model: torch.nn.Module, device: str = "auto", precision: str = "fp16", chunk_size: int = 256, **options) -> "ClipScorer":
-        """options: tokenize_workers, prep_threads, compile, decoder (see the fields)."""
+        """options: tokenize_workers, prep_threads, compile, decoder, decode_threads (see the fields)."""
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision] if dev.type == "cuda" else torch.float32
         model = convert_weights(model.float().to(dev), dtype)
@@ -175,11 +184,12 @@ class ClipScorer:
             try:
                 out[i] = self._cpu_transform(Image.open(io.BytesIO(data)))
             except Exception as e:  # hostile or corrupt staged bytes: a counted failure
-                errors[i] = f"{type(e).__name__}: {e}"[:300]
+                errors[i] = _error_text(e)
         return out, errors
 
-    def pixels_cuda(self, images: Sequence[bytes]) -> tuple[torch.Tensor, list[str]]:
-        """Pixels in the model's dtype on the device, made on the current stream."""
+    def pixels_batched(self, images: Sequence[bytes]) -> tuple[torch.Tensor, list[str]]:
+        """Pixels in the model's dtype on the device, made on the current stream: JPEGs
+        through `self.jpeg`, then batched tensor ops (the CUDA path; the ops run on the CPU too)."""
         n, r = len(images), self.resolution
         decoded: list[Optional[torch.Tensor]] = [None] * n
         jpeg_idx = [i for i, b in enumerate(images) if b[:2] == gpu_decode.JPEG_MAGIC]
@@ -192,7 +202,7 @@ class ClipScorer:
             if img is not None:
                 by_shape.setdefault(tuple(img.shape), []).append(i)
         for (_, h, w), idx in by_shape.items():
-            x = torch.stack([decoded[i] for i in idx]).float()
+            x = self._stack_on_device([decoded[i] for i in idx]).float()
             scale = r / min(h, w)
             nh, nw = (r, max(r, round(w * scale))) if h <= w else (max(r, round(h * scale)), r)
             if (nh, nw) != (h, w):
@@ -212,6 +222,15 @@ class ClipScorer:
             if ok:
                 batch[[i for _, i in ok]] = cpu[[j for j, _ in ok]].to(self.device, self.dtype)
         return batch, errors
+
+    def _stack_on_device(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        if tensors[0].device == self.device:
+            return torch.stack(tensors)
+        # decoded on the host: one pinned buffer per shape, copied while the GPU works on
+        pinned = self.device.type == "cuda"
+        host = torch.empty((len(tensors), *tensors[0].shape), dtype=tensors[0].dtype, pin_memory=pinned)
+        torch.stack(tensors, out=host)
+        return host.to(self.device, non_blocking=pinned)
 
     # -- scoring -----------------------------------------------------------------------
     @torch.inference_mode()
@@ -235,7 +254,7 @@ class ClipScorer:
         if stream is None:  # one side stream per prep thread
             stream = self._streams.stream = torch.cuda.Stream(self.device)
         with torch.cuda.stream(stream):
-            pixels, errors = self.pixels_cuda(images)
+            pixels, errors = self.pixels_batched(images)
             tokens = tokens.pin_memory().to(self.device, non_blocking=True)
             event = torch.cuda.Event()
             event.record(stream)

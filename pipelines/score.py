@@ -102,7 +102,7 @@ class ClipModelHandler(ModelHandler):
         cfg = self.cfg
         return ClipScorer.create(model, device=cfg.device, precision=cfg.precision, chunk_size=cfg.chunk_size,
                                  prep_threads=cfg.prep_threads, tokenize_workers=cfg.tokenize_workers, compile=cfg.compile,
-                                 decoder=cfg.decoder)
+                                 decoder=cfg.decoder, decode_threads=cfg.decode_threads)
 
     def run_inference(self, batch: ScoreBatch, model, inference_args: Optional[dict[str, Any]] = None):
         out = model.score(batch.images, batch.captions, embeddings=self.cfg.embeddings)

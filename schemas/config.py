@@ -230,7 +230,7 @@ class DedupConfig:
         return self.duplicates in ("caption", "both", "either")
 
 
-CLIP_DECODERS = ("torchvision", "nvimgcodec", "nvimgcodec-hw")  # JPEG decoders on CUDA (filters/gpu_decode.py)
+CLIP_DECODERS = ("torchvision", "nvimgcodec", "nvimgcodec-hw", "nvimgcodec-gpu", "cpu")  # JPEG decoders on CUDA (filters/gpu_decode.py)
 
 
 @dataclass
@@ -251,6 +251,8 @@ class ClipConfig:
     tokenize_workers: int = 0  # > 0: tokenise in this many processes
     compile: bool = False  # torch.compile the encoders (CUDA; pays off on long jobs)
     decoder: str = "torchvision"  # JPEG decoding on CUDA: torchvision | nvimgcodec | nvimgcodec-hw (hardware engines alone)
+    # | nvimgcodec-gpu (Huffman on the SMs too) | cpu (libjpeg-turbo on host threads; resize still on the GPU)
+    decode_threads: int = 0  # decoder cpu: threads decoding per worker process (0: one per core)
 
     def validate(self):
         _choice("clip.device", self.device, ("auto", "cpu", "cuda"))
@@ -259,6 +261,8 @@ class ClipConfig:
         _positive("clip.batch_size", self.batch_size)
         _positive("clip.chunk_size", self.chunk_size)
         _positive("clip.prep_threads", self.prep_threads)
+        if self.decode_threads < 0:
+            raise ConfigError("clip.decode_threads must be >= 0 (0: one per core)")
         if not 0.0 <= self.top_fraction <= 1.0:
             raise ConfigError("clip.top_fraction must be in [0, 1]")
 

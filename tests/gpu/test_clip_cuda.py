@@ -14,7 +14,8 @@ from tests.clip_util import VIT_B_32, random_clip  # noqa: E402
 from tests.util import encode, image, jpeg  # noqa: E402
 
 
-DECODERS = ["torchvision", pytest.param("nvimgcodec-hw", marks=pytest.mark.skipif(gpu_decode.nvimgcodec_module() is None, reason="nvImageCodec not installed"))]
+NEEDS_NVIMGCODEC = pytest.mark.skipif(gpu_decode.nvimgcodec_module() is None, reason="nvImageCodec not installed")
+DECODERS = ["torchvision", "cpu", pytest.param("nvimgcodec-hw", marks=NEEDS_NVIMGCODEC), pytest.param("nvimgcodec-gpu", marks=NEEDS_NVIMGCODEC)]
 
 
 def batch():
@@ -39,7 +40,7 @@ def test_cuda_pixels_close_to_clip_transform(decoder):
     cpu, _ = ClipScorer.create(model, device="cpu").pixels_cpu(imgs)
     scorer = ClipScorer.create(random_clip(VIT_B_32), device="cuda", precision="fp32", decoder=decoder)
     assert scorer.jpeg.name == decoder
-    gpu, errors = scorer.pixels_cuda(imgs)
+    gpu, errors = scorer.pixels_batched(imgs)
     assert errors == [""] * len(imgs)
     diff = (gpu.cpu() - cpu).abs()
     assert diff.mean() < 0.02 and diff.max() < 0.6  # PIL vs tensor bicubic, JPEG decoder rounding
@@ -54,10 +55,12 @@ def test_corrupt_jpeg_fails_alone_on_cuda(decoder):
     assert out.scores[0] == pytest.approx(out.scores[2], abs=1e-3)  # same image, same caption
 
 
-def test_compiled_scores_match_eager_with_padding():
-    """Compiled encoders pad every chunk to chunk_size rows: scores equal the eager ones."""
+@pytest.mark.parametrize("compile", [True, "reduce-overhead"])
+def test_compiled_scores_match_eager_with_padding(compile):
+    """Compiled encoders pad every chunk to chunk_size rows: scores equal the eager ones, also
+    when the compiled graphs are replayed as CUDA graphs (reduce-overhead)."""
     model = random_clip(VIT_B_32)
     imgs, caps = batch()
     eager = ClipScorer.create(model, device="cuda", precision="fp32", chunk_size=4).score(imgs, caps).scores
-    compiled = ClipScorer.create(random_clip(VIT_B_32), device="cuda", precision="fp32", chunk_size=4, compile=True).score(imgs, caps).scores
+    compiled = ClipScorer.create(random_clip(VIT_B_32), device="cuda", precision="fp32", chunk_size=4, compile=compile).score(imgs, caps).scores
     np.testing.assert_allclose(compiled, eager, atol=2e-3)

@@ -116,8 +116,61 @@ def test_decoder_names_are_checked():
     from mmcurate.filters import gpu_decode
     from mmcurate.schemas.config import ClipConfig, ConfigError
 
-    with pytest.raises(ValueError, match="unknown JPEG decoder 'nvjpeg': one of torchvision, nvimgcodec, nvimgcodec-hw"):
+    with pytest.raises(ValueError, match="unknown JPEG decoder 'nvjpeg': one of torchvision, nvimgcodec, nvimgcodec-hw, nvimgcodec-gpu, cpu"):
         gpu_decode.make_decoder("nvjpeg", torch.device("cuda"))
     with pytest.raises(ConfigError, match="clip.decoder"):
         ClipConfig(decoder="nvjpeg").validate()
+    with pytest.raises(ConfigError, match="clip.decode_threads must be >= 0"):
+        ClipConfig(decoder="cpu", decode_threads=-1).validate()
     ClipConfig(decoder="nvimgcodec-hw").validate()
+    ClipConfig(decoder="cpu", decode_threads=4).validate()
+
+
+def odd_jpegs() -> list[bytes]:
+    """JPEGs that are not plain baseline RGB: grayscale, CMYK, progressive, 4:4:4 and 4:2:0."""
+    gray = encode(image(120, 100, seed=11, mode="L"), "JPEG")
+    cmyk = encode(image(120, 100, seed=12).convert("CMYK"), "JPEG")
+    progressive = jpeg(200, 150, seed=13, progressive=True)
+    return [gray, cmyk, progressive, jpeg(97, 61, seed=14, subsampling=0), jpeg(97, 61, seed=15, subsampling=2)]
+
+
+def test_host_decoder_pixels_equal_pils():
+    """The "cpu" decoder (libjpeg-turbo on a thread pool) gives PIL's pixels exactly, in order,
+    across pool tasks; a corrupt JPEG comes back as None without disturbing its neighbours."""
+    from mmcurate.filters import gpu_decode
+
+    good = [jpeg(256, 256, seed=i) for i in range(70)] + odd_jpegs()
+    corrupt = {3: b"\xff\xd8\xff\xe0" + b"\x00" * 64, 40: b"\xff\xd8garbage", 71: good[71][:200]}
+    datas = list(good)
+    for i, bad in corrupt.items():
+        datas[i] = bad
+    decoder = gpu_decode.make_decoder("cpu", torch.device("cpu"), threads=2)
+    assert (decoder.name, decoder.threads) == ("cpu", 2) and len(datas) > 2 * decoder.PER_TASK
+    out = decoder.decode(datas)
+    assert len(out) == len(datas)
+    for i, (data, got) in enumerate(zip(datas, out)):
+        if i in corrupt:
+            assert got is None, i
+            continue
+        want = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        assert got.dtype == torch.uint8 and got.shape == (3, *want.shape[:2])
+        assert np.array_equal(got.permute(1, 2, 0).numpy(), want), i
+
+
+def test_batched_preprocessing_with_host_decoder_close_to_clip_transform():
+    """The CUDA path's tensor preprocessing (resize, crop, normalise), run on the CPU with the
+    host decoder: close to clip's PIL transform; PNGs and corrupt JPEGs go to PIL, which names
+    the problem."""
+    from mmcurate.filters import gpu_decode
+
+    scorer = ClipScorer.create(random_clip(VIT_B_32), device="cpu")
+    scorer.jpeg = gpu_decode.HostDecoder(torch.device("cpu"), threads=2)
+    imgs = pairs()[0] + odd_jpegs() + [b"\xff\xd8garbage"]
+    expected, expected_errors = scorer.pixels_cpu(imgs)
+    got, errors = scorer.pixels_batched(imgs)
+    assert errors[:-1] == [""] * (len(imgs) - 1)
+    assert errors[-1] == expected_errors[-1] == "UnidentifiedImageError: cannot identify image file <_io.BytesIO object>"
+    assert got.shape == expected.shape == (len(imgs), 3, 224, 224)
+    diff = (got - expected).abs()
+    assert diff.mean() < 0.02 and diff.max() < 0.6  # PIL vs tensor bicubic, as on CUDA
+    assert not got[-1].any()
