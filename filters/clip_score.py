@@ -148,6 +148,10 @@ class ClipScorer:
         model = convert_weights(model.float().to(dev), dtype)
         return cls(model, dev, dtype, chunk_size, **options)
 
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.model.text_projection.shape[1])
+
     # -- text --------------------------------------------------------------------------
     def tokenize(self, captions: Sequence[str]) -> torch.Tensor:
         """Token ids on the CPU, cut to the batch's text length (`clip_forward.text_length`)."""
@@ -268,7 +272,7 @@ class ClipScorer:
         cuda = self.device.type == "cuda"
         # results land in (pinned) host buffers without a wait per chunk; one wait at the end
         sims = torch.empty(n, pin_memory=cuda)
-        dim = int(self.model.text_projection.shape[1])
+        dim = self.embedding_dim
         img_out = torch.empty(n, dim, dtype=torch.float16, pin_memory=cuda) if embeddings else None
         txt_out = torch.empty(n, dim, dtype=torch.float16, pin_memory=cuda) if embeddings else None
         errors: list[str] = []

@@ -4,14 +4,18 @@ Per staging shard, the surviving samples are read from the staging tar in fixed 
 (the same batches on every run and runner, so scores are reproducible) and go through Beam's
 RunInference with `ClipModelHandler`: the model loads once per worker process (or once per
 machine with clip.share_across_processes), on CUDA when present. A sample whose image the
-scorer cannot decode fails alone (`clip.decode_error`); a batch the model fails on goes to
-RunInference's dead-letter output and its samples fail with `clip.inference_error`.
+scorer cannot decode fails alone (`clip.decode_error`). A batch the model fails on is split
+in halves until the failure is isolated: only samples that fail on their own are counted as
+`clip.inference_error` (a bad input costs one sample; an out-of-memory on a large batch
+costs none once the halves fit). Anything else that raises goes to RunInference's dead-letter
+output, and that batch's samples fail with `clip.inference_error`.
 Only scores cross the shuffle back to finalize; embeddings are written beside the staging shard.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -26,6 +30,8 @@ from mmcurate.pipelines.prepare import staging_paths
 from mmcurate.pipelines.tario import frames_of, image_of, read_samples
 from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -105,12 +111,9 @@ class ClipModelHandler(ModelHandler):
                                  decoder=cfg.decoder, decode_threads=cfg.decode_threads)
 
     def run_inference(self, batch: ScoreBatch, model, inference_args: Optional[dict[str, Any]] = None):
-        out = model.score(batch.images, batch.captions, embeddings=self.cfg.embeddings)
-        scores, errors, image_emb, text_emb = _per_sample(out, batch.frames, self.cfg.embeddings)
-        results = [
-            Scored(o, k, s, "" if s is not None else "clip.decode_error", e)
-            for o, k, s, e in zip(batch.ords, batch.keys, scores, errors)
-        ]
+        starts = np.concatenate([[0], np.cumsum(batch.frames)]).tolist()  # image offsets per sample
+        scores, errors, reasons, image_emb, text_emb = score_isolating_failures(model, batch, starts, 0, len(batch.ords), self.cfg.embeddings)
+        results = [Scored(*fields) for fields in zip(batch.ords, batch.keys, scores, reasons, errors)]
         emb = (batch.ords, image_emb, text_emb) if self.cfg.embeddings else None
         return [(batch.sid, results, emb)]
 
@@ -140,6 +143,31 @@ def _per_sample(out, frames: list[int], embeddings: bool):
     if embeddings:
         return scores, errors, np.stack(image_emb), np.stack(text_emb)
     return scores, errors, None, None
+
+
+def score_isolating_failures(model, batch: ScoreBatch, starts: list[int], a: int, b: int, embeddings: bool):
+    """Samples a..b of the batch -> (scores, errors, reasons, image embeddings, text embeddings),
+    one entry per sample. When the model fails on them, each half is scored on its own, down to
+    single samples: only a sample that fails alone gets `clip.inference_error` (zero embeddings)."""
+    lo, hi = starts[a], starts[b]
+    try:
+        out = model.score(batch.images[lo:hi], batch.captions[lo:hi], embeddings=embeddings)
+        scores, errors, image_emb, text_emb = _per_sample(out, batch.frames[a:b], embeddings)
+        return scores, errors, ["" if s is not None else "clip.decode_error" for s in scores], image_emb, text_emb
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"[:300]
+    if b - a == 1:
+        empty = np.zeros((1, model.embedding_dim), dtype=np.float16) if embeddings else None
+        return [None], [error], ["clip.inference_error"], empty, empty
+    if b - a == len(batch.ords):
+        log.warning("CLIP inference failed on a batch of %d samples of %s (%s); scoring it in halves to isolate the failure", b - a, batch.sid, error)
+    mid = (a + b) // 2
+    left = score_isolating_failures(model, batch, starts, a, mid, embeddings)
+    right = score_isolating_failures(model, batch, starts, mid, b, embeddings)
+    joined = [x + y for x, y in zip(left[:3], right[:3])]
+    if not embeddings:
+        return (*joined, None, None)
+    return (*joined, np.concatenate([left[3], right[3]]), np.concatenate([left[4], right[4]]))
 
 
 def _dead_letter(failed) -> tuple:
