@@ -96,12 +96,24 @@ def _sorted(cues: list[Cue | None]) -> list[Cue]:
     return sorted((c for c in cues if c is not None), key=lambda c: (c.start, c.end))
 
 
+def _continues_text(block: list[str]) -> bool:
+    """An SRT block that is more text of the cue before it (a blank line inside a cue's text,
+    which players such as ffmpeg's demuxer read through): neither of its first two lines is
+    a timing line, and it does not start with a cue number."""
+    head = block[:2]
+    return not any("-->" in line for line in head) and not block[0].strip().isdigit()
+
+
 def parse_srt(data: bytes | str) -> list[Cue]:
-    """Cues of an SRT file, sorted by (start, end); [] for an empty file."""
-    return _sorted([
-        _cue(n, block, block[0].strip().isdigit(), hours_optional=False)
-        for n, block in _blocks(_lines(data))
-    ])
+    """Cues of an SRT file, sorted by (start, end); [] for an empty file. A blank line inside
+    a cue's text does not end the cue; a numbered block without a timing line is an error."""
+    merged: list[tuple[int, list[str]]] = []
+    for n, block in _blocks(_lines(data)):
+        if merged and _continues_text(block):
+            merged[-1][1].extend(block)
+        else:
+            merged.append((n, list(block)))
+    return _sorted([_cue(n, block, block[0].strip().isdigit(), hours_optional=False) for n, block in merged])
 
 
 def parse_vtt(data: bytes | str) -> list[Cue]:

@@ -70,6 +70,19 @@ def test_srt_sorted_empty_text_skipped_zero_length_kept():
     ]
 
 
+def test_a_blank_line_inside_a_cues_text_does_not_end_the_cue():
+    data = (
+        "1\n00:00:01,000 --> 00:00:02,000\nfirst line\n\n\nsecond <i>part</i>\n\n"
+        "2\n00:00:03,000 --> 00:00:04,000\nnext cue\n\n"
+        "00:00:05,000 --> 00:00:06,000\nno number\n\nstill it\n"
+    )
+    assert parse_srt(data) == [
+        Cue(1.0, 2.0, "first line second part"),
+        Cue(3.0, 4.0, "next cue"),
+        Cue(5.0, 6.0, "no number still it"),
+    ]
+
+
 @pytest.mark.parametrize("data", ["", "   ", "\n\r\n  \t\n", b"", b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n"])
 def test_empty_files_have_no_cues(data):
     assert parse_srt(data) == []
@@ -82,7 +95,7 @@ def test_empty_files_have_no_cues(data):
         ("1\n00:00:1,0 --> 00:00:02,000\nx\n", 'line 2: bad timestamp "00:00:1,0"'),
         ("1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:03,000 -> 00:00:04,000\nx\n",
          'line 6: expected "start --> end", got "00:00:03,000 -> 00:00:04,000"'),
-        ("1\n00:00:01,000 --> 00:00:02,000\nok\n\n\nHello\n", 'line 6: expected "start --> end", got "Hello"'),
+        ("Hello\n\n1\n00:00:01,000 --> 00:00:02,000\nok\n", 'line 1: expected "start --> end", got "Hello"'),
         ("1\n00:00:01,000 --> 00:00:02,000\nok\n\n7\n", "line 5: cue has no timing line"),
         ("00:00:05,000 --> 00:00:04,000\nx\n", "line 1: end 00:00:04,000 before start 00:00:05,000"),
         ("1\n-00:00:01,000 --> 00:00:02,000\nx\n", 'line 2: negative time "-00:00:01,000"'),
