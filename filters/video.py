@@ -81,7 +81,7 @@ class ClipResult:
     width: int
     height: int
     codec: str  # of the stored clip
-    frame_jpegs: list[bytes]  # cfg.frames frames at (i + 0.5) / n of the clip, decoded from the source
+    frame_jpegs: list[bytes]  # cfg.frames frames at (i + 0.5) / n of the clip, decoded from the source, at the clip's size
 
 
 # --- probing ------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
                 continue
             match = next((w for w in wanted if abs(w - t) < eps), None)
             if match is not None and match not in jpegs:
-                jpegs[match] = _jpeg(frame)
+                jpegs[match] = _jpeg(frame, width, height)
             picture = frame.reformat(width, height, "yuv420p")
             picture.pts, picture.time_base = n, encoder.codec_context.time_base
             picture.pict_type = av.video.frame.PictureType.NONE  # let x264 choose frame types
@@ -348,9 +348,10 @@ def _sample_times(info: VideoInfo, clip: list[float], n: int) -> list[float]:
     return [clip[max(0, bisect_right(clip, clip[0] + (i + 0.5) * duration / n + eps) - 1)] for i in range(n)]
 
 
-def _jpeg(frame) -> bytes:
+def _jpeg(frame, width: Optional[int] = None, height: Optional[int] = None) -> bytes:
+    """The frame as a JPEG, scaled like the stored clip (video.max_height) when sizes are given."""
     out = io.BytesIO()
-    frame.to_image().save(out, "JPEG", quality=_JPEG_QUALITY)
+    frame.to_image(width=width, height=height).save(out, "JPEG", quality=_JPEG_QUALITY)
     return out.getvalue()
 
 

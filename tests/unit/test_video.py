@@ -9,6 +9,7 @@ import math
 
 import av
 import pytest
+from PIL import Image
 
 from mmcurate.filters.video import VideoRejected, cut, probe
 from mmcurate.schemas.config import VideoConfig
@@ -207,4 +208,6 @@ def test_max_height_scales_down_and_reencodes_even_on_keyframes(mp4, info):
     with av.open(io.BytesIO(r.data)) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (80, 60)
         assert sum(1 for _ in c.decode(video=0)) == 50
+    # the sample frames (KEY.jpg, CLIP scoring) are stored at the clip's size too
+    assert [Image.open(io.BytesIO(j)).size for j in r.frame_jpegs] == [(80, 60)] * len(r.frame_jpegs) != []
     assert cut(mp4, info, 1.0, 3.0, config(max_height=240)).method == "copy"  # never scaled up
