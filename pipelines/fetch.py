@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from typing import BinaryIO, Optional
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -45,6 +46,34 @@ class _Retryable(Exception):
         self.reason, self.detail = reason, detail
 
 
+class _Body:
+    """Where a download goes: memory (returned as bytes) or a binary file (`sink`, for media
+    too large to hold, e.g. videos), never more than `cap` bytes."""
+
+    def __init__(self, cap: int, sink: Optional[BinaryIO] = None):
+        self.cap, self.sink = cap, sink
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over (a retry, a redirect)."""
+        self.size, self.chunks = 0, []
+        if self.sink is not None:
+            self.sink.seek(0)
+            self.sink.truncate()
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.cap:
+            raise FetchFailed("fetch.too_large", f"over {self.cap} bytes")
+        if self.sink is None:
+            self.chunks.append(chunk)
+        else:
+            self.sink.write(chunk)
+
+    def value(self) -> bytes:
+        return b"".join(self.chunks)  # b"" when the bytes went to the sink
+
+
 class Fetcher:
     """Thread-safe: one per worker process, shared by that worker's download threads."""
 
@@ -57,21 +86,31 @@ class Fetcher:
             retries=False,
         )
 
-    def fetch(self, locator: str) -> bytes:
+    def fetch(self, locator: str, sink: Optional[BinaryIO] = None, max_bytes: Optional[int] = None) -> bytes:
+        """The bytes at `locator` (at most `max_bytes`, default fetch.max_bytes); with `sink`, they
+        are written there instead and b"" is returned. FetchFailed names the reason."""
+        body = _Body(max_bytes or self.cfg.max_bytes, sink)
         try:
             scheme = urlsplit(locator).scheme.lower() if "://" in locator else ""
         except ValueError as e:  # e.g. an unclosed IPv6 bracket
             raise FetchFailed("fetch.bad_url", f"{locator[:200]}: {e}") from None
         if scheme in ("http", "https"):
-            return self._fetch_http(locator)
+            return self._fetch_http(locator, body)
         if scheme and not _has_filesystem(locator):  # ftp://, file://, ...: not "not found"
             raise FetchFailed("fetch.bad_url", f"unsupported scheme {scheme}://")
-        return self._fetch_file(locator)
+        return self._fetch_file(locator, body)
 
     # -- files ------------------------------------------------------------------------
-    def _fetch_file(self, path: str) -> bytes:
+    def _fetch_file(self, path: str, body: _Body) -> bytes:
         try:
-            data = fileio.read_bytes(path, self.cfg.max_bytes + 1)
+            if body.sink is None:
+                body.add(fileio.read_bytes(path, body.cap + 1))
+            else:
+                with fileio.open_read(path) as f:
+                    while chunk := f.read(_CHUNK):
+                        body.add(chunk)
+        except FetchFailed:
+            raise
         except FileNotFoundError:
             raise FetchFailed("fetch.not_found", path) from None
         except IsADirectoryError:
@@ -80,16 +119,14 @@ class Fetcher:
             if fileio.is_remote(path) and not _exists_quietly(path):
                 raise FetchFailed("fetch.not_found", path) from None
             raise FetchFailed("fetch.connection_error", f"{type(e).__name__}: {e}") from None
-        if len(data) > self.cfg.max_bytes:
-            raise FetchFailed("fetch.too_large", f"over {self.cfg.max_bytes} bytes")
-        return data
+        return body.value()
 
     # -- http ---------------------------------------------------------------------------
-    def _fetch_http(self, url: str) -> bytes:
+    def _fetch_http(self, url: str, body: _Body) -> bytes:
         attempt, delay = 0, self.cfg.backoff
         while True:
             try:
-                return self._get_following_redirects(url)
+                return self._get_following_redirects(url, body)
             except _Retryable as e:
                 if attempt >= self.cfg.retries:
                     raise FetchFailed(e.reason, e.detail) from None
@@ -97,7 +134,7 @@ class Fetcher:
                 time.sleep(delay)
                 delay *= 2
 
-    def _get_following_redirects(self, url: str) -> bytes:
+    def _get_following_redirects(self, url: str, body: _Body) -> bytes:
         started = time.monotonic()
         for _ in range(MAX_REDIRECTS + 1):
             self._check_host(url)
@@ -107,7 +144,7 @@ class Fetcher:
                 if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                     url = urljoin(url, resp.headers["Location"])
                     continue
-                data = self._read_body(url, resp, started)
+                data = self._read_body(url, resp, started, body)
                 complete = True
                 return data
             finally:
@@ -132,7 +169,7 @@ class Fetcher:
         except HTTPError as e:
             raise _Retryable("fetch.connection_error", f"{type(e).__name__}: {e}") from None
 
-    def _read_body(self, url: str, resp, started: float) -> bytes:
+    def _read_body(self, url: str, resp, started: float, body: _Body) -> bytes:
         status = resp.status
         if status in (404, 410):
             raise FetchFailed("fetch.not_found", f"HTTP {status}")
@@ -143,24 +180,21 @@ class Fetcher:
         if self.cfg.respect_optout and opted_out(resp.headers.getlist("X-Robots-Tag")):
             raise FetchFailed("fetch.opt_out", resp.headers.get("X-Robots-Tag", ""))
         declared = resp.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self.cfg.max_bytes:
+        if declared and declared.isdigit() and int(declared) > body.cap:
             raise FetchFailed("fetch.too_large", f"Content-Length {declared}")
-        chunks, size = [], 0
+        body.reset()
         try:
             # read1 returns what has arrived; stream()/read(n) would block until n bytes
             # came, so a body dripping under read_timeout would never reach the deadline.
             while chunk := resp.read1(_CHUNK):
-                size += len(chunk)
-                if size > self.cfg.max_bytes:
-                    raise FetchFailed("fetch.too_large", f"over {self.cfg.max_bytes} bytes")
+                body.add(chunk)
                 if time.monotonic() - started > self.cfg.deadline:
                     raise _Retryable("fetch.timeout", f"download took over {self.cfg.deadline}s")
-                chunks.append(chunk)
         except (ReadTimeoutError, TimeoutError) as e:
             raise _Retryable("fetch.timeout", str(e)) from None
         except (ProtocolError, OSError, HTTPError) as e:
             raise _Retryable("fetch.connection_error", f"{type(e).__name__}: {e}") from None
-        return b"".join(chunks)
+        return body.value()
 
     def _check_host(self, url: str) -> None:
         parts = urlsplit(url)

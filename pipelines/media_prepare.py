@@ -10,8 +10,10 @@ only, KEY.frameN.jpg for the scorer; near-dup hashes are the middle frame's.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import tempfile
 from typing import Any
 
 from mmcurate.filters.audio import AudioRejected
@@ -49,12 +51,19 @@ def audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, di
 
 
 def video_rows(ctx, src: SourceRow, row: dict, data: Any, caption_verdict: Verdict) -> list[tuple[dict, dict]]:
+    try:
+        with _video_source(ctx, src, data) as media:
+            return _clip_rows(ctx, src, row, media, caption_verdict)
+    except FetchFailed as e:
+        return [(apply_verdict(row, e.verdict), {})]
+
+
+def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) -> list[tuple[dict, dict]]:
     cfg = ctx.cfg.video
     try:
-        media = _video_source(ctx, src, data)
         info = probe(media, cfg)
         cues = _sidecar_cues(src) if src.subtitles else info.cues
-    except (FetchFailed, VideoRejected) as e:
+    except VideoRejected as e:
         return [(apply_verdict(row, e.verdict), {})]
     except SubtitleError as e:
         return [(apply_verdict(row, Verdict.reject("video.bad_subtitles", f"{src.subtitles or 'subtitle stream'}: {e}")), {})]
@@ -72,13 +81,23 @@ def video_rows(ctx, src: SourceRow, row: dict, data: Any, caption_verdict: Verdi
     return [_clip_row(ctx, src, row, media, info, i, clip, cued) for i, clip in enumerate(clips)]
 
 
+@contextlib.contextmanager
 def _video_source(ctx, src: SourceRow, data: Any):
-    """A local file is opened in place (any size, seekable); other media is fetched to bytes."""
-    if data is None and src.media and not fileio.is_remote(src.media):
+    """What PyAV opens: a local file in place (any size, seekable); bytes already read from a
+    tar as they are; a remote video streamed to a temporary file (video.spool_dir, at most
+    video.max_bytes), deleted when its clips are done (FetchFailed on the way)."""
+    if data is not None:
+        yield ctx.media_bytes(src, data)
+    elif src.media and not fileio.is_remote(src.media):
         if not fileio.exists(src.media):
             raise FetchFailed("fetch.not_found", src.media)
-        return src.media
-    return ctx.media_bytes(src, data)
+        yield src.media
+    else:
+        cfg = ctx.cfg.video
+        with tempfile.NamedTemporaryFile(dir=cfg.spool_dir or None, prefix="mmcurate-video-") as f:
+            ctx.fetcher.fetch(src.media, sink=f, max_bytes=cfg.max_bytes)
+            f.flush()
+            yield f.name
 
 
 def _sidecar_cues(src: SourceRow):

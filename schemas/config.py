@@ -169,10 +169,14 @@ class VideoConfig:
     reencode: str = "auto"  # auto: stream copy when a clip starts and ends on keyframes | always
     crf: int = 20  # libx264 quality when re-encoding
     preset: str = "veryfast"
+    # remote videos (http, gs://, s3://) are streamed to a temporary file, not held in memory
+    max_bytes: int = 4 * 1024**3  # larger remote videos are dropped (fetch.too_large); fetch.max_bytes is for images and audio
+    spool_dir: str = ""  # where those temporary files go ("": the system's temp dir); deleted once the video is cut
 
     def validate(self):
         _choice("video.uncued", self.uncued, ("whole", "windows"))
         _choice("video.reencode", self.reencode, ("auto", "always"))
+        _positive("video.max_bytes", self.max_bytes)
         for name in ("window", "max_clip", "max_fps", "frames", "videos_per_shard"):
             _positive(f"video.{name}", getattr(self, name))
         if self.max_height < 0 or self.max_height % 2:

@@ -6,7 +6,7 @@
 Routes: /img/<seed>.jpg, /404, /500, /flaky/<id> (503 on the first request per id, then an
 image), /reset (TCP RST, no response), /hang (never answers), /slow (drips a declared body),
 /endless (unbounded body), /late-404 (body 50 ms after the headers), /noai, /noimageai,
-/redirect-to-img[/<seed>] (302 to /img).
+/redirect-to-img[/<seed>] (302 to /img), /files/<name> (the bytes in `srv.files[name]`).
 Handlers that wait sleep on a stop event (woken at once by stop()) and give up after CAP_S,
 so stop() never waits on them and no test can hang on the server.
 """
@@ -58,6 +58,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, jpeg(seed=int(path[5:-4])))
         elif path.startswith("/flaky/"):  # 503 on the first request for this id, then an image
             self._send(*((503, b"try again") if nth == 1 else (200, jpeg(seed=flaky_seed(path[7:])))))
+        elif path.startswith("/files/") and path[7:] in srv.files:
+            self._send(200, srv.files[path[7:]])
         elif path == "/404":
             self._send(404, b"not found")
         elif path == "/late-404":  # the body follows the headers 50 ms later, in its own segment
@@ -128,6 +130,7 @@ class LoopbackServer:
     def __init__(self):
         self.counts: collections.Counter = collections.Counter()
         self.requests: list[tuple[str, str]] = []  # (path, User-Agent) in arrival order
+        self.files: dict[str, bytes] = {}  # served at /files/<name>
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.httpd = _Server(("127.0.0.1", 0), _Handler)

@@ -158,6 +158,52 @@ def test_video_table_with_video_col(clips, tmp_path):
     assert sample["txt"] == b"a clip listed in a table" and len(_clip_frames(sample["mp4"])) == 75
 
 
+def test_remote_videos_stream_through_a_spool_file_that_is_deleted(clips, tmp_path):
+    """Videos over HTTP go to a temporary file in video.spool_dir (not memory), capped by
+    video.max_bytes, and give the same clip as the local file; the spool is empty after."""
+    from tests.httpserver import LoopbackServer
+
+    whole, talk = (clips / "whole.mp4").read_bytes(), (clips / "talk.mp4").read_bytes()
+    assert len(whole) < len(talk)
+    spool, out, local = tmp_path / "spool", tmp_path / "out", tmp_path / "local"
+    os.makedirs(spool)
+    with LoopbackServer() as srv:
+        srv.files.update({"whole.mp4": whole, "talk.mp4": talk})
+        write(tmp_path / "videos.csv", f"url,text\n{srv.url('/files/whole.mp4')},a clip over http\n"
+              f"{srv.url('/files/talk.mp4')},over the cap\n{srv.url('/404')},gone\n")
+        assert run_cli("run", tmp_path / "videos.csv", "--video-col", "url", "--caption-col", "text", "-o", out, *COMMON,
+                       "--allow-private-hosts", "--set", f"video.max_bytes={len(whole)}", "--set", f"video.spool_dir={spool}") == 0
+    assert sorted((r["key"], r["reason"]) for r in manifest(out)) == [
+        ("00000_000000000_0000", ""), ("00000_000000001", "fetch.too_large"), ("00000_000000002", "fetch.not_found")]
+    assert os.listdir(spool) == []
+    write(tmp_path / "local.csv", f"path,text\n{clips / 'whole.mp4'},a clip over http\n")
+    assert run_cli("run", tmp_path / "local.csv", "--video-col", "path", "--caption-col", "text", "-o", local, *COMMON) == 0
+    (remote_sample,), (local_sample,) = samples(out), samples(local)
+    assert remote_sample["mp4"] == local_sample["mp4"] and len(_clip_frames(remote_sample["mp4"])) == 75
+
+
+def test_a_remote_video_is_opened_from_a_file_in_the_spool_dir(clips, tmp_path):
+    from types import SimpleNamespace
+
+    from mmcurate.pipelines.fetch import Fetcher
+    from mmcurate.pipelines.media_prepare import _video_source
+    from mmcurate.schemas.config import FetchConfig, RunConfig, VideoConfig
+    from mmcurate.schemas.record import SourceRow
+    from tests.httpserver import LoopbackServer
+
+    spool = tmp_path / "spool"
+    os.makedirs(spool)
+    ctx = SimpleNamespace(cfg=RunConfig(video=VideoConfig(spool_dir=str(spool))), fetcher=Fetcher(FetchConfig(allow_private_hosts=True)))
+    with LoopbackServer() as srv:
+        srv.files["whole.mp4"] = (clips / "whole.mp4").read_bytes()
+        row = SourceRow("k", (0, 0), "videos.csv:1", media=srv.url("/files/whole.mp4"))
+        with _video_source(ctx, row, None) as media:
+            assert os.path.dirname(media) == str(spool)
+            with open(media, "rb") as f:
+                assert f.read() == srv.files["whole.mp4"]
+    assert os.listdir(spool) == []
+
+
 def test_video_clip_score_is_the_mean_over_its_frames(clips, tmp_path):
     pytest.importorskip("clip")
     from mmcurate.filters.clip_score import ClipScorer

@@ -155,6 +155,47 @@ def test_declared_length_over_max_bytes_is_too_large(srv):
     assert (v.reason, v.detail) == ("fetch.too_large", f"Content-Length {len(jpeg(seed=1))}")
 
 
+# -- into a file (large media) ----------------------------------------------------------------
+
+
+def test_a_download_can_go_to_a_file_instead_of_memory(srv, tmp_path):
+    f = fetcher()
+    with open(tmp_path / "a", "w+b") as sink:
+        assert f.fetch(srv.url("/redirect-to-img/4"), sink=sink) == b""
+        sink.seek(0)
+        assert sink.read() == jpeg(seed=4)
+
+
+def test_a_retried_download_into_a_file_holds_only_the_final_body(srv, tmp_path):
+    with open(tmp_path / "a", "w+b") as sink:
+        sink.write(b"stale bytes from before" * 1000)
+        fetcher().fetch(srv.url("/flaky/x"), sink=sink)
+        sink.seek(0)
+        assert sink.read() == jpeg(seed=flaky_seed("x"))
+    assert srv.count("/flaky/x") == 2
+
+
+def test_the_cap_of_a_download_into_a_file_is_its_own(srv, tmp_path):
+    f = fetcher(max_bytes=1000)  # fetch.max_bytes does not bind a call that names its own cap
+    with open(tmp_path / "a", "w+b") as sink:
+        f.fetch(srv.url("/img/2.jpg"), sink=sink, max_bytes=10**6)
+        assert sink.tell() == len(jpeg(seed=2))
+        with pytest.raises(FetchFailed) as info:
+            f.fetch(srv.url("/endless"), sink=sink, max_bytes=200_000)
+    assert (info.value.verdict.reason, info.value.verdict.detail) == ("fetch.too_large", "over 200000 bytes")
+
+
+def test_a_local_file_streams_into_a_file(tmp_path):
+    path = write(str(tmp_path / "big.bin"), bytes(range(256)) * 1000)
+    with open(tmp_path / "copy", "w+b") as sink:
+        assert fetcher(max_bytes=10).fetch(path, sink=sink, max_bytes=256_000) == b""
+        sink.seek(0)
+        assert sink.read() == bytes(range(256)) * 1000
+        with pytest.raises(FetchFailed) as info:
+            fetcher().fetch(path, sink=sink, max_bytes=255_999)
+    assert info.value.verdict.reason == "fetch.too_large"
+
+
 # -- opt-out and private hosts -------------------------------------------------------------
 
 
