@@ -206,7 +206,7 @@ def _copy_packets(container, video, audio, first: float, stop: float, eps: float
     with _output(buf) as out:
         streams = {s: out.add_stream_from_template(s) for s in (video, audio) if s is not None}
         _seek(container, video, first)
-        done = set()
+        done, kept = set(), []
         for packet in container.demux(*streams):
             if packet.pts is None or packet.stream in done:
                 continue
@@ -218,6 +218,9 @@ def _copy_packets(container, video, audio, first: float, stop: float, eps: float
                 continue
             if t < first - eps and (packet.stream is video or not at_start):
                 continue
+            kept.append(packet)
+        _retime_dts([p for p in kept if p.stream is video])
+        for packet in kept:  # in demux order, as read
             shift = round(first / packet.time_base)
             packet.pts -= shift
             if packet.dts is not None:
@@ -225,6 +228,21 @@ def _copy_packets(container, video, audio, first: float, stop: float, eps: float
             packet.stream = streams[packet.stream]
             out.mux(packet)
     return buf.getvalue()
+
+
+def _retime_dts(packets: list) -> None:
+    """Decode times without holes: with open GOPs the copy drops the first keyframe's leading
+    B-frames (shown before the clip), which leaves a gap in the decode times that the mp4
+    muxer turns into a long first sample (wrong clip duration and frame rate). The i-th packet
+    in decode order gets the i-th smallest presentation time, less the stream's reorder delay;
+    a stream without such a gap keeps its decode times."""
+    if not packets:
+        return
+    pts = [p.pts for p in packets]
+    order = sorted(pts)
+    delay = max(s - p for s, p in zip(order, pts))
+    for packet, s in zip(packets, order):
+        packet.dts = s - delay
 
 
 def output_size(info: VideoInfo, cfg: VideoConfig) -> tuple[int, int]:

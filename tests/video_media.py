@@ -25,10 +25,11 @@ ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\
 
 
 def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="libx264", container="mp4",
-               audio=True, subtitles=None, subtitle_codec=None) -> bytes:
+               audio=True, subtitles=None, subtitle_codec=None, open_gop=False) -> bytes:
     """Encode `seconds` of numbered frames (+ a 440 Hz tone, + text subtitles given as
     (start, end, text) seconds); keyframes exactly every `gop` frames. Returns the bytes
-    (also written to `path` when given)."""
+    (also written to `path` when given). `open_gop`: x264's open GOPs, where the B-frames
+    shown just before a keyframe are decoded after it and refer to it."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as out:
         out.flags |= av.container.Flags.bitexact.value
@@ -37,6 +38,7 @@ def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="l
         video.codec_context.gop_size = gop
         if codec == "libx264":  # keyframes exactly every gop frames; B-frames (reordering) kept
             params = f"keyint={gop}:min-keyint={gop}:scenecut=0:threads=1:mbtree=0"  # mbtree: see filters/video.py
+            params += ":open-gop=1:bframes=3:b-pyramid=none" if open_gop else ""
             video.options = {"crf": "12", "preset": "veryfast", "x264-params": params}
         sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if audio else None
         subs = None

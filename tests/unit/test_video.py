@@ -133,6 +133,17 @@ def test_reencode_always_forces_reencoding(mp4, info):
     check_clip(cut(mp4, info, 1.0, 3.0, config(reencode="always")), 1.0, 3.0, "reencode")
 
 
+def test_open_gops_fall_back_to_reencoding_where_a_copy_would_lose_frames():
+    """With open GOPs the frames shown just before a keyframe are decoded after it: a copy of
+    [1, 2) would end 3 frames short, so it is re-encoded; a copy to the end loses nothing."""
+    src = make_video(seconds=4, open_gop=True)
+    info = probe(src, config())
+    assert info.keyframes == [0.0, 1.0, 2.0, 3.0]  # so every cut below is tried as a copy first
+    check_clip(cut(src, info, 1.0, 2.0, config()), 1.0, 2.0, "reencode")
+    check_clip(cut(src, info, 0.0, 1.0, config()), 0.0, 1.0, "reencode")
+    check_clip(cut(src, info, 1.0, 4.0, config()), 1.0, 4.0, "copy")
+
+
 def test_a_matroska_source_is_copied_into_mp4():
     mkv = make_video(seconds=3, container="matroska")
     r = cut(mkv, probe(mkv, config()), 1.0, 2.0, config())
