@@ -16,7 +16,7 @@ are also the single-machine reference the tests compare against brute force.
 from __future__ import annotations
 
 import re
-from typing import Hashable, Iterable, Optional, Sequence
+from typing import Callable, Hashable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -86,6 +86,78 @@ def survivor_rank(policy: str, key: str, original_width: int, original_height: i
     if policy == "key":
         return (key,)
     raise ValueError(f"unknown survivor policy {policy!r}: one of {', '.join(SURVIVOR_POLICIES)}")
+
+
+# -- clusters: one survivor per group -------------------------------------------------------
+CLUSTERINGS = ("leader", "connected")
+
+
+def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Leader clustering of n members taken in survivor-rank order: member 0 leads; each next
+    member joins the first (best-ranked) leader it is near (`near(i, leaders)` -> one bool
+    per leader), else it leads a group of its own. Returns each member's leader (leaders
+    point at themselves). Every member is near its own leader and no two leaders are near
+    each other, so a group's diameter is at most twice the threshold; connected components
+    instead join A and C through B however far apart A and C are."""
+    leader_of = np.arange(n)
+    leaders = np.zeros(max(n, 1), dtype=np.int64)
+    count = 1 if n else 0
+    for i in range(1, n):
+        hit = np.flatnonzero(near(i, leaders[:count]))
+        if len(hit):
+            leader_of[i] = leaders[hit[0]]
+        else:
+            leaders[count] = i
+            count += 1
+    return leader_of
+
+
+class Nearness:
+    """`near(i, js)` for greedy_leaders over one component's members: the same test that made
+    the duplicate graph's edges (dedup.duplicates, image_hash, max_distance, mirror,
+    caption_threshold), between member i and each member in js.
+
+    Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None) and
+    minhash (signature bytes or None)."""
+
+    def __init__(self, members: Sequence[dict], duplicates: str, image_hash: str, max_distance: int, mirror: bool,
+                 caption_threshold: float, num_perm: int):
+        self.duplicates, self.image_hash, self.k, self.mirror = duplicates, image_hash, max_distance, mirror
+        self.threshold = caption_threshold
+        self.hashes = {}
+        for name in ("phash", "dhash", "phash_mirror", "dhash_mirror"):
+            values = [m.get(name) for m in members]
+            self.hashes[name] = (np.array([v or 0 for v in values], dtype=np.uint64), np.array([v is not None for v in values]))
+        sigs = [m.get("minhash") for m in members]
+        self.has_sig = np.array([s is not None for s in sigs])
+        self.sigs = signature_matrix([s if s is not None else bytes(4 * num_perm) for s in sigs], num_perm)
+
+    def _within(self, kind: str, i: int, js: np.ndarray, a: str = "", b: str = "") -> np.ndarray:
+        """Hash `kind` of i (its mirror when a == "_mirror") against js's (b likewise) within k."""
+        hi, has_i = self.hashes[kind + a]
+        hj, has_j = self.hashes[kind + b]
+        return has_i[i] & has_j[js] & (np.bitwise_count(hi[i] ^ hj[js]) <= self.k)
+
+    def image(self, i: int, js: np.ndarray) -> np.ndarray:
+        kinds = ("phash", "dhash") if self.image_hash in ("both", "either") else (self.image_hash,)
+        orientations = [("", "")] + ([("_mirror", ""), ("", "_mirror")] if self.mirror else [])
+        near = np.zeros(len(js), dtype=bool)
+        for a, b in orientations:  # the same orientation for both hashes under `both`
+            per_kind = [self._within(kind, i, js, a, b) for kind in kinds]
+            near |= np.logical_and.reduce(per_kind) if self.image_hash == "both" else np.logical_or.reduce(per_kind)
+        return near
+
+    def caption(self, i: int, js: np.ndarray) -> np.ndarray:
+        return self.has_sig[i] & self.has_sig[js] & (estimated_jaccard(self.sigs[i], self.sigs[js]) >= self.threshold)
+
+    def __call__(self, i: int, js: np.ndarray) -> np.ndarray:
+        if self.duplicates == "image":
+            return self.image(i, js)
+        if self.duplicates == "caption":
+            return self.caption(i, js)
+        if self.duplicates == "both":
+            return self.image(i, js) & self.caption(i, js)
+        return self.image(i, js) | self.caption(i, js)
 
 
 # -- Hamming neighbours --------------------------------------------------------------------

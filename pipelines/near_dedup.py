@@ -10,8 +10,10 @@
    both signatures together.
 3. The edges that `dedup.duplicates` asks for (image, caption, both, either) -> connected
    components, labelled by the smallest node id (components.py).
-4. Each component's survivor by `dedup.survivor`; the others are dropped with `dup_of` and
-   their distance to the survivor; the cluster rows go to dedup/clusters.parquet.
+4. Survivors per component, in `dedup.survivor` order: leader clustering (the default; a
+   member near a survivor so far is dropped for it, else it survives: filters/near_dup.
+   greedy_leaders) or one survivor per component (`dedup.clustering: connected`). Drops carry
+   `dup_of` and their distance to it; the groups go to dedup/clusters.parquet.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
-    band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, lsh_params,
-    mix64, signature_matrix, survivor_rank,
+    Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, greedy_leaders,
+    lsh_params, mix64, node_id, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
@@ -39,7 +41,7 @@ DEDUP_STATS = "stats.json"
 CLUSTER_SCHEMA = pa.schema(
     [
         ("key", pa.string()),
-        ("cluster", pa.int64()),  # the smallest node id in the cluster (node = input position)
+        ("cluster", pa.int64()),  # the smallest node id in the group (node = input position)
         ("survivor", pa.string()),  # the key kept for the cluster
         ("reason", pa.string()),  # "" for the survivor
         ("distance", pa.float32()),  # to the survivor: Hamming bits, or 1 - estimated Jaccard
@@ -237,16 +239,33 @@ class ResolveClusters(beam.DoFn):
             end = start
             while end < len(rows) and rows[end]["cluster"] == rows[start]["cluster"]:
                 end += 1
-            survivor = rows[start]
-            for r in rows[start:end]:
-                reason, distance = ("", 0.0) if r is survivor else self._why(r, survivor)
-                out.append({"key": r["key"], "cluster": r["cluster"], "survivor": survivor["key"], "reason": reason, "distance": distance, "size": end - start, "shard": r["shard"]})
-                if r is not survivor:
-                    decided.append((r["shard"], r["order_task"], r["order_row"], reason, survivor["key"], distance))
+            for leader, members in self._groups(rows[start:end]):
+                cluster = min(int(node_id(r["order_task"], r["order_row"])) for r in members)
+                for r in members:
+                    reason, distance = ("", 0.0) if r is leader else self._why(r, leader)
+                    out.append({"key": r["key"], "cluster": cluster, "survivor": leader["key"], "reason": reason, "distance": distance, "size": len(members), "shard": r["shard"]})
+                    if r is not leader:
+                        decided.append((r["shard"], r["order_task"], r["order_row"], reason, leader["key"], distance))
             start = end
         if decided:
             yield from decisions_by_shard(*zip(*decided))
         yield beam.pvalue.TaggedOutput("clusters", pa.Table.from_pylist(out, schema=CLUSTER_SCHEMA))
+
+    def _groups(self, component: list[dict]):
+        """(survivor, members in rank order) per group of a connected component (in rank order):
+        the whole component (dedup.clustering connected), or its leader groups of two or more."""
+        cfg = self.cfg
+        if cfg.clustering == "connected":
+            yield component[0], component
+            return
+        near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm)
+        leader_of = greedy_leaders(len(component), near)
+        groups: dict[int, list[dict]] = {}
+        for r, lead in zip(component, leader_of.tolist()):
+            groups.setdefault(lead, []).append(r)
+        for lead, members in groups.items():
+            if len(members) > 1:
+                yield component[lead], members
 
     def _why(self, r: dict, survivor: dict) -> tuple[str, float]:
         cfg = self.cfg

@@ -205,6 +205,10 @@ class DedupConfig:
     num_perm: int = 128  # MinHash permutations
     ngram: int = 3  # words per shingle
     survivor: str = "resolution"  # resolution (most original pixels, then smallest key) | key
+    # leader: in each connected group, the best-ranked sample survives and drops what is near it;
+    # a sample near no survivor survives too (no chains). connected: one survivor per connected
+    # component (A near B near C drops C for A however far apart they are)
+    clustering: str = "leader"
     # scaling knobs
     rows_per_partition: int = 250_000  # records per shuffle partition (bounds one worker's memory)
     max_bucket: int = 20_000  # band buckets bigger than this are compared in tiles and counted
@@ -216,6 +220,7 @@ class DedupConfig:
         _choice("dedup.duplicates", self.duplicates, ("image", "caption", "both", "either"))
         _choice("dedup.image_hash", self.image_hash, ("phash", "dhash", "both", "either"))
         _choice("dedup.survivor", self.survivor, ("resolution", "key"))
+        _choice("dedup.clustering", self.clustering, ("leader", "connected"))
         if not 0 <= self.max_distance <= 31:
             raise ConfigError(f"dedup.max_distance must be in [0, 31]; got {self.max_distance!r}")
         if not 0 < self.caption_threshold <= 1:

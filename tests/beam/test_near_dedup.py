@@ -10,7 +10,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from datasketch import MinHash, MinHashLSH
 
-from mmcurate.filters.near_dup import brute_force_pairs, caption_signature, lsh_params, union_find_labels
+from mmcurate.filters.near_dup import Nearness, brute_force_pairs, caption_signature, lsh_params, union_find_labels
 from mmcurate.pipelines.components import Components
 from mmcurate.pipelines.dedup import Dedup, slim_table
 from mmcurate.pipelines.near_dedup import CaptionCandidates, CaptionEdges, ImageEdges
@@ -69,6 +69,34 @@ def test_mirror_finds_flipped_copies_and_never_pairs_a_record_with_itself():
         parts = p | "Parts" >> beam.Create([2])
         got = edge_pairs(p | beam.Create([slim_table([a, b])]) | ImageEdges(DedupConfig(max_distance=4, mirror=True), parts))
         assert_that(got | beam.Distinct(), equal_to([(0, 1, 1)]))
+
+
+@pytest.mark.parametrize("image_hash,mirror", [("phash", False), ("dhash", True), ("both", True), ("either", True), ("either", False)])
+def test_leader_nearness_is_exactly_the_edge_test(tmp_path, image_hash, mirror):
+    """Leader clustering asks `Nearness` whether two members are near: it must say yes for
+    exactly the pairs the edge search links (hash kinds, `both`/`either`, mirrors)."""
+    rng = random.Random(5)
+    ph, dh = planted_hashes(400, 6, seed=1), planted_hashes(400, 6, seed=1)
+    recs = []
+    for i in range(400):
+        d = dh[i] ^ (1 << rng.randrange(64)) if i % 3 else dh[i]  # dHash sometimes a bit off pHash's neighbours
+        r = rec(i, phash=ph[i], dhash=d)
+        if mirror and i % 4 == 0:  # a few records' mirrors are near another record
+            other = rng.randrange(400)
+            r["phash_mirror"], r["dhash_mirror"] = ph[other] ^ (1 << rng.randrange(64)), dh[other]
+        recs.append(r)
+    cfg = DedupConfig(max_distance=6, image_hash=image_hash, mirror=mirror)
+    found = tmp_path / "edges.txt"
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([2])
+        edges = edge_pairs(p | beam.Create(tables(recs)) | ImageEdges(cfg, parts))
+        pairs = edges | "Pairs" >> beam.Map(lambda e: (e[0], e[1])) | beam.Distinct() | beam.combiners.ToList()
+        _ = pairs | "Write" >> beam.Map(lambda d: found.write_text(repr(sorted(d))))
+    want = eval(found.read_text())
+    assert len(want) > 20
+    near = Nearness(recs, "image", image_hash, 6, mirror, 0.8, 128)
+    got = [(i, int(j)) for i in range(400) for j in np.flatnonzero(near(i, np.arange(400))) if i < j]
+    assert got == want
 
 
 def test_an_oversized_bucket_is_counted_and_still_searched_exactly():
@@ -162,27 +190,56 @@ def decisions_of(out):
 BASE = 0x9F3A5C7E12B4D680
 
 
-def test_survivor_policy_reasons_and_distances(tmp_path):
-    recs = [
-        rec(0, "big", phash=BASE, w=800, h=600),
-        rec(1, "small", phash=BASE ^ 0b111, w=400, h=300),  # 3 bits from big
-        rec(2, "also_big", phash=BASE ^ (0b11 << 40), w=800, h=600),  # ties big on pixels: the smaller key wins
-        rec(3, "chain", phash=BASE ^ 0b111 ^ (0xFF << 20), w=100, h=100),  # 8 bits from small, 11 from big: joins transitively
-        rec(4, "alone", phash=~BASE & (2**64 - 1), w=50, h=50),
-    ]
-    cfg = DedupConfig(max_distance=8)
+SURVIVOR_RECORDS = [
+    rec(0, "big", phash=BASE, w=800, h=600),
+    rec(1, "small", phash=BASE ^ 0b111, w=400, h=300),  # 3 bits from big
+    rec(2, "also_big", phash=BASE ^ (0b11 << 40), w=800, h=600),  # ties big on pixels: the smaller key wins
+    rec(3, "chain", phash=BASE ^ 0b111 ^ (0xFF << 20), w=100, h=100),  # 8 bits from small, 11 from big, 13 from also_big
+    rec(4, "alone", phash=~BASE & (2**64 - 1), w=50, h=50),
+]
+
+
+@pytest.mark.parametrize("clustering", ["leader", "connected"])
+def test_survivor_policy_reasons_and_distances(tmp_path, clustering):
+    """`chain` is near only `small`, which is dropped: under leader clustering it survives
+    (near no survivor); connected components drop it for also_big, 13 bits away."""
+    cfg = DedupConfig(max_distance=8, clustering=clustering)
+    chained = clustering == "connected"
     with make_pipeline(1) as p:
-        out = p | beam.Create([slim_table(recs)]) | Dedup(cfg, str(tmp_path))
+        out = p | beam.Create([slim_table(SURVIVOR_RECORDS)]) | Dedup(cfg, str(tmp_path))
         assert_that(decisions_of(out), equal_to([
             ("t00000-c00000", 0, "duplicate.near_image", "also_big", 2.0),
             ("t00000-c00000", 1, "duplicate.near_image", "also_big", 5.0),
-            ("t00000-c00000", 3, "duplicate.near_image", "also_big", 13.0),
-        ]))
+        ] + ([("t00000-c00000", 3, "duplicate.near_image", "also_big", 13.0)] if chained else [])))
     clusters = pq.read_table(tmp_path / "dedup" / "clusters.parquet").to_pylist()
+    size = 4 if chained else 3
     assert [(c["key"], c["cluster"], c["survivor"], c["reason"], c["size"]) for c in clusters] == [
-        ("also_big", 0, "also_big", "", 4), ("big", 0, "also_big", "duplicate.near_image", 4),
-        ("chain", 0, "also_big", "duplicate.near_image", 4), ("small", 0, "also_big", "duplicate.near_image", 4),
+        ("also_big", 0, "also_big", "", size), ("big", 0, "also_big", "duplicate.near_image", size),
+    ] + ([("chain", 0, "also_big", "duplicate.near_image", 4)] if chained else []) + [
+        ("small", 0, "also_big", "duplicate.near_image", size),
     ]
+
+
+def test_a_chain_keeps_every_other_link_under_leader_clustering(tmp_path):
+    """n00 - n01 - ... - n29, each 2 fresh bits from the next (so 2·|i - j| bits apart), k = 2:
+    leaders n00, n02, ... each drop the link after them; connected components drop 29 of 30."""
+    hashes, h = [], BASE
+    for i in range(30):
+        hashes.append(h)
+        h ^= 0b11 << (2 * i)
+    recs = [rec(i, f"n{i:02d}", phash=v) for i, v in enumerate(hashes)]
+    results = {}
+    for clustering in ("leader", "connected"):
+        found = tmp_path / f"{clustering}.txt"
+        with make_pipeline(1) as p:
+            out = p | beam.Create([slim_table(recs)]) | Dedup(DedupConfig(max_distance=2, clustering=clustering, survivor="key"), str(tmp_path / clustering))
+            _ = decisions_of(out) | beam.combiners.ToList() | beam.Map(lambda d, path=found: path.write_text(repr(sorted(d))))
+        results[clustering] = eval(found.read_text())
+    assert [(row, dup_of, dist) for _, row, _, dup_of, dist in results["leader"]] == [(i, f"n{i - 1:02d}", 2.0) for i in range(1, 30, 2)]
+    assert [(row, dup_of) for _, row, _, dup_of, _ in results["connected"]] == [(i, "n00") for i in range(1, 30)]
+    clusters = pq.read_table(tmp_path / "leader" / "dedup" / "clusters.parquet").to_pylist()
+    assert len(clusters) == 30 and {c["size"] for c in clusters} == {2}
+    assert [c["cluster"] for c in clusters if c["reason"] == ""] == list(range(0, 30, 2))
 
 
 def test_duplicates_criterion_image_caption_both_either():
