@@ -53,34 +53,30 @@ def test_srt_cp1252_fallback_and_utf8():
     assert parse_srt(b"00:00:01,000 --> 00:00:02,000\nbad \x81\xff")[0].text == "bad \ufffd\u00ff"
 
 
-def test_srt_sorted_empty_text_skipped_zero_length_kept():
-    data = (
-        "1\n00:00:05,000 --> 00:00:06,000\nlate\n\n"
-        "2\n00:00:01,000 --> 00:00:03,000\nfirst-long\n\n"
-        "3\n00:00:01,000 --> 00:00:02,000\nfirst-short\n\n"
-        "4\n00:00:07,000 --> 00:00:08,000\n<i> </i>{\\an8}\n\n"
-        "5\n00:00:09,000 --> 00:00:10,000\n\n"
-        "6\n00:00:11,000 --> 00:00:11,000\nzero\n"
-    )
-    assert parse_srt(data) == [
-        Cue(1.0, 2.0, "first-short"),
-        Cue(1.0, 3.0, "first-long"),
-        Cue(5.0, 6.0, "late"),
-        Cue(11.0, 11.0, "zero"),
-    ]
-
-
-def test_a_blank_line_inside_a_cues_text_does_not_end_the_cue():
-    data = (
-        "1\n00:00:01,000 --> 00:00:02,000\nfirst line\n\n\nsecond <i>part</i>\n\n"
-        "2\n00:00:03,000 --> 00:00:04,000\nnext cue\n\n"
-        "00:00:05,000 --> 00:00:06,000\nno number\n\nstill it\n"
-    )
-    assert parse_srt(data) == [
-        Cue(1.0, 2.0, "first line second part"),
-        Cue(3.0, 4.0, "next cue"),
-        Cue(5.0, 6.0, "no number still it"),
-    ]
+@pytest.mark.parametrize(
+    "data, cues",
+    [
+        pytest.param(  # sorted by (start, end); a cue whose text is only markup or nothing is skipped
+            "1\n00:00:05,000 --> 00:00:06,000\nlate\n\n"
+            "2\n00:00:01,000 --> 00:00:03,000\nfirst-long\n\n"
+            "3\n00:00:01,000 --> 00:00:02,000\nfirst-short\n\n"
+            "4\n00:00:07,000 --> 00:00:08,000\n<i> </i>{\\an8}\n\n"
+            "5\n00:00:09,000 --> 00:00:10,000\n\n"
+            "6\n00:00:11,000 --> 00:00:11,000\nzero\n",
+            [Cue(1.0, 2.0, "first-short"), Cue(1.0, 3.0, "first-long"), Cue(5.0, 6.0, "late"), Cue(11.0, 11.0, "zero")],
+            id="sorted-empty-text-skipped-zero-length-kept",
+        ),
+        pytest.param(  # a blank line inside a cue's text does not end the cue
+            "1\n00:00:01,000 --> 00:00:02,000\nfirst line\n\n\nsecond <i>part</i>\n\n"
+            "2\n00:00:03,000 --> 00:00:04,000\nnext cue\n\n"
+            "00:00:05,000 --> 00:00:06,000\nno number\n\nstill it\n",
+            [Cue(1.0, 2.0, "first line second part"), Cue(3.0, 4.0, "next cue"), Cue(5.0, 6.0, "no number still it")],
+            id="blank-line-inside-a-cue",
+        ),
+    ],
+)
+def test_srt_cues(data, cues):
+    assert parse_srt(data) == cues
 
 
 @pytest.mark.parametrize("data", ["", "   ", "\n\r\n  \t\n", b"", b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n"])
