@@ -92,23 +92,27 @@ def survivor_rank(policy: str, key: str, original_width: int, original_height: i
 CLUSTERINGS = ("leader", "connected")
 
 
-def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
+def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray], index: Optional["LeaderIndex"] = None) -> np.ndarray:
     """Leader clustering of n members taken in survivor-rank order: member 0 leads; each next
     member joins the first (best-ranked) leader it is near (`near(i, leaders)` -> one bool
     per leader), else it leads a group of its own. Returns each member's leader (leaders
     point at themselves). Every member is near its own leader and no two leaders are near
     each other, so a group's diameter is at most twice the threshold; connected components
-    instead join A and C through B however far apart A and C are."""
+    instead join A and C through B however far apart A and C are.
+    `index` narrows the leaders a member is compared with to those that can be near it."""
     leader_of = np.arange(n)
     leaders = np.zeros(max(n, 1), dtype=np.int64)
-    count = 1 if n else 0
-    for i in range(1, n):
-        hit = np.flatnonzero(near(i, leaders[:count]))
+    count = 0
+    for i in range(n):
+        js = index.candidates(i) if index is not None else leaders[:count]
+        hit = np.flatnonzero(near(i, js)) if len(js) else ()
         if len(hit):
-            leader_of[i] = leaders[hit[0]]
-        else:
-            leaders[count] = i
-            count += 1
+            leader_of[i] = js[hit[0]]  # leaders in rank order: the first near one
+            continue
+        leaders[count] = i
+        count += 1
+        if index is not None:
+            index.add(i)
     return leader_of
 
 
@@ -158,6 +162,43 @@ class Nearness:
         if self.duplicates == "both":
             return self.image(i, js) & self.caption(i, js)
         return self.image(i, js) | self.caption(i, js)
+
+
+class LeaderIndex:
+    """The leaders a member can be near, for greedy_leaders: those sharing a pigeonhole block
+    of a hash with it (any orientation), or an LSH band of its caption signature; the same
+    searches that found the edges, so no near leader is missed (by images, exactly) and a
+    member is compared with a few leaders, not all of them."""
+
+    def __init__(self, near: Nearness, caption_threshold: float, num_perm: int):
+        self.near = near
+        self.bounds = block_bounds(near.k)
+        self.kinds = ("phash", "dhash") if near.image_hash == "either" else ("phash",) if near.image_hash == "both" else (near.image_hash,)
+        self.images = near.duplicates in ("image", "both", "either")
+        self.captions = near.duplicates in ("caption", "both", "either")
+        self.bands, self.rows = lsh_params(caption_threshold, num_perm) if self.captions else (0, 0)
+        self.table: dict[tuple, list[int]] = {}
+
+    def _keys(self, i: int) -> list[tuple]:
+        keys = []
+        if self.images:
+            for kind in self.kinds:
+                for name in (kind, kind + "_mirror") if self.near.mirror else (kind,):
+                    values, has = self.near.hashes[name]
+                    if has[i]:
+                        keys += [(kind, b, v) for b, v in enumerate(block_values(int(values[i]), self.bounds))]
+        if self.captions and self.near.has_sig[i]:
+            sig = self.near.sigs[i]
+            keys += [("caption", b, sig[b * self.rows : (b + 1) * self.rows].tobytes()) for b in range(self.bands)]
+        return keys
+
+    def candidates(self, i: int) -> np.ndarray:
+        found = {j for key in self._keys(i) for j in self.table.get(key, ())}
+        return np.array(sorted(found), dtype=np.int64)
+
+    def add(self, i: int) -> None:
+        for key in self._keys(i):
+            self.table.setdefault(key, []).append(i)
 
 
 # -- Hamming neighbours --------------------------------------------------------------------

@@ -26,7 +26,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
-    Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, greedy_leaders,
+    LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, greedy_leaders,
     lsh_params, mix64, node_id, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
@@ -259,7 +259,7 @@ class ResolveClusters(beam.DoFn):
             yield component[0], component
             return
         near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm)
-        leader_of = greedy_leaders(len(component), near)
+        leader_of = greedy_leaders(len(component), near, LeaderIndex(near, cfg.caption_threshold, cfg.num_perm))
         groups: dict[int, list[dict]] = {}
         for r, lead in zip(component, leader_of.tolist()):
             groups.setdefault(lead, []).append(r)

@@ -1,0 +1,66 @@
+"""Leader clustering (filters/near_dup.greedy_leaders): the indexed search gives the same
+leaders as comparing each member with every leader, and the groups have the promised shape."""
+
+import random
+
+import numpy as np
+import pytest
+
+from mmcurate.filters.near_dup import LeaderIndex, Nearness, caption_signature, greedy_leaders
+
+
+def members(n: int, seed: int, mirror: bool, captions: bool = False) -> list[dict]:
+    """n members around a few centres, each a few bits off its centre, so that groups overlap
+    and chain: the order in which leaders are found matters."""
+    rng = random.Random(seed)
+    centres = [rng.getrandbits(64) for _ in range(max(1, n // 25))]
+    texts = ["a brown dog runs across the green grass in the park", "two children build a sandcastle on a sunny beach"]
+    out = []
+    for i in range(n):
+        p = rng.choice(centres)
+        for bit in rng.sample(range(64), rng.randint(0, 9)):
+            p ^= 1 << bit
+        d = p ^ (1 << rng.randrange(64)) if i % 3 else p
+        m = {"phash": p, "dhash": d, "phash_mirror": None, "dhash_mirror": None, "minhash": None}
+        if mirror and i % 5 == 0:
+            m["phash_mirror"], m["dhash_mirror"] = rng.choice(centres), rng.choice(centres)
+        if i % 7 == 0:  # some members have no image hashes at all
+            m["phash"] = m["dhash"] = None
+        if captions:
+            m["minhash"] = caption_signature(rng.choice(texts) + ("" if i % 2 else " today")) if i % 4 else None
+        out.append(m)
+    return out
+
+
+@pytest.mark.parametrize("image_hash", ["phash", "dhash", "both", "either"])
+@pytest.mark.parametrize("mirror", [False, True])
+def test_indexed_leaders_equal_comparing_with_every_leader(image_hash, mirror):
+    ms = members(600, seed=3, mirror=mirror)
+    near = Nearness(ms, "image", image_hash, 6, mirror, 0.8, 128)
+    brute = greedy_leaders(len(ms), near)
+    indexed = greedy_leaders(len(ms), near, LeaderIndex(near, 0.8, 128))
+    assert np.array_equal(brute, indexed)
+    leaders = np.flatnonzero(brute == np.arange(len(ms)))
+    assert 10 < len(leaders) < len(ms) - 100  # groups formed, and more than one
+    # every member is near its leader; no two leaders are near each other
+    assert all(near(i, np.array([brute[i]]))[0] for i in range(len(ms)) if brute[i] != i)
+    assert not any(near(a, leaders[leaders > a]).any() for a in leaders)
+
+
+@pytest.mark.parametrize("duplicates", ["caption", "both", "either"])
+def test_caption_leaders_group_equal_captions(duplicates):
+    ms = members(200, seed=4, mirror=False, captions=True)
+    near = Nearness(ms, duplicates, "either", 6, False, 0.7, 128)
+    lead = greedy_leaders(len(ms), near, LeaderIndex(near, 0.7, 128))
+    assert all(near(i, np.array([lead[i]]))[0] for i in range(len(ms)) if lead[i] != i)
+    if duplicates == "caption":  # 2 texts, each also with " today" (Jaccard 8/9): 2 leaders, plus each member without a caption
+        assert int((lead == np.arange(len(ms))).sum()) == 2 + sum(m["minhash"] is None for m in ms)
+
+
+def test_a_leader_takes_the_members_near_it_before_later_leaders_do():
+    base = 0x0123456789ABCDEF
+    ms = [{"phash": h, "dhash": h, "phash_mirror": None, "dhash_mirror": None, "minhash": None}
+          for h in (base, base ^ 0b1111, base ^ 0b11, base ^ (0b1111 << 8), base ^ 0b11 ^ (0b1111 << 8))]
+    # k = 4: 1 and 2 are near 0; 3 is near 0; 4 is 6 from 0, 2 from 3... but 3 is no leader
+    near = Nearness(ms, "image", "phash", 4, False, 0.8, 128)
+    assert greedy_leaders(5, near, LeaderIndex(near, 0.8, 128)).tolist() == [0, 0, 0, 0, 4]
