@@ -38,7 +38,10 @@ from mmcurate.schemas.reasons import FAILED, KEPT
 from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass_dict, empty_row, rows_to_table, sample_json
 
 SHARDS_TAG = "shards"
-CLIP_SLOTS = 1 << 20  # a video's clips are rows (task, row * CLIP_SLOTS + clip): dedup tells rows apart by order
+# A video's clips are rows (task, row * CLIP_SLOTS + clip): dedup tells rows apart by order.
+# A row order has 40 bits (filters/near_dup.node_id): 2^15 clips per video, 2^25 videos per input file.
+CLIP_SLOTS = 1 << 15
+MAX_VIDEO_ROWS = (1 << 40) // CLIP_SLOTS
 _MISSING = object()
 
 
@@ -165,7 +168,9 @@ class PrepareShard(beam.DoFn):
             detail = f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3)[-400:]}"
             results = [(apply_verdict(row, Verdict.reject("internal.error", detail)), {})]
         if self.modality == "video":  # clips share their video's input position: give each its own
-            if len(results) > CLIP_SLOTS:
+            if src.order[1] >= MAX_VIDEO_ROWS:
+                results = [(apply_verdict(row, Verdict.reject("input.too_many_rows", f"row {src.order[1]}: at most {MAX_VIDEO_ROWS:,} videos per input file")), {})]
+            elif len(results) > CLIP_SLOTS:
                 results = [(apply_verdict(row, Verdict.reject("video.cut_error", f"{len(results)} clips: at most {CLIP_SLOTS}")), {})]
             for i, (clip_row, _) in enumerate(results):
                 clip_row["order_row"] = src.order[1] * CLIP_SLOTS + i

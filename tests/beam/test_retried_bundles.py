@@ -81,3 +81,27 @@ def test_finalize_attempts_write_the_same_bytes_and_emit_the_same_stats(shard):
     written = files(os.path.join(out, "shards"))
     assert sorted(written) == ["00000.parquet", "00000.stats.json", "00000.tar"] and first[0]["kept"] == 35
     assert list(finalize.process(element)) == first and files(os.path.join(out, "shards")) == written
+
+
+def test_video_clip_orders_fit_their_node_ids_and_a_video_past_the_limit_fails(tmp_path):
+    """Clips get rows (row * CLIP_SLOTS + clip) inside node_id's 40 row bits: the last clip of
+    the last video of task 0 sorts below task 1's first; a video past the limit fails alone."""
+    from mmcurate.filters.near_dup import node_id
+    from mmcurate.pipelines.prepare import CLIP_SLOTS, MAX_VIDEO_ROWS
+    from mmcurate.schemas.record import SourceRow
+    from tests import video_media as vm
+
+    assert node_id(0, (MAX_VIDEO_ROWS - 1) * CLIP_SLOTS + CLIP_SLOTS - 1) < node_id(1, 0)
+    video = tmp_path / "v.mp4"
+    vm.make_video(video, seconds=2.0)
+    cfg = RunConfig.load(None, ["input.format=video", "video.min_side=32", "dedup.mode=exact"]).validate()
+    prepare = PrepareShard(cfg, str(tmp_path))
+    prepare.setup()
+    try:
+        rows = [SourceRow("fits", (0, MAX_VIDEO_ROWS - 1), "list.csv:1", media=str(video), caption="a clip"),
+                SourceRow("past", (0, MAX_VIDEO_ROWS), "list.csv:2", media=str(video), caption="a clip")]
+        (fits,), (past,) = [[r for r, _ in prepare._prepare_row(src, None)] for src in rows]
+    finally:
+        prepare.teardown()
+    assert (fits["reason"], fits["order_row"]) == ("", (MAX_VIDEO_ROWS - 1) * CLIP_SLOTS)
+    assert (past["reason"], past["error"]) == ("input.too_many_rows", f"row {MAX_VIDEO_ROWS}: at most 33,554,432 videos per input file")
