@@ -69,6 +69,9 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.mean(a == b, axis=-1)
 
 
+CLIP_BITS = 15  # a video's clips are rows row << CLIP_BITS | clip (pipelines/prepare.py)
+
+
 def node_id(order_task, order_row):
     """A sample's node id in the duplicate graph: its input position packed into 63 bits
     (unique, deterministic, and numeric so the graph work stays in numpy)."""
@@ -119,14 +122,16 @@ def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray], index:
 class Nearness:
     """`near(i, js)` for greedy_leaders over one component's members: the same test that made
     the duplicate graph's edges (dedup.duplicates, image_hash, max_distance, mirror,
-    caption_threshold), between member i and each member in js.
+    caption_threshold), between member i and each member in js; never between members of one
+    `groups` value.
 
     Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None) and
     minhash (signature bytes or None)."""
 
     def __init__(self, members: Sequence[dict], duplicates: str, image_hash: str, max_distance: int, mirror: bool,
-                 caption_threshold: float, num_perm: int):
+                 caption_threshold: float, num_perm: int, groups: Optional[np.ndarray] = None):
         self.duplicates, self.image_hash, self.k, self.mirror = duplicates, image_hash, max_distance, mirror
+        self.groups = groups  # members of one group (clips of one video) are never near each other
         self.threshold = caption_threshold
         self.hashes = {}
         for name in ("phash", "dhash", "phash_mirror", "dhash_mirror"):
@@ -156,12 +161,14 @@ class Nearness:
 
     def __call__(self, i: int, js: np.ndarray) -> np.ndarray:
         if self.duplicates == "image":
-            return self.image(i, js)
-        if self.duplicates == "caption":
-            return self.caption(i, js)
-        if self.duplicates == "both":
-            return self.image(i, js) & self.caption(i, js)
-        return self.image(i, js) | self.caption(i, js)
+            near = self.image(i, js)
+        elif self.duplicates == "caption":
+            near = self.caption(i, js)
+        elif self.duplicates == "both":
+            near = self.image(i, js) & self.caption(i, js)
+        else:
+            near = self.image(i, js) | self.caption(i, js)
+        return near if self.groups is None else near & (self.groups[js] != self.groups[i])
 
 
 class LeaderIndex:

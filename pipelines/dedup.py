@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mmcurate.filters.near_dup import CLIP_BITS
 from mmcurate.pipelines.batches import partition_count, route_and_group, string_buckets
 from mmcurate.schemas.config import DedupConfig
 from mmcurate.schemas.record import MANIFEST_SCHEMA
@@ -83,9 +84,11 @@ class Dedup(beam.PTransform):
     """Slim tables -> {"decisions": (sid, [decision])}, plus in near mode "clusters" (cluster
     row tables) and "stats" (what dedup/stats.json holds)."""
 
-    def __init__(self, cfg: DedupConfig, out_dir: str = "", modality: str = "image"):
+    def __init__(self, cfg: DedupConfig, out_dir: str = "", modality: str = "image", within_video: bool = False):
         super().__init__()
         self.cfg, self.out_dir, self.modality = cfg, out_dir, modality
+        # clips of one video (rows sharing row >> CLIP_BITS) are not near-duplicates of each other
+        self.group_shift = CLIP_BITS if modality == "video" and not within_video else 0
 
     def expand(self, tables):
         cfg = self.cfg
@@ -104,7 +107,7 @@ class Dedup(beam.PTransform):
         if cfg.mode == "near":
             from mmcurate.pipelines.near_dedup import NearDedup
 
-            near = tables | "Near" >> NearDedup(cfg, parts, self.out_dir)
+            near = tables | "Near" >> NearDedup(cfg, parts, self.out_dir, self.group_shift)
             decisions.append(near["decisions"])
             out["clusters"], out["stats"] = near["clusters"], near["stats"]
         out["decisions"] = decisions | "AllDecisions" >> beam.Flatten()

@@ -223,8 +223,8 @@ class ResolveClusters(beam.DoFn):
     """(label partition, member tables) where every member row carries its cluster label ->
     decisions per staging shard, and cluster rows on the `clusters` output."""
 
-    def __init__(self, cfg: DedupConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: DedupConfig, group_shift: int = 0):
+        self.cfg, self.group_shift = cfg, group_shift
 
     def process(self, element):
         _, tables = element
@@ -258,7 +258,10 @@ class ResolveClusters(beam.DoFn):
         if cfg.clustering == "connected":
             yield component[0], component
             return
-        near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm)
+        groups = None
+        if self.group_shift:
+            groups = np.array([int(node_id(r["order_task"], r["order_row"])) >> self.group_shift for r in component])
+        near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm, groups)
         leader_of = greedy_leaders(len(component), near, LeaderIndex(near, cfg.caption_threshold, cfg.num_perm))
         groups: dict[int, list[dict]] = {}
         for r, lead in zip(component, leader_of.tolist()):
@@ -292,6 +295,12 @@ class ResolveClusters(beam.DoFn):
             per_kind[kind] = d
         how = self.cfg.image_hash
         return per_kind[how] if how in per_kind else (max if how == "both" else min)(per_kind.values())
+
+
+def edges_across_groups(edges: dict, shift: int) -> dict:
+    """The edges between different groups (node >> shift): clips of one video are no pairs."""
+    keep = (edges["a"] >> shift) != (edges["b"] >> shift)
+    return {k: v[keep] for k, v in edges.items()}
 
 
 def label_members(element, parts: int):
@@ -397,9 +406,9 @@ class CaptionEdges(_DedupStep):
 class NearDedup(_DedupStep):
     """Exact-dedup survivor tables -> {"decisions", "clusters", "stats"}."""
 
-    def __init__(self, cfg: DedupConfig, parts, out_dir: str):
+    def __init__(self, cfg: DedupConfig, parts, out_dir: str, group_shift: int = 0):
         super().__init__(cfg, parts)
-        self.out_dir = out_dir
+        self.out_dir, self.group_shift = out_dir, group_shift
 
     def expand(self, tables):
         cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
@@ -416,6 +425,8 @@ class NearDedup(_DedupStep):
             )
         else:
             graph = list(edges.values()) | "AllEdges" >> beam.Flatten()
+        if self.group_shift:
+            graph = graph | "AcrossGroups" >> beam.Map(edges_across_groups, self.group_shift)
         labels = graph | "Components" >> Components(cfg, self.parts)
         needed = MEMBER_COLUMNS + (("minhash",) if cfg.uses_captions else ())
         slim = tables | "MemberColumns" >> beam.Map(lambda t: t.select(list(needed)))
@@ -425,7 +436,7 @@ class NearDedup(_DedupStep):
             | "JoinLabels" >> beam.CoGroupByKey()
             | "LabelMembers" >> beam.FlatMap(label_members, parts=parts)
             | "GroupClusters" >> beam.GroupByKey()
-            | "ResolveClusters" >> beam.ParDo(ResolveClusters(cfg)).with_outputs("clusters", main="decisions")
+            | "ResolveClusters" >> beam.ParDo(ResolveClusters(cfg, self.group_shift)).with_outputs("clusters", main="decisions")
         )
         stats = resolved.clusters | "AllClusters" >> beam.combiners.ToList() | "WriteClusters" >> beam.ParDo(WriteClusters(self.out_dir))
         return {"decisions": resolved.decisions, "clusters": resolved.clusters, "stats": stats}

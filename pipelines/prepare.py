@@ -25,7 +25,7 @@ from apache_beam.metrics import Metrics
 from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.audio import ProcessAudio
 from mmcurate.filters.image import ImageRejected, ProcessImage
-from mmcurate.filters.near_dup import caption_signature
+from mmcurate.filters.near_dup import CLIP_BITS, caption_signature
 from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, media_prepare, sources
 from mmcurate.pipelines.dedup import slim_table
@@ -40,7 +40,7 @@ from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass
 SHARDS_TAG = "shards"
 # A video's clips are rows (task, row * CLIP_SLOTS + clip): dedup tells rows apart by order.
 # A row order has 40 bits (filters/near_dup.node_id): 2^15 clips per video, 2^25 videos per input file.
-CLIP_SLOTS = 1 << 15
+CLIP_SLOTS = 1 << CLIP_BITS
 MAX_VIDEO_ROWS = (1 << 40) // CLIP_SLOTS
 _MISSING = object()
 

@@ -38,7 +38,7 @@ def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optio
     staging = fileio.join(out_dir, STAGING_DIR, "prepare")
     aligned = any(t.options.get("role") for t in tasks)
     prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging, aligned)
-    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir, cfg.input.media_modality))["decisions"]
+    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir, cfg.input.media_modality, cfg.video.dedup_within_video))["decisions"]
     inputs = {"shards": prepared[SHARDS_TAG], "decisions": decisions}
     score_dir = fileio.join(out_dir, STAGING_DIR, "score")
     if cfg.clip.model:

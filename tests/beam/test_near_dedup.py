@@ -279,3 +279,23 @@ def test_identical_decisions_and_cluster_files_across_runner_modes_and_partition
         outputs.append(((out_dir / "decisions.txt").read_text(), (out_dir / "dedup" / "clusters.parquet").read_bytes()))
     assert outputs[0][0].count("near_image") > 300
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+@pytest.mark.parametrize("within_video", [False, True])
+def test_clips_of_one_video_are_not_near_duplicates_of_each_other(tmp_path, within_video):
+    """Video 0's three clips look alike (a static scene), and video 1's clip looks like them:
+    by default only the clip of the other video is dropped; with video.dedup_within_video the
+    sibling clips go too."""
+    from mmcurate.filters.near_dup import CLIP_BITS
+
+    def clip(video, i, key):
+        r = rec(0, key, phash=BASE ^ i)
+        r["order_row"], r["sha256"] = (video << CLIP_BITS) | i, key
+        return r
+
+    recs = [clip(0, 0, "v0_0000"), clip(0, 1, "v0_0001"), clip(0, 2, "v0_0002"), clip(1, 0, "v1_0000")]
+    with make_pipeline(1) as p:
+        out = p | beam.Create([slim_table(recs)]) | Dedup(DedupConfig(survivor="key"), str(tmp_path), "video", within_video)
+        got = decisions_of(out) | beam.Map(lambda d: (d[1], d[2], d[3]))
+        siblings = [(1, "duplicate.near_image", "v0_0000"), (2, "duplicate.near_image", "v0_0000")] if within_video else []
+        assert_that(got, equal_to(siblings + [(1 << CLIP_BITS, "duplicate.near_image", "v0_0000")]))
