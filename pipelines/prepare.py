@@ -55,11 +55,17 @@ def staging_fingerprint(cfg: RunConfig) -> bytes:
     d = cfg.dedup
     shaping = {
         "input": dataclass_dict(cfg.input), "text": dataclass_dict(cfg.text), "image": dataclass_dict(cfg.image),
-        "audio": dataclass_dict(cfg.audio), "video": dataclass_dict(cfg.video),
+        "audio": dataclass_dict(cfg.audio), "video": _shaping_video(cfg),
         "shard_size": cfg.output.shard_size,
         "signatures": [d.num_perm, d.ngram, d.mirror] if d.mode == "near" else None,
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest().encode()
+
+
+def _shaping_video(cfg: RunConfig) -> dict:
+    """The video settings that shape staged clips (not where spooled downloads go, not dedup)."""
+    d = dataclass_dict(cfg.video)
+    return {k: v for k, v in d.items() if k not in ("spool_dir", "dedup_within_video")}
 
 
 def staging_paths(staging_dir: str, sid: str) -> dict[str, str]:

@@ -105,3 +105,16 @@ def test_video_clip_orders_fit_their_node_ids_and_a_video_past_the_limit_fails(t
         prepare.teardown()
     assert (fits["reason"], fits["order_row"]) == ("", (MAX_VIDEO_ROWS - 1) * CLIP_SLOTS)
     assert (past["reason"], past["error"]) == ("input.too_many_rows", f"row {MAX_VIDEO_ROWS}: at most 33,554,432 videos per input file")
+
+
+def test_staging_is_keyed_by_what_shapes_it():
+    """A rerun with another spool folder or dedup setting reuses the staged clips; one that
+    changes the clips (a smaller max height) does not."""
+    from mmcurate.pipelines.prepare import staging_fingerprint
+
+    def fingerprint(*sets):
+        return staging_fingerprint(RunConfig.load(None, ["input.format=video", *sets]).validate())
+
+    base = fingerprint()
+    assert fingerprint("video.spool_dir=/mnt/ssd", "video.dedup_within_video=true", "dedup.clustering=connected") == base
+    assert fingerprint("video.max_height=360") != base and fingerprint("video.max_bytes=1000") != base
