@@ -230,7 +230,7 @@ class ClipScorer:
     def _stack_on_device(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         if tensors[0].device == self.device:
             return torch.stack(tensors)
-        # decoded on the host: one pinned buffer per shape, copied while the GPU works on
+        # decoded on the host: one pinned buffer per shape, copied to the device asynchronously
         pinned = self.device.type == "cuda"
         host = torch.empty((len(tensors), *tensors[0].shape), dtype=tensors[0].dtype, pin_memory=pinned)
         torch.stack(tensors, out=host)

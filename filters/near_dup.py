@@ -11,6 +11,8 @@ are also the single-machine reference the tests compare against brute force.
 - Captions: MinHash (datasketch) with LSH banding over the same (bands, rows) as
   datasketch's `MinHashLSH`, records sharing a band's values are candidates: the same pairs.
 - Connected components: labelled by the smallest node (scipy; union-find as the reference).
+- Leader clustering inside a component (`greedy_leaders`): survivors that no chain can join;
+  `LeaderIndex` finds the survivors a member can be near with the same block and band keys.
 """
 
 from __future__ import annotations
@@ -92,9 +94,6 @@ def survivor_rank(policy: str, key: str, original_width: int, original_height: i
 
 
 # -- clusters: one survivor per group -------------------------------------------------------
-CLUSTERINGS = ("leader", "connected")
-
-
 def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray], index: Optional["LeaderIndex"] = None) -> np.ndarray:
     """Leader clustering of n members taken in survivor-rank order: member 0 leads; each next
     member joins the first (best-ranked) leader it is near (`near(i, leaders)` -> one bool

@@ -255,13 +255,13 @@ class ResolveClusters(beam.DoFn):
         """(survivor, members in rank order) per group of a connected component (in rank order):
         the whole component (dedup.clustering connected), or its leader groups of two or more."""
         cfg = self.cfg
-        if cfg.clustering == "connected":
+        if cfg.clustering == "connected":  # (clips of one video can meet here through another video's clip)
             yield component[0], component
             return
-        groups = None
-        if self.group_shift:
-            groups = np.array([int(node_id(r["order_task"], r["order_row"])) >> self.group_shift for r in component])
-        near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm, groups)
+        videos = None
+        if self.group_shift:  # which clips are siblings: never near each other
+            videos = np.array([int(node_id(r["order_task"], r["order_row"])) >> self.group_shift for r in component])
+        near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm, videos)
         leader_of = greedy_leaders(len(component), near, LeaderIndex(near, cfg.caption_threshold, cfg.num_perm))
         groups: dict[int, list[dict]] = {}
         for r, lead in zip(component, leader_of.tolist()):

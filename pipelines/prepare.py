@@ -168,15 +168,15 @@ class PrepareShard(beam.DoFn):
         row, or one per planned clip for a video."""
         row = empty_row()
         row.update(key=src.key, source=src.source, order_task=src.order[0], order_row=src.order[1], modality=self.modality)
+        if self.modality == "video" and src.order[1] >= MAX_VIDEO_ROWS:
+            return [(apply_verdict(row, Verdict.reject("input.too_many_rows", f"row {src.order[1]}: at most {MAX_VIDEO_ROWS:,} videos per input file")), {})]
         try:
             results = self._prepare_checked(src, row, data)
         except Exception as e:  # a bug, not bad input: fail the row loudly, keep the run going
             detail = f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3)[-400:]}"
             results = [(apply_verdict(row, Verdict.reject("internal.error", detail)), {})]
         if self.modality == "video":  # clips share their video's input position: give each its own
-            if src.order[1] >= MAX_VIDEO_ROWS:
-                results = [(apply_verdict(row, Verdict.reject("input.too_many_rows", f"row {src.order[1]}: at most {MAX_VIDEO_ROWS:,} videos per input file")), {})]
-            elif len(results) > CLIP_SLOTS:
+            if len(results) > CLIP_SLOTS:
                 results = [(apply_verdict(row, Verdict.reject("video.cut_error", f"{len(results)} clips: at most {CLIP_SLOTS}")), {})]
             for i, (clip_row, _) in enumerate(results):
                 clip_row["order_row"] = src.order[1] * CLIP_SLOTS + i
