@@ -131,3 +131,20 @@ def test_signatures_are_deterministic_and_mirror_aware():
     assert len(sig) == 512 and sig == near_dup.caption_signature("A dog runs on the beach!")  # case and punctuation fold
     assert near_dup.survivor_rank("resolution", "b", 800, 600) < near_dup.survivor_rank("resolution", "a", 400, 300)
     assert near_dup.survivor_rank("key", "a", 1, 1) < near_dup.survivor_rank("key", "b", 800, 600)
+
+
+def test_signatures_equal_the_libraries_own():
+    """The fast paths (copied empty MinHash, bits without the hex string) give exactly what
+    datasketch and imagehash give."""
+    import imagehash
+    from datasketch import MinHash
+
+    # one after another: a signature must not leak into the next (the empty MinHash is cached)
+    for text in ["a dog runs on the beach", "two children build a sandcastle on a sunny beach", "x", ""]:
+        m = MinHash(num_perm=128, seed=1)
+        m.update_batch(list(near_dup.shingles(text)))
+        assert near_dup.caption_signature(text) == np.asarray(m.hashvalues, dtype="<u4").tobytes()
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        h = imagehash.ImageHash(rng.integers(0, 2, (8, 8)).astype(bool))
+        assert near_dup._bits(h) == int(str(h), 16)
