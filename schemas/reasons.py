@@ -79,7 +79,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     # CLIP scoring
     "clip.below_threshold": (DROPPED, "score", "CLIP score below clip.threshold, or outside the top clip.top_fraction of the dataset"),
     "clip.decode_error": (FAILED, "score", "the scorer could not decode the staged image"),
-    "clip.inference_error": (FAILED, "score", "the model failed on the batch holding this sample (e.g. out of memory)"),
+    "clip.inference_error": (FAILED, "score", "the model failed on this sample even alone (a failing batch is retried in halves)"),
     # internal
     "internal.error": (FAILED, "prepare", "an unexpected exception while processing this row (a bug: please report it)"),
 }
