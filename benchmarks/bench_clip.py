@@ -59,6 +59,7 @@ def sync(device):
 
 def scorer_options(args) -> dict:
     return dict(tokenize_workers=args.tokenize_workers, prep_threads=args.prep_threads, decoder=args.decoder, decode_threads=args.decode_threads,
+                host_decode_share=args.host_share,
                 compile=args.compile_mode or args.compile)
 
 
@@ -153,7 +154,8 @@ def main(argv=None):
     p.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"])
     p.add_argument("--tokenize-workers", type=int, default=0, help="tokenizer processes (0: in the prep thread)")
     p.add_argument("--decoder", default="torchvision", choices=CLIP_DECODERS, help="JPEG decoder on CUDA (see filters/gpu_decode.py)")
-    p.add_argument("--decode-threads", type=int, default=0, help="--decoder cpu: host threads decoding (0: one per core)")
+    p.add_argument("--decode-threads", type=int, default=0, help="--decoder cpu/mixed: host threads decoding (0: one per core)")
+    p.add_argument("--host-share", type=float, default=0.25, help="--decoder mixed: share of each chunk decoded on the host")
     p.add_argument("--prep-threads", type=int, default=1, help="chunks prepared concurrently ahead of the model")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
     p.add_argument("--compile-mode", default=None, help="torch.compile mode (implies --compile), e.g. max-autotune-no-cudagraphs")

@@ -89,7 +89,7 @@ def main():
 
     print(f"{'model alone (pairs/s)':<52} {rate(model_step, args.seconds, bs):>9.0f}", flush=True)
     nv = gpu_decode.nvimgcodec_module()
-    decoders = {"torchvision": gpu_decode.TorchvisionDecoder(dev), "cpu": gpu_decode.HostDecoder(dev)}
+    decoders = {name: gpu_decode.make_decoder(name, dev) for name in ("torchvision", "cpu", "mixed")}
     if nv is not None:
         # one hardware decoder per process: --nvimgcodec picks which
         decoders[args.nvimgcodec] = gpu_decode.make_decoder(args.nvimgcodec, dev)

@@ -31,7 +31,7 @@ case $STEPS in *bench*)
 B="python3 benchmarks/bench_clip.py --n 40000 --batch 8192 --chunk 512 --prep-threads 2"
 # default: the best configuration so far, then the untried decoders and CUDA-graph replay
 BEST="--compile --prep-threads 3 --tokenize-workers 2"
-DEFAULT="--decoder torchvision $BEST;--decoder cpu $BEST;--decoder nvimgcodec-gpu $BEST;--decoder torchvision --compile-mode reduce-overhead --prep-threads 3 --tokenize-workers 2"
+DEFAULT="--decoder torchvision $BEST;--decoder cpu $BEST;--decoder mixed $BEST;--decoder nvimgcodec-gpu $BEST;--decoder torchvision --compile-mode reduce-overhead --prep-threads 3 --tokenize-workers 2"
 IFS=';' read -ra SETS <<< "${VARIANTS:-$DEFAULT}"
 for flags in "${SETS[@]}"; do
   echo "== $B $flags"

@@ -102,7 +102,8 @@ class ClipScorer:
     prep_threads: int = 1  # chunks prepared concurrently ahead of the model
     compile: Union[bool, str] = False  # torch.compile the encoders (CUDA); a string names the mode
     decoder: str = "torchvision"  # JPEG decoder on CUDA: one of schemas.config.CLIP_DECODERS (gpu_decode)
-    decode_threads: int = 0  # decoder "cpu": host threads (0: one per core)
+    decode_threads: int = 0  # decoders "cpu", "mixed": host threads (0: one per core)
+    host_decode_share: float = 0.25  # decoder "mixed": the share of each chunk decoded on the host
     _prep: ThreadPoolExecutor = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -127,7 +128,7 @@ class ClipScorer:
             self._fixed_rows = self.chunk_size
             self.text_buckets = clip_forward.COMPILED_TEXT_BUCKETS
         self._warm = not self._fixed_rows
-        self.jpeg = gpu_decode.make_decoder(self.decoder, self.device, self.decode_threads) if self.device.type == "cuda" else None
+        self.jpeg = gpu_decode.make_decoder(self.decoder, self.device, self.decode_threads, self.host_decode_share) if self.device.type == "cuda" else None
         self._tokenizers = None
         if self.tokenize_workers > 0:
             import multiprocessing
@@ -142,7 +143,7 @@ class ClipScorer:
 
     @classmethod
     def create(cls, model: torch.nn.Module, device: str = "auto", precision: str = "fp16", chunk_size: int = 256, **options) -> "ClipScorer":
-        """options: tokenize_workers, prep_threads, compile, decoder, decode_threads (see the fields)."""
+        """options: tokenize_workers, prep_threads, compile, decoder, decode_threads, host_decode_share (see the fields)."""
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision] if dev.type == "cuda" else torch.float32
         model = convert_weights(model.float().to(dev), dtype)
@@ -201,11 +202,11 @@ class ClipScorer:
             for i, img in zip(jpeg_idx, self.jpeg.decode([images[i] for i in jpeg_idx])):
                 decoded[i] = img
         batch = torch.zeros(n, 3, r, r, device=self.device, dtype=self.dtype)
-        by_shape: dict[tuple, list[int]] = {}
+        by_shape: dict[tuple, list[int]] = {}  # (shape, where decoded): one batch of tensor ops each
         for i, img in enumerate(decoded):
             if img is not None:
-                by_shape.setdefault(tuple(img.shape), []).append(i)
-        for (_, h, w), idx in by_shape.items():
+                by_shape.setdefault((*img.shape, img.device.type), []).append(i)
+        for (_, h, w, _), idx in by_shape.items():
             x = self._stack_on_device([decoded[i] for i in idx]).float()
             scale = r / min(h, w)
             nh, nw = (r, max(r, round(w * scale))) if h <= w else (max(r, round(h * scale)), r)
@@ -228,7 +229,7 @@ class ClipScorer:
         return batch, errors
 
     def _stack_on_device(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        if tensors[0].device == self.device:
+        if tensors[0].device.type == self.device.type:  # (torch.device("cuda") != tensor.device "cuda:0")
             return torch.stack(tensors)
         # decoded on the host: one pinned buffer per shape, copied to the device asynchronously
         pinned = self.device.type == "cuda"

@@ -14,6 +14,9 @@ Decoders (`clip.decoder`):
     with host cores and leaves the SMs to the model: nvJPEG's CUDA decoder serialises within
     a process (about 20k img/s on an H100 host) and competes with the encoders for the SMs.
     Its pixels equal PIL's (the same library and settings).
+  - "mixed": both at once: the last `clip.host_decode_share` of every chunk on host threads,
+    the rest through torchvision's nvJPEG, so that the two add up. Which decoder takes a
+    picture depends only on its place in the batch, so reruns give the same pixels.
 A picture a decoder cannot decode comes back as None; the caller falls back to PIL on the
 CPU, which decodes what it can and otherwise gives the error message.
 """
@@ -148,20 +151,43 @@ class HostDecoder:
         self.threads = threads if threads > 0 else host_cores()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="jpeg-decode")
 
+    def submit(self, datas: Sequence[bytes]) -> list:
+        """Start decoding: futures of the pictures' tensors, PER_TASK pictures each."""
+        return [self._pool.submit(_decode_on_host, datas[i : i + self.PER_TASK]) for i in range(0, len(datas), self.PER_TASK)]
+
     def decode(self, datas: Sequence[bytes]) -> list[Optional[torch.Tensor]]:
         if len(datas) <= self.PER_TASK:
             return _decode_on_host(datas)
-        parts = [datas[i : i + self.PER_TASK] for i in range(0, len(datas), self.PER_TASK)]
-        return [t for part in self._pool.map(_decode_on_host, parts) for t in part]
+        return [t for future in self.submit(datas) for t in future.result()]
 
 
-def make_decoder(name: str, device: torch.device, threads: int = 0):
-    """The JPEG decoder for `name` (see DECODERS); `threads` sizes the "cpu" decoder's pool
-    (0: one thread per host core)."""
+class MixedDecoder:
+    """nvJPEG (torchvision) and host threads on one chunk at once: the host decodes the last
+    `host_share` of the pictures while nvJPEG decodes the others in the calling thread."""
+
+    name = "mixed"
+
+    def __init__(self, device: torch.device, threads: int = 0, host_share: float = 0.25):
+        self.device, self.host_share = device, host_share
+        self.gpu, self.host = TorchvisionDecoder(device), HostDecoder(device, threads)
+
+    def decode(self, datas: Sequence[bytes]) -> list[Optional[torch.Tensor]]:
+        split = len(datas) - round(len(datas) * self.host_share)
+        on_host = self.host.submit(datas[split:])  # runs while nvJPEG decodes the rest here
+        on_gpu = self.gpu.decode(datas[:split]) if split else []
+        return on_gpu + [t for future in on_host for t in future.result()]
+
+
+def make_decoder(name: str, device: torch.device, threads: int = 0, host_share: float = 0.25):
+    """The JPEG decoder for `name` (see DECODERS); `threads` sizes the "cpu" and "mixed"
+    decoders' pool (0: one thread per host core); `host_share` is the share of each chunk the
+    "mixed" decoder decodes on the host."""
     if name not in DECODERS:
         raise ValueError(f"unknown JPEG decoder {name!r}: one of {', '.join(DECODERS)}")
     if name == "torchvision":
         return TorchvisionDecoder(device)
     if name == "cpu":
         return HostDecoder(device, threads)
+    if name == "mixed":
+        return MixedDecoder(device, threads, host_share)
     return NvImageCodecDecoder(device, name)

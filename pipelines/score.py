@@ -108,7 +108,7 @@ class ClipModelHandler(ModelHandler):
         cfg = self.cfg
         return ClipScorer.create(model, device=cfg.device, precision=cfg.precision, chunk_size=cfg.chunk_size,
                                  prep_threads=cfg.prep_threads, tokenize_workers=cfg.tokenize_workers, compile=cfg.compile,
-                                 decoder=cfg.decoder, decode_threads=cfg.decode_threads)
+                                 decoder=cfg.decoder, decode_threads=cfg.decode_threads, host_decode_share=cfg.host_decode_share)
 
     def run_inference(self, batch: ScoreBatch, model, inference_args: Optional[dict[str, Any]] = None):
         starts = np.concatenate([[0], np.cumsum(batch.frames)]).tolist()  # image offsets per sample

@@ -240,7 +240,7 @@ class DedupConfig:
         return self.duplicates in ("caption", "both", "either")
 
 
-CLIP_DECODERS = ("torchvision", "nvimgcodec", "nvimgcodec-hw", "nvimgcodec-gpu", "cpu")  # JPEG decoders on CUDA (filters/gpu_decode.py)
+CLIP_DECODERS = ("torchvision", "nvimgcodec", "nvimgcodec-hw", "nvimgcodec-gpu", "cpu", "mixed")  # JPEG decoders on CUDA (filters/gpu_decode.py)
 
 
 @dataclass
@@ -262,7 +262,9 @@ class ClipConfig:
     compile: bool = False  # torch.compile the encoders (CUDA; pays off on long jobs)
     decoder: str = "torchvision"  # JPEG decoding on CUDA: torchvision | nvimgcodec | nvimgcodec-hw (hardware engines alone)
     # | nvimgcodec-gpu (Huffman on the SMs too) | cpu (libjpeg-turbo on host threads; resize still on the GPU)
-    decode_threads: int = 0  # decoder cpu: threads decoding per worker process (0: one per core)
+    # | mixed (torchvision and cpu at once, on shares of every chunk)
+    decode_threads: int = 0  # decoders cpu, mixed: threads decoding per worker process (0: one per core)
+    host_decode_share: float = 0.25  # decoder mixed: the share of each chunk decoded on the host
 
     def validate(self):
         _choice("clip.device", self.device, ("auto", "cpu", "cuda"))
@@ -273,6 +275,8 @@ class ClipConfig:
         _positive("clip.prep_threads", self.prep_threads)
         if self.decode_threads < 0:
             raise ConfigError("clip.decode_threads must be >= 0 (0: one per core)")
+        if not 0.0 <= self.host_decode_share <= 1.0:
+            raise ConfigError("clip.host_decode_share must be in [0, 1]")
         if not 0.0 <= self.top_fraction <= 1.0:
             raise ConfigError("clip.top_fraction must be in [0, 1]")
 

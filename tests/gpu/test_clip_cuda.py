@@ -15,7 +15,7 @@ from tests.util import encode, image, jpeg  # noqa: E402
 
 
 NEEDS_NVIMGCODEC = pytest.mark.skipif(gpu_decode.nvimgcodec_module() is None, reason="nvImageCodec not installed")
-DECODERS = ["torchvision", "cpu", pytest.param("nvimgcodec-hw", marks=NEEDS_NVIMGCODEC), pytest.param("nvimgcodec-gpu", marks=NEEDS_NVIMGCODEC)]
+DECODERS = ["torchvision", "cpu", "mixed", pytest.param("nvimgcodec-hw", marks=NEEDS_NVIMGCODEC), pytest.param("nvimgcodec-gpu", marks=NEEDS_NVIMGCODEC)]
 
 
 def batch():

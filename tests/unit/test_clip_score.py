@@ -116,7 +116,7 @@ def test_decoder_names_are_checked():
     from mmcurate.filters import gpu_decode
     from mmcurate.schemas.config import ClipConfig, ConfigError
 
-    with pytest.raises(ValueError, match="unknown JPEG decoder 'nvjpeg': one of torchvision, nvimgcodec, nvimgcodec-hw, nvimgcodec-gpu, cpu"):
+    with pytest.raises(ValueError, match="unknown JPEG decoder 'nvjpeg': one of torchvision, nvimgcodec, nvimgcodec-hw, nvimgcodec-gpu, cpu, mixed"):
         gpu_decode.make_decoder("nvjpeg", torch.device("cuda"))
     with pytest.raises(ConfigError, match="clip.decoder"):
         ClipConfig(decoder="nvjpeg").validate()
@@ -124,6 +124,8 @@ def test_decoder_names_are_checked():
         ClipConfig(decoder="cpu", decode_threads=-1).validate()
     ClipConfig(decoder="nvimgcodec-hw").validate()
     ClipConfig(decoder="cpu", decode_threads=4).validate()
+    with pytest.raises(ConfigError, match=r"clip.host_decode_share must be in \[0, 1\]"):
+        ClipConfig(decoder="mixed", host_decode_share=1.5).validate()
 
 
 def odd_jpegs() -> list[bytes]:
@@ -146,7 +148,10 @@ def test_host_decoder_pixels_equal_pils():
         datas[i] = bad
     decoder = gpu_decode.make_decoder("cpu", torch.device("cpu"), threads=2)
     assert (decoder.name, decoder.threads) == ("cpu", 2) and len(datas) > 2 * decoder.PER_TASK
-    out = decoder.decode(datas)
+    assert_pils_pixels(decoder.decode(datas), datas, corrupt)
+
+
+def assert_pils_pixels(out, datas, corrupt):
     assert len(out) == len(datas)
     for i, (data, got) in enumerate(zip(datas, out)):
         if i in corrupt:
@@ -155,6 +160,21 @@ def test_host_decoder_pixels_equal_pils():
         want = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         assert got.dtype == torch.uint8 and got.shape == (3, *want.shape[:2])
         assert np.array_equal(got.permute(1, 2, 0).numpy(), want), i
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_mixed_decoder_splits_a_chunk_and_keeps_its_order(share):
+    """The "mixed" decoder (torchvision's batched call here on the CPU, host threads for the
+    last `share`): every picture back in its place, corrupt ones as None on either side."""
+    from mmcurate.filters import gpu_decode
+
+    datas = [jpeg(96, 80, seed=i) for i in range(60)] + odd_jpegs()
+    corrupt = {5: b"\xff\xd8garbage", 58: datas[58][:150]}
+    for i, bad in corrupt.items():
+        datas[i] = bad
+    decoder = gpu_decode.make_decoder("mixed", torch.device("cpu"), threads=2, host_share=share)
+    assert decoder.name == "mixed"
+    assert_pils_pixels(decoder.decode(datas), datas, corrupt)
 
 
 def test_batched_preprocessing_with_host_decoder_close_to_clip_transform():
