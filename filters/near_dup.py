@@ -137,9 +137,9 @@ class Nearness:
         for name in ("phash", "dhash", "phash_mirror", "dhash_mirror"):
             values = [m.get(name) for m in members]
             self.hashes[name] = (np.array([v or 0 for v in values], dtype=np.uint64), np.array([v is not None for v in values]))
-        sigs = [m.get("minhash") for m in members]
+        sigs = [m.get("minhash") if duplicates != "image" else None for m in members]  # captions unused: none
         self.has_sig = np.array([s is not None for s in sigs])
-        self.sigs = signature_matrix([s if s is not None else bytes(4 * num_perm) for s in sigs], num_perm)
+        self.sigs = signature_matrix([s if s is not None else bytes(4 * num_perm) for s in sigs], num_perm) if self.has_sig.any() else None
 
     def _within(self, kind: str, i: int, js: np.ndarray, a: str = "", b: str = "") -> np.ndarray:
         """Hash `kind` of i (its mirror when a == "_mirror") against js's (b likewise) within k."""
@@ -157,6 +157,8 @@ class Nearness:
         return near
 
     def caption(self, i: int, js: np.ndarray) -> np.ndarray:
+        if self.sigs is None:
+            return np.zeros(len(js), dtype=bool)
         return self.has_sig[i] & self.has_sig[js] & (estimated_jaccard(self.sigs[i], self.sigs[js]) >= self.threshold)
 
     def __call__(self, i: int, js: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
     LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, greedy_leaders,
-    lsh_params, mix64, node_id, signature_matrix, survivor_rank,
+    lsh_params, mix64, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
@@ -231,7 +231,7 @@ class ResolveClusters(beam.DoFn):
         table = concat(tables)
         if table is None:
             return
-        rows = table.to_pylist()
+        rows = table.append_column("node", pa.array(node_ids(table), pa.int64())).to_pylist()
         rows.sort(key=lambda r: (r["cluster"], survivor_rank(self.cfg.survivor, r["key"], r["original_width"], r["original_height"])))
         out, decided = [], []
         start = 0
@@ -240,7 +240,7 @@ class ResolveClusters(beam.DoFn):
             while end < len(rows) and rows[end]["cluster"] == rows[start]["cluster"]:
                 end += 1
             for leader, members in self._groups(rows[start:end]):
-                cluster = min(int(node_id(r["order_task"], r["order_row"])) for r in members)
+                cluster = min(r["node"] for r in members)
                 for r in members:
                     reason, distance = ("", 0.0) if r is leader else self._why(r, leader)
                     out.append({"key": r["key"], "cluster": cluster, "survivor": leader["key"], "reason": reason, "distance": distance, "size": len(members), "shard": r["shard"]})
@@ -260,7 +260,7 @@ class ResolveClusters(beam.DoFn):
             return
         videos = None
         if self.group_shift:  # which clips are siblings: never near each other
-            videos = np.array([int(node_id(r["order_task"], r["order_row"])) >> self.group_shift for r in component])
+            videos = np.array([r["node"] >> self.group_shift for r in component])
         near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm, videos)
         leader_of = greedy_leaders(len(component), near, LeaderIndex(near, cfg.caption_threshold, cfg.num_perm))
         groups: dict[int, list[dict]] = {}
