@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import tempfile
 from typing import Any
 
@@ -94,6 +95,8 @@ def _video_source(ctx, src: SourceRow, data: Any):
         yield src.media
     else:
         cfg = ctx.cfg.video
+        if cfg.spool_dir:  # created on first use, as on a fresh worker (run() checks it on local runs)
+            os.makedirs(cfg.spool_dir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=cfg.spool_dir or None, prefix="mmcurate-video-") as f:
             ctx.fetcher.fetch(src.media, sink=f, max_bytes=cfg.max_bytes)
             f.flush()

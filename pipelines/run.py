@@ -5,6 +5,7 @@ checks the accounting identity, so a job submitted without waiting (a Dataflow f
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Optional
@@ -75,6 +76,8 @@ def run(
         cfg.input.format = fmt
     if cfg.clip.model and cfg.input.media_modality == "audio":
         raise ConfigError("CLIP scores images and video frames, not audio: drop --clip-model (clip.model) for audio inputs")
+    if cfg.input.media_modality == "video" and cfg.video.spool_dir and is_local(beam_args):
+        _make_spool_dir(cfg.video.spool_dir)
     fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "prepare"))
     fileio.remove_temp_files(out_dir)  # a killed run's half-written files
     if fileio.exists(fileio.join(out_dir, STATS)):  # until this run finishes, no stats are current
@@ -113,6 +116,17 @@ def run(
         stats["dedup"]["counters"] = counters
         fileio.write_json(fileio.join(out_dir, STATS), stats)
     return stats
+
+
+def _make_spool_dir(path: str) -> None:
+    """Where remote videos are streamed: created now, so a bad path fails in one line here
+    rather than as one error per video."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"video.spool_dir {path!r}: cannot create it ({e.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"video.spool_dir {path!r}: not writable")
 
 
 def resumable_shards(out_dir: str, cfg: RunConfig) -> int:

@@ -172,7 +172,7 @@ class VideoConfig:
     dedup_within_video: bool = False  # near-dup also between clips of one video (default: only across videos)
     # remote videos (http, gs://, s3://) are streamed to a temporary file, not held in memory
     max_bytes: int = 4 * 1024**3  # larger remote videos are dropped (fetch.too_large); fetch.max_bytes is for images and audio
-    spool_dir: str = ""  # where those temporary files go ("": the system's temp dir); deleted once the video is cut
+    spool_dir: str = ""  # where those temporary files go ("": the system's temp dir; created if missing); deleted once the video is cut
 
     def validate(self):
         _choice("video.uncued", self.uncued, ("whole", "windows"))

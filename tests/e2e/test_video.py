@@ -191,8 +191,7 @@ def test_a_remote_video_is_opened_from_a_file_in_the_spool_dir(clips, tmp_path):
     from mmcurate.schemas.record import SourceRow
     from tests.httpserver import LoopbackServer
 
-    spool = tmp_path / "spool"
-    os.makedirs(spool)
+    spool = tmp_path / "spool" / "videos"  # not there yet: a fresh worker creates it
     ctx = SimpleNamespace(cfg=RunConfig(video=VideoConfig(spool_dir=str(spool))), fetcher=Fetcher(FetchConfig(allow_private_hosts=True)))
     with LoopbackServer() as srv:
         srv.files["whole.mp4"] = (clips / "whole.mp4").read_bytes()
@@ -202,6 +201,17 @@ def test_a_remote_video_is_opened_from_a_file_in_the_spool_dir(clips, tmp_path):
             with open(media, "rb") as f:
                 assert f.read() == srv.files["whole.mp4"]
     assert os.listdir(spool) == []
+
+
+def test_a_spool_dir_that_cannot_be_created_fails_at_launch_in_one_line(clips, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a folder")
+    write(tmp_path / "videos.csv", f"path,text\n{clips / 'whole.mp4'},a clip\n")
+    spool = tmp_path / "a_file" / "spool"
+    assert run_cli("run", tmp_path / "videos.csv", "--video-col", "path", "--caption-col", "text", "-o", tmp_path / "out",
+                   *COMMON, "--set", f"video.spool_dir={spool}") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mmcurate: error: ConfigError: video.spool_dir {str(spool)!r}: cannot create it (Not a directory)"]
+    assert not (tmp_path / "out" / "stats.json").exists()
 
 
 def test_video_clip_score_is_the_mean_over_its_frames(clips, tmp_path):
