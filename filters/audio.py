@@ -20,7 +20,7 @@ from av.codec.context import Flags as CodecFlags
 from av.container import Flags as ContainerFlags
 
 from mmcurate.schemas.config import AudioConfig
-from mmcurate.schemas.record import Rejected, Verdict
+from mmcurate.schemas.record import Rejected, Verdict, error_text
 
 _ENCODERS = {"flac": ("flac", "flac"), "wav": ("wav", "pcm_s16le"), "mp3": ("mp3", "libmp3lame")}  # ext -> (container, codec)
 _DECODE_ERRORS = (av.error.FFmpegError, ValueError, EOFError)
@@ -68,7 +68,7 @@ class ProcessAudio:
             with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
                 d = self._decode(container)
         except _DECODE_ERRORS as e:
-            raise _reject("audio.decode_error", f"{type(e).__name__}: {e}"[:200]) from None
+            raise _reject("audio.decode_error", error_text(e, 200)) from None
 
         n = len(d.pcm) // d.channels
         if n == 0:

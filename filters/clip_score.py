@@ -21,7 +21,6 @@ import warnings
 
 import collections
 import io
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcurate.filters import clip_forward, clip_tokens, gpu_decode
+from mmcurate.schemas.record import error_text
 
 # clip-anytorch imports pkg_resources, which warns on every import; nothing for a user to act on
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -74,12 +74,6 @@ def _tokenize_numpy(captions: list[str], context_length: int) -> np.ndarray:
     """For tokenizer processes: numpy arrays cross the process boundary as plain bytes
     (a torch tensor would go through shared-memory handles, much slower)."""
     return tokenize(captions, context_length).numpy()
-
-
-def _error_text(e: Exception) -> str:
-    """The error for the manifest, without object addresses (PIL names its BytesIO "at 0x..."),
-    so that reruns write the same bytes."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", f"{type(e).__name__}: {e}")[:300]
 
 
 @dataclass
@@ -189,7 +183,7 @@ class ClipScorer:
             try:
                 out[i] = self._cpu_transform(Image.open(io.BytesIO(data)))
             except Exception as e:  # hostile or corrupt staged bytes: a counted failure
-                errors[i] = _error_text(e)
+                errors[i] = error_text(e)
         return out, errors
 
     def pixels_batched(self, images: Sequence[bytes]) -> tuple[torch.Tensor, list[str]]:

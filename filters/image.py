@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmcurate.filters.near_dup import image_hashes
 from mmcurate.schemas.config import ImageConfig
-from mmcurate.schemas.record import Rejected, Verdict
+from mmcurate.schemas.record import Rejected, Verdict, error_text
 
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
@@ -154,7 +154,7 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageRejected(Verdict.reject("image.unidentified")) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageRejected(Verdict.reject("image.decode_error", f"{type(e).__name__}: {e}")) from None
+        raise ImageRejected(Verdict.reject("image.decode_error", error_text(e, 10_000))) from None
 
 
 def _load(img: Image.Image) -> None:

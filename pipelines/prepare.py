@@ -35,7 +35,7 @@ from mmcurate.pipelines.sources.webdataset import iter_member_bytes
 from mmcurate.pipelines.tario import SampleTarWriter
 from mmcurate.schemas.config import RunConfig
 from mmcurate.schemas.reasons import FAILED, KEPT
-from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass_dict, empty_row, rows_to_table, sample_json
+from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass_dict, empty_row, error_text, rows_to_table, sample_json
 
 SHARDS_TAG = "shards"
 # A video's clips are rows (task, row * CLIP_SLOTS + clip): dedup tells rows apart by order.
@@ -87,8 +87,8 @@ class ReadRows(beam.DoFn):
                 yield staging_id(task.task, 0 if task.is_shard else n // size), row
                 n += 1
         except Exception as e:
-            detail = f"{type(e).__name__}: {e}"
-            row = SourceRow(f"unreadable_{task.task:05d}_{n:09d}", (task.task, n), task.locator, verdict=Verdict.reject("input.unreadable", detail[:500]))
+            detail = error_text(e, 500)
+            row = SourceRow(f"unreadable_{task.task:05d}_{n:09d}", (task.task, n), task.locator, verdict=Verdict.reject("input.unreadable", detail))
             yield staging_id(task.task, 0 if task.is_shard else n // size), row
 
 
@@ -173,7 +173,7 @@ class PrepareShard(beam.DoFn):
         try:
             results = self._prepare_checked(src, row, data)
         except Exception as e:  # a bug, not bad input: fail the row loudly, keep the run going
-            detail = f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3)[-400:]}"
+            detail = error_text(e, 10_000, traceback.format_exc(limit=3)[-400:])
             results = [(apply_verdict(row, Verdict.reject("internal.error", detail)), {})]
         if self.modality == "video":  # clips share their video's input position: give each its own
             if len(results) > CLIP_SLOTS:

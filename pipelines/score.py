@@ -30,6 +30,7 @@ from mmcurate.pipelines.prepare import staging_paths
 from mmcurate.pipelines.tario import frames_of, image_of, read_samples
 from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
+from mmcurate.schemas.record import error_text
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def score_isolating_failures(model, batch: ScoreBatch, starts: list[int], a: int
         scores, errors, image_emb, text_emb = _per_sample(out, batch.frames[a:b], embeddings)
         return scores, errors, ["" if s is not None else "clip.decode_error" for s in scores], image_emb, text_emb
     except Exception as e:
-        error = f"{type(e).__name__}: {e}"[:300]
+        error = error_text(e)
     if b - a == 1:
         empty = np.zeros((1, model.embedding_dim), dtype=np.float16) if embeddings else None
         return [None], [error], ["clip.inference_error"], empty, empty
@@ -173,7 +174,7 @@ def score_isolating_failures(model, batch: ScoreBatch, starts: list[int], a: int
 def _dead_letter(failed) -> tuple:
     batch, exc = failed
     # Beam hands over (type, repr, traceback lines) rather than the exception itself
-    detail = (exc[1] if isinstance(exc, tuple) and len(exc) > 1 else f"{type(exc).__name__}: {exc}")[:300]
+    detail = (exc[1] if isinstance(exc, tuple) and len(exc) > 1 else error_text(exc))[:300]
     return batch.sid, [Scored(o, k, None, "clip.inference_error", detail) for o, k in zip(batch.ords, batch.keys)], None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -35,6 +36,15 @@ class Verdict:
 
 
 _KEEP = Verdict()
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def error_text(e: BaseException, limit: int = 300, extra: str = "") -> str:
+    """An exception as manifest text, "Type: message[ | extra]", cut to limit characters and
+    without object addresses (PIL names its BytesIO "... at 0x7f..."), so reruns write the same bytes."""
+    text = f"{type(e).__name__}: {e}" + (f" | {extra}" if extra else "")
+    return _ADDRESS.sub("", text)[:limit]
 
 
 class Rejected(Exception):

@@ -1,3 +1,5 @@
+import io
+
 import pytest
 
 from mmcurate.filters.keys import is_valid_key, make_key, position_key, stem_of
@@ -46,3 +48,18 @@ def test_every_reason_is_named_by_its_stage_area():
     for name, (status, stage, meaning) in REASONS.items():
         area, _, what = name.partition(".")
         assert what and status in ("dropped", "failed") and stage in STAGES and meaning
+
+
+def test_error_text_drops_object_addresses_and_is_cut_to_its_limit():
+    from PIL import Image, UnidentifiedImageError
+
+    from mmcurate.schemas.record import error_text
+
+    with pytest.raises(UnidentifiedImageError) as first:
+        Image.open(io.BytesIO(b"not a picture"))
+    with pytest.raises(UnidentifiedImageError) as second:
+        Image.open(io.BytesIO(b"not a picture either"))
+    assert " at 0x" in str(first.value)  # PIL names the stream by its address
+    assert error_text(first.value) == error_text(second.value) == "UnidentifiedImageError: cannot identify image file <_io.BytesIO object>"
+    assert error_text(ValueError("x" * 50), limit=20) == "ValueError: " + "x" * 8
+    assert error_text(KeyError("k"), extra="trace") == "KeyError: 'k' | trace"
