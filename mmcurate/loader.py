@@ -45,15 +45,31 @@ class ShardError(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 
 
-def shard_index(out_dir: str) -> dict[str, int]:
-    """{absolute shard url: sample count} from OUT/index.wids.json, in index order."""
+def shard_entries(out_dir: str) -> list[dict]:
+    """OUT/index.wids.json's shard list, in index order, urls made absolute. Each entry:
+    {"url", "nsamples"[, "splits": {name: {"offset", "bytes", "nsamples"}}]}: where each
+    split's samples lie in the tar (older outputs have no "splits")."""
     path = fileio.join(out_dir, INDEX)
     if not fileio.exists(path):
         raise FileNotFoundError(f"{path}: no shard index (is {out_dir} an mmcurate output folder?)")
     doc = fileio.read_json(path)
     if doc.get("__kind__") != INDEX_KIND:
         raise ValueError(f"{path}: not a {INDEX_KIND} index")
-    return {_absolute(out_dir, s["url"]): int(s["nsamples"]) for s in doc["shardlist"]}
+    return [{**s, "url": _absolute(out_dir, s["url"])} for s in doc["shardlist"]]
+
+
+def shard_index(out_dir: str) -> dict[str, int]:
+    """{absolute shard url: sample count} from OUT/index.wids.json, in index order."""
+    return {s["url"]: int(s["nsamples"]) for s in shard_entries(out_dir)}
+
+
+def split_ranges(entries: list[dict], split: str) -> dict[str, tuple[int, int, int]] | None:
+    """{url: (offset, bytes, nsamples)} of the split in each shard that holds some of it; None
+    when the index has no ranges (an older output: every shard is read and filtered)."""
+    if not all("splits" in s for s in entries):
+        return None
+    return {s["url"]: (int(r["offset"]), int(r["bytes"]), int(r["nsamples"]))
+            for s in entries if (r := s["splits"].get(split))}
 
 
 def shard_urls(out_dir: str) -> list[str]:
@@ -87,17 +103,18 @@ class ShardList(wds.pytorch.IterableDataset):
 
 
 def read_shards(shards: Iterable[dict], counts: dict[str, int], handler: Callable = wds.reraise_exception,
-                filesystem_args: Sequence[str] | None = None):
+                filesystem_args: Sequence[str] | None = None, ranges: dict[str, tuple[int, int]] | None = None):
     """The url-opener and tar-expander stages: raw samples ({"__key__", "__url__", ext: bytes})
     of each shard, opened with fileio.open_read (local, gs://, s3://) and closed after reading.
     Only whole samples come out: a shard that breaks off mid-sample loses that sample.
-    filesystem_args: Beam options for remote shards, set again here for spawned workers."""
+    filesystem_args: Beam options for remote shards, set again here for spawned workers.
+    ranges: {url: (offset, bytes)}: read only these bytes of each shard (one split's samples)."""
     if filesystem_args is not None:
         fileio.configure(filesystem_args)
     for shard in shards:
         url, read = shard["url"], 0
         try:
-            for sample in _shard_samples(url):
+            for sample in _shard_samples(url, (ranges or {}).get(url)):
                 read += 1
                 yield sample
             expected = counts.get(url)
@@ -111,10 +128,33 @@ def read_shards(shards: Iterable[dict], counts: dict[str, int], handler: Callabl
                 break
 
 
-def _shard_samples(url: str) -> Iterator[dict]:
+def _shard_samples(url: str, byte_range: tuple[int, int] | None = None) -> Iterator[dict]:
     with fileio.open_read(url) as stream:
+        if byte_range is not None:
+            stream.seek(byte_range[0])  # a ranged read on gs:// and s3://
+            stream = _TarWindow(stream, byte_range[1])
         members = ({**m, "__url__": url} for m in tar_file_iterator(stream))
         yield from group_by_keys(members)
+
+
+class _TarWindow(io.RawIOBase):
+    """The next `size` bytes of a stream (whole tar members), then the two zero blocks that end
+    a tar: a range of a shard read as a tar of its own."""
+
+    def __init__(self, stream, size: int):
+        self.stream, self.left, self.tail = stream, size, bytes(1024)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.left > 0:
+            data = self.stream.read(min(len(buffer), self.left))
+            self.left = self.left - len(data) if data else 0  # a short file ends early: the count check names it
+        else:
+            data, self.tail = self.tail[: len(buffer)], self.tail[len(buffer):]
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _wrap(exn: Exception, message: str) -> ShardError:
@@ -138,6 +178,14 @@ def in_split(sample: dict, split: str) -> bool:
         raise ValueError(f"{sample['__url__']}: sample {sample['__key__']} has no 'split' field: this output "
                          f"was written before splits existed; rerun the pipeline to assign them")
     return doc["split"] == split
+
+
+def check_in_split(sample: dict, split: str) -> dict:
+    """A sample read from a split's byte range must be in that split (else the index is stale)."""
+    if sample["json"].get("split") != split:
+        raise ValueError(f"it is in split {sample['json'].get('split')!r}, but {INDEX} places it in split {split!r}'s "
+                         f"byte range: the index does not match the shard")
+    return sample
 
 
 class Shuffle(wds.PipelineStage):
@@ -244,8 +292,9 @@ def dataset(out_dir: str, *, split: str | None = None, batch_size: int = 64, ima
             filesystem_args: Sequence[str] = ()) -> wds.DataPipeline:
     """A webdataset pipeline of batches (dicts: see the module docstring) from an output folder.
 
-    split: keep samples whose json "split" is this (every shard is still read: ~1/fraction the
-      bytes of the split itself). transform: PIL image -> tensor, replaces the default
+    split: only samples whose json "split" is this: of each shard, only the split's byte range
+      is read (a 1 % split reads ~1 % of the bytes; older outputs, whose index has no ranges,
+      are read whole and filtered). transform: PIL image -> tensor, replaces the default
       clip_transform(image_size). tokenizer: str -> LongTensor [ctx] or [1, ctx], replaces
       clip.tokenize(context_length). modalities: which tensors to decode ("image", "text").
     shuffle: sample buffer size (0: no shuffling at all, samples in index order); with it, the
@@ -260,19 +309,26 @@ def dataset(out_dir: str, *, split: str | None = None, batch_size: int = 64, ima
     remote_args = list(filesystem_args) if fileio.is_remote(out_dir) else None
     if remote_args is not None:
         fileio.configure(remote_args)  # Beam's S3 filesystem needs options, even empty ones
-    counts = shard_index(out_dir)
-    if not counts:
+    entries = shard_entries(out_dir)
+    if not entries:
         raise ValueError(f"{out_dir}: {INDEX} lists no shards (no kept samples)")
+    counts, ranges = {s["url"]: int(s["nsamples"]) for s in entries}, None
     if split is not None:
         check_split(out_dir, split)
+        in_ranges = split_ranges(entries, split)
+        if in_ranges is not None:
+            counts = {url: n for url, (_, _, n) in in_ranges.items()}
+            ranges = {url: (offset, size) for url, (offset, size, _) in in_ranges.items()}
     decoders = _decoders(modalities, image_size, transform, tokenizer, context_length)
     if resampled:
         stages = [wds.ResampledShards(list(counts), seed=seed, deterministic=True)]
     else:
         stages = [ShardList(list(counts), seed if shuffle else None), wds.split_by_node, wds.split_by_worker]
-    stages += [partial(read_shards, counts=counts, handler=handler, filesystem_args=remote_args),
+    stages += [partial(read_shards, counts=counts, handler=handler, filesystem_args=remote_args, ranges=ranges),
                partial(each_sample, fn=parse_json, handler=handler)]
-    if split is not None:
+    if ranges is not None:
+        stages.append(partial(each_sample, fn=partial(check_in_split, split=split), handler=handler))
+    elif split is not None:
         stages.append(wds.select(partial(in_split, split=split)))
     if shuffle:
         stages.append(Shuffle(shuffle, seed))

@@ -1,4 +1,5 @@
-"""Stage 4, finalize: per staging shard, join the dedup decisions, write the final shard.
+"""Stage 4, finalize: per staging shard, join the dedup decisions, write the final shard
+(its samples grouped by split, each split's byte range recorded for the index).
 
 Shard numbers come from the sorted staging ids (input order), so numbering has no gaps and
 never depends on which worker finished first. Files are published atomically; the per-shard
@@ -17,7 +18,7 @@ from mmcurate.filters import quantile
 from mmcurate.filters.splits import SplitAssigner
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.prepare import staging_paths
-from mmcurate.pipelines.tario import SampleTarWriter, read_samples, without_frames
+from mmcurate.pipelines.tario import GroupedTarWriter, read_samples, without_frames
 from mmcurate.pipelines.stats import account
 from mmcurate.schemas.config import ClipConfig, OutputConfig
 from mmcurate.schemas.reasons import KEPT
@@ -79,20 +80,23 @@ class FinalizeShard(beam.DoFn):
         base = fileio.join(self.out_dir, SHARDS_DIR, name)
         # Always rewritten (never a copy of the staging tar): every json gains its split here,
         # so changing output.splits needs no new prepare (and no new downloads).
+        # Samples are grouped by split (in output.splits order, input order within a split), and
+        # each split's byte range goes into the index, so a reader of one split reads only it.
         with fileio.atomic_writer(base + ".tar") as handle, fileio.open_read(src["tar"]) as f:
-            writer = SampleTarWriter(handle)
+            writer = GroupedTarWriter(handle, [name for name, _ in self.split_of.splits])
             for ordinal, sample in enumerate(read_samples(f)):
                 row = by_ord.get(ordinal)
                 if row is not None:
                     sample = without_frames(sample)  # the scorer's frames stay in staging
                     sample["json"] = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
-                    writer.write(sample)
-            writer.close()
+                    writer.write(sample, row["split"])
+            split_ranges = writer.close()
         fileio.write_parquet(base + ".parquet", rows_to_table(rows))
         if self.clip.model and self.clip.embeddings:
             self._write_embeddings(sid, name, by_ord)
         stats = account(rows)
-        stats.update(shard=name, tar=f"{SHARDS_DIR}/{name}.tar", samples=stats["kept"], bytes=fileio.size_of(base + ".tar"), staging=sid)
+        stats.update(shard=name, tar=f"{SHARDS_DIR}/{name}.tar", samples=stats["kept"], bytes=fileio.size_of(base + ".tar"), staging=sid,
+                     split_ranges=split_ranges)
         fileio.write_json(base + ".stats.json", stats)
         yield stats
 

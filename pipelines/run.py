@@ -190,13 +190,22 @@ def finish(out_dir: str, shard_stats: list[dict], fmt: str = "", inputs: list[st
         "__kind__": "wids-shard-index-v1",
         "wids_version": 1,
         "name": "mmcurate",
-        "shardlist": [{"url": s["tar"], "nsamples": s["samples"]} for s in shard_stats if s["samples"] > 0],
+        "shardlist": [_index_entry(s) for s in shard_stats if s["samples"] > 0],
     }
     fileio.write_json(fileio.join(out_dir, WIDS_INDEX), wids)
     if errors:
         raise AccountingError("accounting identity broken: " + "; ".join(errors[:5]))
     if not keep_staging:
         fileio.delete_tree(fileio.join(out_dir, STAGING_DIR))
+
+
+def _index_entry(shard: dict) -> dict:
+    """A shard in index.wids.json: wids' url and nsamples, plus where each split's samples lie
+    in the tar ({"offset", "bytes", "nsamples"}: mmcurate.loader reads only a split's range)."""
+    entry = {"url": shard["tar"], "nsamples": shard["samples"]}
+    if shard.get("split_ranges"):
+        entry["splits"] = shard["split_ranges"]
+    return entry
 
 
 def _remove_stale_shards(out_dir: str, current: set[str]) -> None:

@@ -6,9 +6,9 @@ format=PAX)` writes, without importing webdataset, which imports torch when it i
 
 from __future__ import annotations
 
-import io
 import tarfile
-from typing import BinaryIO, Iterator
+import tempfile
+from typing import BinaryIO, Iterator, Sequence
 
 IMAGE_EXTS = ("jpg", "png", "webp")
 
@@ -16,21 +16,74 @@ IMAGE_EXTS = ("jpg", "png", "webp")
 class SampleTarWriter:
     """Streams samples (`{"__key__": k, ext: bytes, ...}`) into a tar: members named `k.ext`,
     in sorted extension order so a sample's members are adjacent, with fixed mtime, owner and
-    mode so the same samples always give the same bytes."""
+    mode so the same samples always give the same bytes. `offset` is the tar's length so far:
+    where the next sample starts."""
 
     def __init__(self, fileobj: BinaryIO):
-        self.tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
+        self.out, self.offset = fileobj, 0
 
     def write(self, sample: dict) -> None:
-        key = sample["__key__"]
-        for ext in sorted(k for k in sample if k != "__key__"):
-            data = sample[ext]
-            info = tarfile.TarInfo(f"{key}.{ext}")
-            info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o444, "", ""
-            self.tar.addfile(info, io.BytesIO(data))
+        self._put(encode_sample(sample))
+
+    def append(self, encoded: BinaryIO) -> None:
+        """Samples already encoded (encode_sample's bytes, one after another), copied as they are."""
+        while chunk := encoded.read(1 << 20):
+            self._put(chunk)
 
     def close(self) -> None:
+        """The end-of-archive blocks, then zeros up to a whole record, as tarfile writes them."""
+        end = self.offset + 2 * tarfile.BLOCKSIZE
+        self._put(bytes(end - self.offset + (-end) % tarfile.RECORDSIZE))
+
+    def _put(self, data: bytes) -> None:
+        self.out.write(data)
+        self.offset += len(data)
+
+
+def encode_sample(sample: dict) -> bytes:
+    """A sample's tar members, header and padded data each, exactly as tarfile's PAX writer
+    lays them out (a PAX header first where a name needs it)."""
+    key, parts = sample["__key__"], []
+    for ext in sorted(k for k in sample if k != "__key__"):
+        data = sample[ext]
+        info = tarfile.TarInfo(f"{key}.{ext}")
+        info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o444, "", ""
+        parts += [info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), data, bytes(-len(data) % tarfile.BLOCKSIZE)]
+    return b"".join(parts)
+
+
+class GroupedTarWriter:
+    """Samples written in any order come out grouped: all of the first group, then all of the
+    second, ... in `groups` order (within a group, in the order written), so a reader of one
+    group reads only its byte range. The first group streams straight to the output; the others
+    wait in temporary files (in memory up to `spool_bytes` each, then on disk).
+    close() -> {group: {"offset", "bytes", "nsamples"}} for the groups that got samples."""
+
+    def __init__(self, fileobj: BinaryIO, groups: Sequence[str], spool_bytes: int = 64 << 20):
+        self.tar, self.first = SampleTarWriter(fileobj), groups[0]
+        self.spools = {g: tempfile.SpooledTemporaryFile(max_size=spool_bytes) for g in groups[1:]}
+        self.counts = dict.fromkeys(groups, 0)
+
+    def write(self, sample: dict, group: str) -> None:
+        if group == self.first:
+            self.tar.write(sample)
+        else:
+            self.spools[group].write(encode_sample(sample))
+        self.counts[group] += 1
+
+    def close(self) -> dict[str, dict]:
+        ranges = {}
+        for group, n in self.counts.items():
+            start = self.tar.offset if group != self.first else 0
+            if group != self.first:
+                spool = self.spools.pop(group)
+                spool.seek(0)
+                self.tar.append(spool)
+                spool.close()
+            if n:
+                ranges[group] = {"offset": start, "bytes": self.tar.offset - start, "nsamples": n}
         self.tar.close()
+        return ranges
 
 
 def read_samples(fileobj: BinaryIO) -> Iterator[dict]:

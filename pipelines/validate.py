@@ -1,8 +1,8 @@
 """`mmcurate validate OUT`: re-read every shard and check it against the manifests and stats.
 
 Checks: tar integrity, key rules, member adjacency and completeness, sample json, counts in
-tar == manifest == shard stats == run stats, keys unique across shards, the wids index, and
-the accounting identity. Returns the list of problems (empty means valid)."""
+tar == manifest == shard stats == run stats, keys unique across shards, the wids index (its
+split byte ranges too), and the accounting identity. Returns the list of problems (empty means valid)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def validate(out_dir: str, progress: bool = False) -> list[str]:
     for name in ("config.yaml", WIDS_INDEX):
         if not fileio.exists(fileio.join(out_dir, name)):
             problems.append(f"{name}: missing")
+    index_ranges = _index_ranges(out_dir)
     seen_keys: Counter = Counter()
     shard_accounts = []
     shards = stats.get("shards", [])
@@ -43,7 +44,7 @@ def validate(out_dir: str, progress: bool = False) -> list[str]:
     for entry in iterator:
         tar_path = fileio.join(out_dir, entry["name"])
         base = tar_path[: -len(".tar")]
-        tar_keys = _check_tar(tar_path, problems)
+        tar_keys, layout = _check_tar(tar_path, problems)
         try:
             table = fileio.read_parquet(base + ".parquet")
         except Exception as e:
@@ -57,9 +58,17 @@ def validate(out_dir: str, progress: bool = False) -> list[str]:
         for r in rows:
             if r["status"] != KEPT and r["reason"] not in REASONS:
                 problems.append(f"{base}.parquet: key {r['key']}: unknown reason {r['reason']!r}")
-        kept_keys = [r["key"] for r in rows if r["status"] == KEPT]
+        kept = [r for r in rows if r["status"] == KEPT]
+        kept_keys = [r["key"] for r in kept]
+        listed_ranges = index_ranges.get(entry["name"])
+        if listed_ranges is not None:  # samples grouped by split, in the order of their ranges
+            rank = {name: i for i, name in enumerate(sorted(listed_ranges, key=lambda n: listed_ranges[n]["offset"]))}
+            kept_keys = [r["key"] for r in sorted(kept, key=lambda r: rank.get(r["split"], len(rank)))]
         if tar_keys is not None and tar_keys != kept_keys:
             problems.append(f"{entry['name']}: tar samples ({len(tar_keys)}) differ from kept manifest rows ({len(kept_keys)})")
+        if tar_keys is not None and listed_ranges is not None and _ranges(layout) != listed_ranges:
+            problems.append(f"{WIDS_INDEX}: the split ranges of {entry['name']} do not match its samples "
+                            f"(listed {listed_ranges}, found {_ranges(layout)})")
         if entry["samples"] != len(kept_keys):
             problems.append(f"{entry['name']}: stats.json says {entry['samples']} samples, manifest has {len(kept_keys)} kept")
         seen_keys.update(kept_keys)
@@ -86,8 +95,12 @@ def validate(out_dir: str, progress: bool = False) -> list[str]:
 
 
 def _check_tar(path: str, problems: list[str]):
+    """-> (sample keys in tar order, layout: [(split, start offset)] per sample plus
+    (None, end of the last member)); (None, None) when the tar cannot be read."""
     keys: list[str] = []
     members: dict[str, set] = {}
+    layout: list[tuple] = []
+    end = 0
     try:
         with fileio.open_read(path) as f, tarfile.open(fileobj=f, mode="r|") as tar:
             for info in tar:
@@ -96,6 +109,7 @@ def _check_tar(path: str, problems: list[str]):
                     problems.append(f"{path}: member {info.name} is not a regular file")
                     continue
                 data = tar.extractfile(info).read()
+                end = info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
                 if len(data) != info.size:
                     problems.append(f"{path}: member {info.name} is truncated")
                 if not is_valid_key(key):
@@ -105,21 +119,42 @@ def _check_tar(path: str, problems: list[str]):
                         problems.append(f"{path}: members of {key} are not adjacent")
                     keys.append(key)
                     members[key] = set()
+                    layout.append([None, info.offset])
                 members[key].add(ext)
                 if ext == "json":
                     try:
                         doc = json.loads(data)
+                        layout[-1][0] = doc.get("split")
                         if doc.get("key") != key:
                             problems.append(f"{path}: {info.name} has key {doc.get('key')!r}")
                     except ValueError:
                         problems.append(f"{path}: {info.name} is not valid JSON")
     except (tarfile.TarError, OSError, EOFError) as e:
         problems.append(f"{path}: unreadable tar ({type(e).__name__}: {e})")
-        return None
+        return None, None
     for key, exts in members.items():
         if not REQUIRED_MEMBERS <= exts or not exts & MEDIA_MEMBERS:
             problems.append(f"{path}: sample {key} has members {sorted(exts)}, needs media (image, mp4 or audio), txt and json")
-    return keys
+    return keys, [tuple(x) for x in layout] + [(None, end)]
+
+
+def _ranges(layout: list[tuple]) -> dict[str, dict]:
+    """Each split's byte range in a tar, from its samples' start offsets: from its first
+    sample's start to the start of the sample after its last (or the end of the data)."""
+    ranges: dict[str, dict] = {}
+    for (split, start), (_, next_start) in zip(layout, layout[1:]):
+        r = ranges.setdefault(split, {"offset": start, "bytes": 0, "nsamples": 0})
+        r["bytes"], r["nsamples"] = next_start - r["offset"], r["nsamples"] + 1
+    return ranges
+
+
+def _index_ranges(out_dir: str) -> dict[str, dict]:
+    """{shard tar name: its split ranges} from the wids index (none for older outputs)."""
+    try:
+        index = fileio.read_json(fileio.join(out_dir, WIDS_INDEX))
+    except Exception:
+        return {}
+    return {s["url"]: s["splits"] for s in index.get("shardlist", []) if "splits" in s}
 
 
 def _check_wids(out_dir: str, shards: list[dict]) -> list[str]:

@@ -95,6 +95,49 @@ def test_splits_partition_the_kept_samples_as_the_manifest_counts_them(demo_out,
         ld.dataset(demo_out, split="valid")
 
 
+def test_the_index_places_each_split_in_one_byte_range_of_every_shard(demo_out):
+    from mmcurate.pipelines.validate import validate
+
+    assert validate(demo_out) == []  # also checks the ranges against the samples
+    for entry in ld.shard_entries(demo_out):
+        ranges, data = entry["splits"], open(entry["url"], "rb").read()
+        assert sorted(ranges, key=lambda name: ranges[name]["offset"]) == ["train", "val", "test"]  # output.splits order
+        assert sum(r["nsamples"] for r in ranges.values()) == entry["nsamples"]
+        for split, r in ranges.items():  # a range plus the two blocks that end a tar is a tar of the split alone
+            docs = [json.loads(s["json"]) for s in read_samples(io.BytesIO(data[r["offset"]:r["offset"] + r["bytes"]] + bytes(1024)))]
+            assert len(docs) == r["nsamples"] and {doc["split"] for doc in docs} == {split}
+
+
+def test_a_split_is_read_from_its_byte_ranges_alone(demo_out, tmp_path):
+    out = copy_of(demo_out, tmp_path)
+    for entry in ld.shard_entries(out):  # overwrite every byte of the train samples
+        train = entry["splits"]["train"]
+        with open(entry["url"], "r+b") as f:
+            f.seek(train["offset"])
+            f.write(b"\xff" * train["bytes"])
+    assert sample_keys(out, split="val") == val_keys(demo_out) and len(val_keys(demo_out)) > 20
+    assert sample_keys(out, split="test") == sample_keys(demo_out, split="test")
+    with pytest.raises(ld.ShardError, match="corrupt or truncated shard after 0 samples"):
+        sample_keys(out, split="train")
+
+
+def test_a_stale_split_range_names_the_sample_and_an_index_without_ranges_is_filtered(demo_out, tmp_path):
+    out = copy_of(demo_out, tmp_path)
+    index_path = os.path.join(out, ld.INDEX)
+    index = json.load(open(index_path))
+    swapped = json.loads(json.dumps(index))
+    for shard in swapped["shardlist"]:
+        shard["splits"]["val"], shard["splits"]["test"] = shard["splits"]["test"], shard["splits"]["val"]
+    json.dump(swapped, open(index_path, "w"))
+    with pytest.raises(ld.ShardError, match=r"shards/00000.tar: sample \w+: ValueError: it is in split 'test', but "
+                                            r"index.wids.json places it in split 'val''s byte range"):
+        sample_keys(out, split="val")
+    for shard in index["shardlist"]:  # as an output from before the ranges: read whole, filtered
+        del shard["splits"]
+    json.dump(index, open(index_path, "w"))
+    assert sample_keys(out, split="val") == val_keys(demo_out)
+
+
 def test_two_workers_read_every_sample_once_per_epoch_in_a_new_order(demo_out, all_keys):
     def two_workers():
         return ld.loader(demo_out, num_workers=2, batch_size=16, shuffle=50, modalities=("text",))

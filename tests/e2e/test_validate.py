@@ -68,3 +68,14 @@ def test_edited_stats_and_manifest(copy):
 def test_missing_manifest(copy):
     os.remove(copy / "shards" / "00002.parquet")
     assert any("00002.parquet: cannot read" in p for p in validate(str(copy)))
+
+
+def test_split_ranges_that_do_not_match_the_samples(good_run, copy):
+    index = json.loads((copy / "index.wids.json").read_text())
+    shard = index["shardlist"][1]
+    listed = shard["splits"]
+    assert sum(r["nsamples"] for r in listed.values()) == shard["nsamples"] and listed["train"]["offset"] == 0
+    listed["train"]["bytes"] -= 512
+    (copy / "index.wids.json").write_text(json.dumps(index))
+    (problem,) = validate(str(copy))
+    assert problem.startswith("index.wids.json: the split ranges of shards/00001.tar do not match its samples")
