@@ -108,9 +108,9 @@ def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray], index:
     count = 0
     for i in range(n):
         js = index.candidates(i) if index is not None else leaders[:count]
-        hit = np.flatnonzero(near(i, js)) if len(js) else ()
+        hit = js[near(i, js)] if len(js) else ()
         if len(hit):
-            leader_of[i] = js[hit[0]]  # leaders in rank order: the first near one
+            leader_of[i] = hit.min()  # members are in rank order: the best-ranked near leader
             continue
         leaders[count] = i
         count += 1
@@ -186,7 +186,7 @@ class LeaderIndex:
         self.images = near.duplicates in ("image", "both", "either")
         self.captions = near.duplicates in ("caption", "both", "either")
         self.bands, self.rows = lsh_params(caption_threshold, num_perm) if self.captions else (0, 0)
-        self.table: dict[tuple, list[int]] = {}
+        self.table: dict[tuple, _Bucket] = {}
 
     def _keys(self, i: int) -> list[tuple]:
         keys = []
@@ -202,12 +202,35 @@ class LeaderIndex:
         return keys
 
     def candidates(self, i: int) -> np.ndarray:
-        found = {j for key in self._keys(i) for j in self.table.get(key, ())}
-        return np.array(sorted(found), dtype=np.int64)
+        """The leaders sharing a key with member i, in no order, a leader once per shared key
+        (cheaper to test twice than to sort and deduplicate)."""
+        buckets = [b.items() for key in self._keys(i) if (b := self.table.get(key)) is not None]
+        return np.concatenate(buckets) if buckets else np.zeros(0, dtype=np.int64)
 
     def add(self, i: int) -> None:
         for key in self._keys(i):
-            self.table.setdefault(key, []).append(i)
+            bucket = self.table.get(key)
+            if bucket is None:
+                bucket = self.table[key] = _Bucket()
+            bucket.append(i)
+
+
+class _Bucket:
+    """A growable int64 array: appends in amortised O(1), read as a numpy view."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self):
+        self.data, self.size = np.empty(4, dtype=np.int64), 0
+
+    def append(self, value: int) -> None:
+        if self.size == len(self.data):
+            self.data = np.concatenate([self.data, np.empty(len(self.data), dtype=np.int64)])
+        self.data[self.size] = value
+        self.size += 1
+
+    def items(self) -> np.ndarray:
+        return self.data[: self.size]
 
 
 # -- Hamming neighbours --------------------------------------------------------------------
