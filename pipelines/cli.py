@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-clip-filter", action="store_true", help="score and record only; drop nothing by score")
     run.add_argument("--clip-embeddings", action="store_true", help="also write fp16 image/text embeddings of kept samples to OUT/embeddings/")
     run.add_argument("--splits", metavar="NAME=F,...", help="split fractions, assigned by key hash (default: train=0.98,val=0.01,test=0.01)")
-    run.add_argument("--retry-failed", action="store_true", help="rerun into the same output: also redo finished staging shards with failed rows (downloads that timed out, 5xx...)")
+    run.add_argument("--retry-failed", action="store_true", help="rerun into the same output: failed rows (downloads that timed out, 5xx...) get a new attempt; rows that worked are reused, not fetched again")
     run.add_argument("--keep-staging", action="store_true", help="keep OUT/_staging (intermediate shards) after a successful run")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-wait", action="store_true", help="submit the job and return (Dataflow); it writes OUT/stats.json when it ends")

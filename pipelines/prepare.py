@@ -13,11 +13,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import itertools
 import json
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -32,7 +33,7 @@ from mmcurate.pipelines.dedup import slim_table
 from mmcurate.pipelines.fetch import Fetcher, FetchFailed
 from mmcurate.pipelines.sources.base import ReadTask
 from mmcurate.pipelines.sources.webdataset import iter_member_bytes
-from mmcurate.pipelines.tario import SampleTarWriter
+from mmcurate.pipelines.tario import SampleTarWriter, read_samples
 from mmcurate.schemas.config import RunConfig
 from mmcurate.schemas.reasons import FAILED, KEPT
 from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass_dict, empty_row, error_text, rows_to_table, sample_json
@@ -125,28 +126,71 @@ class PrepareShard(beam.DoFn):
         sid, rows = element
         paths = staging_paths(self.staging_dir, sid)
         manifest = None
+        rows = sorted(rows, key=lambda r: r.order)
         if fileio.exists(paths["done"]) and fileio.read_bytes(paths["done"]) == self.fingerprint:
             manifest = fileio.read_parquet(paths["parquet"]).to_pylist()
             if self.cfg.output.retry_failed and any(row["status"] == FAILED for row in manifest):
-                manifest = None  # redone whole: its failed rows get a new attempt
+                manifest = self._retry_failed(sid, rows, paths, manifest)
         if manifest is None:
-            manifest = self._build(sid, sorted(rows, key=lambda r: r.order), paths)
+            manifest = self._build(sid, rows, paths)
         yield beam.pvalue.TaggedOutput(SHARDS_TAG, sid)
         kept = [row for row in manifest if row["status"] == KEPT]
         if kept:
             yield slim_table(kept)
 
     def _build(self, sid: str, rows: list[SourceRow], paths: dict[str, str]) -> list[dict]:
+        return self._write_staging(sid, paths, self._samples(self._prepared(rows)))
+
+    def _retry_failed(self, sid: str, rows: list[SourceRow], paths: dict[str, str], old: list[dict]) -> list[dict]:
+        """The staging shard again, with a new attempt for the input rows that failed (and any
+        the old manifest lacks); the others keep their manifest rows and staged samples, so
+        nothing that worked is fetched or decoded again. Same bytes as a first build in which
+        the retried rows came out this way."""
+        old_rows = collections.defaultdict(list)  # input position -> its manifest rows
+        for row in old:
+            old_rows[self._input_position(row)].append(row)
+        redo = [src for src in rows if tuple(src.order) not in old_rows
+                or any(row["status"] == FAILED for row in old_rows[tuple(src.order)])]
+        redo_positions = {tuple(src.order) for src in redo}
+        redone = itertools.groupby(self._samples(self._prepared(redo)), key=lambda result: self._input_position(result[0]))
+
+        def results(old_samples):
+            for src in rows:
+                position = tuple(src.order)
+                if position in redo_positions:
+                    _, group = next(redone)
+                    yield from group
+                    continue
+                for row in old_rows[position]:
+                    yield row, (_sample_at(old_samples, row["ord"]) if row["status"] == KEPT else None)
+
+        with fileio.open_read(paths["tar"]) as old_tar:
+            return self._write_staging(sid, paths, results(enumerate(read_samples(old_tar))))
+
+    def _input_position(self, row: dict) -> tuple[int, int]:
+        """The input row a manifest row came from (a video's clips share their video's)."""
+        order_row = row["order_row"] // CLIP_SLOTS if self.modality == "video" else row["order_row"]
+        return row["order_task"], order_row
+
+    def _samples(self, prepared: Iterable[tuple[dict, dict]]) -> Iterator[tuple[dict, Optional[dict]]]:
+        """(manifest row, tar members) -> (manifest row, its staged sample, or None when not kept)."""
+        for row, members in prepared:
+            self._count(row)
+            sample = None
+            if row["status"] == KEPT:
+                doc = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
+                sample = {"__key__": row["key"], **members, "txt": row["caption"].encode("utf-8"), "json": doc}
+            yield row, sample
+
+    def _write_staging(self, sid: str, paths: dict[str, str], results: Iterable[tuple[dict, Optional[dict]]]) -> list[dict]:
         manifest, next_ord = [], 0
         with fileio.atomic_writer(paths["tar"]) as handle:
             writer = SampleTarWriter(handle)
-            for row, members in self._prepared(rows):
+            for row, sample in results:
                 row["shard"] = sid
                 if row["status"] == KEPT:
                     row["ord"], next_ord = next_ord, next_ord + 1
-                    doc = json.dumps(sample_json(row), sort_keys=True, ensure_ascii=False).encode("utf-8")
-                    writer.write({"__key__": row["key"], **members, "txt": row["caption"].encode("utf-8"), "json": doc})
-                self._count(row)
+                    writer.write(sample)
                 manifest.append(row)
             writer.close()
         fileio.write_parquet(paths["parquet"], rows_to_table(manifest))
@@ -250,6 +294,14 @@ class PrepareShard(beam.DoFn):
         if counter is None:
             counter = self.counters[name] = Metrics.counter("mmcurate", name)
         counter.inc()
+
+
+def _sample_at(samples: Iterator[tuple[int, dict]], ordinal: int) -> dict:
+    """The staged sample at this ordinal, from (ordinal, sample) pairs read in order."""
+    for at, sample in samples:
+        if at == ordinal:
+            return sample
+    raise ValueError(f"staging tar ends before sample {ordinal}: it does not match its manifest")
 
 
 def _with_tar_bytes(rows: list[SourceRow]) -> Iterator[tuple[SourceRow, Any]]:

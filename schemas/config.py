@@ -288,7 +288,7 @@ class OutputConfig:
     # every sample's split, from its key's hash alone (stable across reruns and reshards)
     splits: str = "train=0.98,val=0.01,test=0.01"
     split_seed: str = ""  # change it to draw a different, equally stable assignment
-    retry_failed: bool = False  # on a rerun, redo finished staging shards that have failed rows
+    retry_failed: bool = False  # on a rerun, failed rows of finished staging shards get a new attempt (the others are reused)
 
     def validate(self):
         _positive("output.shard_size", self.shard_size)

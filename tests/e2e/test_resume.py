@@ -120,11 +120,21 @@ def test_retry_failed_gives_failed_rows_a_new_attempt(tmp_path):
         assert len(srv.requests) == before and stats(out)["resumed_staging_shards"] == 2
         assert stats(out)["failed"] == {"fetch.http_error": 3}
 
-        # --retry-failed redoes the two shards with failed rows: the flaky URLs answer now
-        assert run_cli("run", table, "-o", out, *sets, "--retry-failed") == 0
+        # --retry-failed redoes the failed rows of both shards: the flaky URLs answer now, and
+        # the rows that worked are not fetched again
+        assert run_cli("run", table, "-o", out, *sets, "--retry-failed", "--keep-staging") == 0
         assert stats(out)["resumed_staging_shards"] == 0 and stats(out)["kept"] == 6 and stats(out)["failed"] == {}
         assert {p: srv.count(p) for p in ("/flaky/r0", "/flaky/r2", "/flaky/r4")} == {"/flaky/r0": 2, "/flaky/r2": 2, "/flaky/r4": 2}
+        assert {p: srv.count(p) for p in ("/img/1.jpg", "/img/3.jpg", "/img/5.jpg")} == {"/img/1.jpg": 1, "/img/3.jpg": 1, "/img/5.jpg": 1}
         assert all(r["status"] == "kept" for r in by_key(out).values())
+
+        # the same bytes as a run in which nothing failed (staging and final shards)
+        fresh = tmp_path / "fresh"
+        assert run_cli("run", table, "-o", fresh, *sets, "--keep-staging") == 0 and stats(fresh)["failed"] == {}
+        for folder in ("_staging/prepare", "shards"):
+            names = sorted(n for n in os.listdir(fresh / folder) if n.endswith((".tar", ".parquet")))
+            assert len(names) >= 4
+            assert {n: (out / folder / n).read_bytes() for n in names} == {n: (fresh / folder / n).read_bytes() for n in names}
 
 
 @pytest.mark.timeout(300)

@@ -182,6 +182,34 @@ def test_remote_videos_stream_through_a_spool_file_that_is_deleted(clips, tmp_pa
     assert remote_sample["mp4"] == local_sample["mp4"] and len(_clip_frames(remote_sample["mp4"])) == 75
 
 
+def test_retry_failed_fetches_only_the_videos_that_failed(clips, tmp_path):
+    """A video that was missing (fetch.not_found) is retried; the one cut into clips before
+    keeps its clips and is not fetched again; the result equals a run in which nothing failed."""
+    from tests.httpserver import LoopbackServer
+
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    args = (*COMMON, "--video-col", "url", "--caption-col", "text", "--allow-private-hosts", "--keep-staging",
+            "--set", "video.uncued=windows", "--set", "video.window=1.0")
+    with LoopbackServer() as srv:
+        srv.files["talk.mp4"] = (clips / "talk.mp4").read_bytes()
+        write(tmp_path / "videos.csv", f"url,text\n{srv.url('/files/talk.mp4')},a talk\n{srv.url('/files/whole.mp4')},late\n")
+        assert run_cli("run", tmp_path / "videos.csv", "-o", out, *args) == 0
+        first = manifest(out)
+        assert [r["reason"] for r in first if r["key"] == "00000_000000001"] == ["fetch.not_found"]
+        clips_before = sorted(r["key"] for r in first if r["status"] == "kept")
+        assert len(clips_before) > 1
+        srv.files["whole.mp4"] = (clips / "whole.mp4").read_bytes()
+        assert run_cli("run", tmp_path / "videos.csv", "-o", out, *args, "--retry-failed") == 0
+        assert srv.count("/files/talk.mp4") == 1 and srv.count("/files/whole.mp4") == 2
+        assert run_cli("run", tmp_path / "videos.csv", "-o", fresh, *args) == 0
+    kept = sorted(r["key"] for r in manifest(out) if r["status"] == "kept")
+    assert stats(out)["failed"] == {} and kept == sorted(clips_before + [k for k in kept if k.startswith("00000_000000001_")])
+    assert any(k.startswith("00000_000000001_") for k in kept)
+    for folder in ("_staging/prepare", "shards"):
+        names = sorted(n for n in os.listdir(fresh / folder) if n.endswith((".tar", ".parquet")))
+        assert names and {n: (out / folder / n).read_bytes() for n in names} == {n: (fresh / folder / n).read_bytes() for n in names}
+
+
 def test_a_remote_video_is_opened_from_a_file_in_the_spool_dir(clips, tmp_path):
     from types import SimpleNamespace
 
