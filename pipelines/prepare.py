@@ -168,9 +168,10 @@ class PrepareShard(beam.DoFn):
             return self._write_staging(sid, paths, results(enumerate(read_samples(old_tar))))
 
     def _input_position(self, row: dict) -> tuple[int, int]:
-        """The input row a manifest row came from (a video's clips share their video's)."""
-        order_row = row["order_row"] // CLIP_SLOTS if self.modality == "video" else row["order_row"]
-        return row["order_task"], order_row
+        """The input row a manifest row came from (a video's clips share their video's; a video
+        past the row limit keeps its input position, see _prepare_row)."""
+        clip_numbered = self.modality == "video" and row["reason"] != "input.too_many_rows"
+        return row["order_task"], row["order_row"] // CLIP_SLOTS if clip_numbered else row["order_row"]
 
     def _samples(self, prepared: Iterable[tuple[dict, dict]]) -> Iterator[tuple[dict, Optional[dict]]]:
         """(manifest row, tar members) -> (manifest row, its staged sample, or None when not kept)."""

@@ -105,6 +105,8 @@ def test_video_clip_orders_fit_their_node_ids_and_a_video_past_the_limit_fails(t
         prepare.teardown()
     assert (fits["reason"], fits["order_row"]) == ("", (MAX_VIDEO_ROWS - 1) * CLIP_SLOTS)
     assert (past["reason"], past["error"]) == ("input.too_many_rows", f"row {MAX_VIDEO_ROWS}: at most 33,554,432 videos per input file")
+    # --retry-failed finds each manifest row's input row again, the clip-numbered and the failed one
+    assert [prepare._input_position(r) for r in (fits, past)] == [(0, MAX_VIDEO_ROWS - 1), (0, MAX_VIDEO_ROWS)]
 
 
 def test_staging_is_keyed_by_what_shapes_it():
