@@ -30,7 +30,7 @@ from mmcurate.pipelines.prepare import staging_paths
 from mmcurate.pipelines.tario import frames_of, image_of, read_samples
 from mmcurate.schemas.config import ClipConfig
 from mmcurate.schemas.reasons import KEPT
-from mmcurate.schemas.record import error_text
+from mmcurate.schemas.record import error_text, without_addresses
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def score_isolating_failures(model, batch: ScoreBatch, starts: list[int], a: int
 def _dead_letter(failed) -> tuple:
     batch, exc = failed
     # Beam hands over (type, repr, traceback lines) rather than the exception itself
-    detail = (exc[1] if isinstance(exc, tuple) and len(exc) > 1 else error_text(exc))[:300]
+    detail = (without_addresses(str(exc[1])) if isinstance(exc, tuple) and len(exc) > 1 else error_text(exc))[:300]
     return batch.sid, [Scored(o, k, None, "clip.inference_error", detail) for o, k in zip(batch.ords, batch.keys)], None
 
 

@@ -53,7 +53,7 @@ def test_every_reason_is_named_by_its_stage_area():
 def test_error_text_drops_object_addresses_and_is_cut_to_its_limit():
     from PIL import Image, UnidentifiedImageError
 
-    from mmcurate.schemas.record import error_text
+    from mmcurate.schemas.record import error_text, without_addresses
 
     with pytest.raises(UnidentifiedImageError) as first:
         Image.open(io.BytesIO(b"not a picture"))
@@ -63,3 +63,4 @@ def test_error_text_drops_object_addresses_and_is_cut_to_its_limit():
     assert error_text(first.value) == error_text(second.value) == "UnidentifiedImageError: cannot identify image file <_io.BytesIO object>"
     assert error_text(ValueError("x" * 50), limit=20) == "ValueError: " + "x" * 8
     assert error_text(KeyError("k"), extra="trace") == "KeyError: 'k' | trace"
+    assert without_addresses("ValueError('<_io.BytesIO object at 0x7f3a2c>')") == "ValueError('<_io.BytesIO object>')"
