@@ -120,6 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a handler still running never blocks stop()
     block_on_close = False
+    # socketserver's default backlog is 5: with 16 download threads and hanging handlers on a
+    # loaded 2-core machine, a new connection could wait past connect_timeout and the request
+    # never arrive (CI once saw /hang's retry missing from the counts this way)
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # clients hang up
