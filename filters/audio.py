@@ -13,12 +13,14 @@ import io
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Optional
 
 import av
 import numpy as np
 from av.codec.context import Flags as CodecFlags
 from av.container import Flags as ContainerFlags
 
+from mmcurate.filters.audio_hash import audio_hashes
 from mmcurate.schemas.config import AudioConfig
 from mmcurate.schemas.record import Rejected, Verdict, error_text
 
@@ -39,6 +41,7 @@ class AudioResult:
     # SHA-256 of the stored PCM (int16 little-endian, interleaved) before encoding: the same
     # sound as wav and as flac hashes alike, so exact dedup works on decoded audio
     pcm_sha256: str
+    hashes: Optional[dict] = None  # near-dup signature of the stored PCM (filters/audio_hash.py), when asked
 
 
 class AudioRejected(Rejected):
@@ -60,6 +63,7 @@ class ProcessAudio:
     """Bytes in; an `AudioResult`, or `AudioRejected` carrying a verdict, out."""
 
     cfg: AudioConfig
+    hashes: bool = False  # also compute the near-duplicate signature (dedup.mode near)
 
     def __call__(self, data: bytes) -> AudioResult:
         if not data:
@@ -89,6 +93,7 @@ class ProcessAudio:
             sample_rate=d.rate, channels=d.channels,
             original_sample_rate=d.original_rate, original_channels=d.original_channels, original_codec=d.codec,
             pcm_sha256=hashlib.sha256(d.pcm.astype("<i2", copy=False).tobytes()).hexdigest(),
+            hashes=audio_hashes(d.pcm, d.rate, d.channels) if self.hashes else None,
         )
 
     def _decode(self, container) -> _Decoded:

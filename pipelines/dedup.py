@@ -5,7 +5,8 @@ Exact kinds, applied in order, each over the survivors of the previous one:
   2. identical original image bytes (`duplicate.exact_image`, the smallest key survives), or
      identical decoded audio (`duplicate.exact_audio`), or identical video clips (`duplicate.exact_video`);
   3. optionally identical normalised captions (`duplicate.exact_caption`);
-then, with `dedup.mode: near`, perceptual-hash and MinHash near-duplicates (near_dedup.py).
+then, with `dedup.mode: near`, perceptual-hash and MinHash near-duplicates (near_dedup.py); for
+audio the hashes are the spectrogram picture's (filters/audio_hash.py), under `dedup.audio_hash`.
 Each exact kind is one batched shuffle: tables are routed to partitions by a hash of the
 value, and each partition sorts its rows and keeps the first of every run of equal values.
 Output: decisions keyed by staging shard, [(order_task, order_row, reason, dup_of, distance)].
@@ -13,6 +14,7 @@ Output: decisions keyed by staging shard, [(order_task, order_row, reason, dup_o
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 
 import apache_beam as beam
@@ -107,7 +109,11 @@ class Dedup(beam.PTransform):
         if cfg.mode == "near":
             from mmcurate.pipelines.near_dedup import NearDedup
 
-            near = tables | "Near" >> NearDedup(cfg, parts, self.out_dir, self.group_shift)
+            media_reason = "duplicate.near_image"  # images, and videos by their middle frames
+            if self.modality == "audio":  # the spectrogram picture's hashes: audio's own test, no mirror image
+                cfg = dataclasses.replace(cfg, image_hash=cfg.audio_hash, mirror=False)
+                media_reason = "duplicate.near_audio"
+            near = tables | "Near" >> NearDedup(cfg, parts, self.out_dir, self.group_shift, media_reason)
             decisions.append(near["decisions"])
             out["clusters"], out["stats"] = near["clusters"], near["stats"]
         out["decisions"] = decisions | "AllDecisions" >> beam.Flatten()

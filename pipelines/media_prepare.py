@@ -42,6 +42,8 @@ def audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, di
     except (FetchFailed, AudioRejected) as e:
         return [(apply_verdict(row, e.verdict), {})]
     row.update(sha256=result.pcm_sha256, duration_s=result.duration_s)
+    if result.hashes:
+        row.update(result.hashes)
     row["media"] = _dumps({
         "duration": round(result.duration_s, 6), "sample_rate": result.sample_rate, "channels": result.channels,
         "original_sample_rate": result.original_sample_rate, "original_channels": result.original_channels,

@@ -223,8 +223,8 @@ class ResolveClusters(beam.DoFn):
     """(label partition, member tables) where every member row carries its cluster label ->
     decisions per staging shard, and cluster rows on the `clusters` output."""
 
-    def __init__(self, cfg: DedupConfig, group_shift: int = 0):
-        self.cfg, self.group_shift = cfg, group_shift
+    def __init__(self, cfg: DedupConfig, group_shift: int = 0, media_reason: str = "duplicate.near_image"):
+        self.cfg, self.group_shift, self.media_reason = cfg, group_shift, media_reason
 
     def process(self, element):
         _, tables = element
@@ -277,7 +277,7 @@ class ResolveClusters(beam.DoFn):
         # the caption's when there are captions to compare, else still the image's
         no_captions = (r["minhash"] is None or survivor["minhash"] is None) if cfg.uses_captions else True
         if cfg.duplicates in ("image", "both") or (image_d is not None and (image_d <= cfg.max_distance or no_captions)):
-            return "duplicate.near_image", float(image_d)
+            return self.media_reason, float(image_d)
         a = signature_matrix([r["minhash"]], cfg.num_perm)
         b = signature_matrix([survivor["minhash"]], cfg.num_perm)
         return "duplicate.near_caption", round(float(1.0 - estimated_jaccard(a, b)[0]), 6)
@@ -406,9 +406,9 @@ class CaptionEdges(_DedupStep):
 class NearDedup(_DedupStep):
     """Exact-dedup survivor tables -> {"decisions", "clusters", "stats"}."""
 
-    def __init__(self, cfg: DedupConfig, parts, out_dir: str, group_shift: int = 0):
+    def __init__(self, cfg: DedupConfig, parts, out_dir: str, group_shift: int = 0, media_reason: str = "duplicate.near_image"):
         super().__init__(cfg, parts)
-        self.out_dir, self.group_shift = out_dir, group_shift
+        self.out_dir, self.group_shift, self.media_reason = out_dir, group_shift, media_reason
 
     def expand(self, tables):
         cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
@@ -436,7 +436,7 @@ class NearDedup(_DedupStep):
             | "JoinLabels" >> beam.CoGroupByKey()
             | "LabelMembers" >> beam.FlatMap(label_members, parts=parts)
             | "GroupClusters" >> beam.GroupByKey()
-            | "ResolveClusters" >> beam.ParDo(ResolveClusters(cfg, self.group_shift)).with_outputs("clusters", main="decisions")
+            | "ResolveClusters" >> beam.ParDo(ResolveClusters(cfg, self.group_shift, self.media_reason)).with_outputs("clusters", main="decisions")
         )
         stats = resolved.clusters | "AllClusters" >> beam.combiners.ToList() | "WriteClusters" >> beam.ParDo(WriteClusters(self.out_dir))
         return {"decisions": resolved.decisions, "clusters": resolved.clusters, "stats": stats}

@@ -26,6 +26,7 @@ from apache_beam.metrics import Metrics
 from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.audio import ProcessAudio
 from mmcurate.filters.image import ImageRejected, ProcessImage
+from mmcurate.filters.audio_hash import AUDIO_SIGNATURE
 from mmcurate.filters.near_dup import CLIP_BITS, caption_signature
 from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, media_prepare, sources
@@ -60,6 +61,8 @@ def staging_fingerprint(cfg: RunConfig) -> bytes:
         "shard_size": cfg.output.shard_size,
         "signatures": [d.num_perm, d.ngram, d.mirror] if d.mode == "near" else None,
     }
+    if d.mode == "near" and cfg.input.media_modality == "audio":  # staged before audio had a signature: redo
+        shaping["audio_signature"] = AUDIO_SIGNATURE
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest().encode()
 
 
@@ -111,7 +114,7 @@ class PrepareShard(beam.DoFn):
         self.clean_caption = CleanCaption(self.cfg.text)
         self.modality = self.cfg.input.media_modality
         if self.modality == "audio":
-            self.process_audio = ProcessAudio(self.cfg.audio)
+            self.process_audio = ProcessAudio(self.cfg.audio, hashes=near)
         self.pool = ThreadPoolExecutor(self.cfg.fetch.threads, thread_name_prefix="mmcurate-prepare")
         # Downloads wait on the network and want many threads; image work wants a core. More
         # CPU-bound threads than cores only fight over the GIL (measured: ~20% more CPU).

@@ -14,8 +14,9 @@ from av.container import Flags as ContainerFlags
 FORMATS = {"wav": ("wav", "pcm_s16le"), "flac": ("flac", "flac"), "mp3": ("mp3", "libmp3lame"), "ogg": ("ogg", "libopus")}
 
 
-def encode(samples: np.ndarray, rate: int, fmt: str = "wav") -> bytes:
-    """int16 samples shaped (n, channels) -> a file; bit-exact, so the same input gives the same bytes."""
+def encode(samples: np.ndarray, rate: int, fmt: str = "wav", bit_rate: int = 0) -> bytes:
+    """int16 samples shaped (n, channels) -> a file; bit-exact, so the same input gives the same
+    bytes. `bit_rate` (bits/s) for the lossy formats; 0 is the encoder's default."""
     container, codec = FORMATS[fmt]
     channels = samples.shape[1]
     layout = av.AudioLayout(f"{channels}c")
@@ -24,6 +25,8 @@ def encode(samples: np.ndarray, rate: int, fmt: str = "wav") -> bytes:
         c.flags |= ContainerFlags.bitexact.value  # no encoder versions; ogg gets a fixed serial number
         stream = c.add_stream(codec, rate=rate, layout=layout)
         stream.codec_context.flags |= CodecFlags.bitexact.value
+        if bit_rate:
+            stream.bit_rate = bit_rate
         c.start_encoding()  # writes the header even when there is no packet to mux
         if len(samples):
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="s16", layout=layout)
@@ -78,3 +81,38 @@ def truncated(data: bytes, keep: float = 0.5) -> bytes:
 
 def garbage(n: int = 4096) -> bytes:
     return np.random.default_rng(0).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def babble(seed: int, seconds: float = 3.0, rate: int = 16000) -> np.ndarray:
+    """Speech-like int16 mono samples (n, 1): syllables of a voiced buzz (f0 90-220 Hz, with
+    pitch drift) through two random formants, with pauses, from a seed. Different seeds
+    sound different; the same seed gives the same samples."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(round(seconds * rate))
+    pos = round(0.1 * rate)
+    while pos < len(out) - round(0.1 * rate):
+        n = round(rng.uniform(0.08, 0.25) * rate)
+        t = np.arange(n) / rate
+        f0 = rng.uniform(90, 220) * (1 + rng.uniform(-0.15, 0.15) * t / t[-1])
+        phase = 2 * np.pi * np.cumsum(f0) / rate
+        formants = rng.uniform([300, 900], [900, 2800])
+        syllable = np.zeros(n)
+        for h in range(1, 40):
+            freq = h * f0
+            gain = sum(1.0 / (1.0 + ((freq - f) / 120.0) ** 2) for f in formants) * (freq < rate / 2)
+            syllable += gain * np.sin(h * phase)
+        syllable *= np.sin(np.pi * t / t[-1]) ** 2 * rng.uniform(0.3, 1.0)
+        end = min(len(out), pos + n)
+        out[pos:end] += syllable[: end - pos]
+        pos = end + round(rng.uniform(0.0, 0.15) * rate)
+    out *= 0.5 * 32767 / np.abs(out).max()
+    return np.round(out).astype(np.int16)[:, None]
+
+
+def decode_mono(data: bytes, rate: int) -> np.ndarray:
+    """Any audio file -> int16 mono samples (n, 1) at `rate`."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    with av.open(io.BytesIO(data)) as c:
+        chunks = [out.to_ndarray().reshape(-1) for frame in c.decode(audio=0) for out in resampler.resample(frame)]
+    chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    return np.concatenate(chunks)[:, None]

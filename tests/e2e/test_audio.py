@@ -3,6 +3,7 @@ every rejection its own reason, decoded-PCM dedup, a table with --audio-col; and
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -104,13 +105,61 @@ def test_audio_table_with_audio_col(speech, tmp_path):
     assert all(_decode(v["flac"])[:2] == (16000, 1) for v in got.values())
 
 
+def test_near_duplicate_sounds_are_dropped_for_their_original(tmp_path):
+    """Speech-like sounds and copies of three of them (mp3; quieter flac padded with silence;
+    made at 8 kHz): each copy is dropped as `duplicate.near_audio` of its original."""
+    root = tmp_path / "in"
+    for seed in range(4):
+        write(root / f"u{seed}.wav", am.encode(am.babble(seed), 16000, "wav"))
+    write(root / "u0_copy.mp3", am.encode(am.babble(0), 16000, "mp3"))
+    quiet = np.concatenate([np.zeros((8000, 1), np.int16), np.round(am.babble(1) * 0.25).astype(np.int16)])
+    write(root / "u1_quiet.flac", am.encode(quiet, 16000, "flac"))
+    write(root / "u2_8k.wav", am.encode(am.babble(2, rate=8000), 8000, "wav"))
+    for name in ("u0", "u1", "u2", "u3", "u0_copy", "u1_quiet", "u2_8k"):
+        write(root / f"{name}.txt", f"utterance {name.replace('_', ' ')}")
+
+    out = tmp_path / "out"
+    assert run_cli("run", root, "--format", "audio", "-o", out, *COMMON) == 0
+    rows = by_key(out)
+    assert {k: (r["reason"], r["dup_of"]) for k, r in rows.items()} == {
+        "u0": ("", ""), "u1": ("", ""), "u2": ("", ""), "u3": ("", ""),
+        "u0_copy": ("duplicate.near_audio", "u0"), "u1_quiet": ("duplicate.near_audio", "u1"), "u2_8k": ("duplicate.near_audio", "u2"),
+    }
+    assert all(0 <= rows[k]["dup_distance"] <= 8 for k in ("u0_copy", "u1_quiet", "u2_8k"))
+    assert all(isinstance(r["phash"], int) and isinstance(r["dhash"], int) for r in rows.values())
+    s = stats(out)
+    assert s["identity_ok"] and s["kept"] == 4 and s["dropped"] == {"duplicate.near_audio": 3}
+    assert sorted(x["__key__"] for x in samples(out)) == ["u0", "u1", "u2", "u3"]
+    assert run_cli("validate", out) == 0
+
+    exact = tmp_path / "exact"  # the same folder without near-dup removal keeps every sound
+    assert run_cli("run", root, "--format", "audio", "-o", exact, *COMMON, "--dedup", "exact") == 0
+    assert stats(exact)["kept"] == 7 and all(r["phash"] is None for r in by_key(exact).values())
+
+
 @pytest.mark.skipif(not os.path.isdir(os.path.join(os.path.dirname(__file__), "../../../shared/data/audio")), reason="../shared/data/audio is absent")
 def test_real_speech_with_sphinx_transcriptions(tmp_path):
+    """The ten real recordings, and of each a 32 kbit/s mp3 and an 8 kHz copy: the recordings
+    are all kept (none is a near-duplicate of another), every copy is dropped for its own."""
     shared = os.path.join(os.path.dirname(__file__), "../../../shared/data/audio")
+    copies = tmp_path / "copies"
+    originals = sorted(glob.glob(os.path.join(shared, "*", "*.wav")))
+    for path in originals:
+        name = os.path.basename(path)[:-4]
+        with open(path, "rb") as f:
+            data = f.read()
+        write(copies / f"{name}_mp3.mp3", am.encode(am.decode_mono(data, 16000), 16000, "mp3", bit_rate=32000))
+        write(copies / f"{name}_8k.wav", am.encode(am.decode_mono(data, 8000), 8000, "wav"))
+        write(copies / f"{name}_mp3.txt", "a lossy copy")
+        write(copies / f"{name}_8k.txt", "a telephone copy")
     out = tmp_path / "out"
-    assert run_cli("run", os.path.join(shared, "librivox"), os.path.join(shared, "cards"), "--format", "audio", "-o", out, *COMMON) == 0
+    assert run_cli("run", os.path.join(shared, "librivox"), os.path.join(shared, "cards"), copies, "--format", "audio", "-o", out, *COMMON) == 0
     s = stats(out)
-    assert s["identity_ok"] and s["kept"] == 10 and s["inputs"] == 10, s["dropped"]
+    assert s["identity_ok"] and s["kept"] == 10 and s["inputs"] == 30 and s["dropped"] == {"duplicate.near_audio": 20}
+    rows = by_key(out)
+    assert {k: r["dup_of"] for k, r in rows.items() if r["reason"]} == {
+        f"{os.path.basename(p)[:-4]}_{kind}": os.path.basename(p)[:-4] for p in originals for kind in ("mp3", "8k")
+    }
     got = {x["__key__"]: x for x in samples(out)}
     assert got["sense_and_sensibility_01_austen_64kb-0880"]["txt"].decode() == "he was not an ill disposed young man"
     assert got["001"]["txt"].decode() == "ten of clubs"
