@@ -112,7 +112,7 @@ def dedup(sig, pairs) -> dict[str, str]:
     drops = {}
     for group in members.values():
         if len(group) > 1:
-            rank = {i: near_dup.survivor_rank("resolution", keys[i], int(sig["width"][i]), int(sig["height"][i])) for i in group}
+            rank = {i: near_dup.survivor_rank("resolution", keys[i], int(sig["width"][i]) * int(sig["height"][i])) for i in group}
             survivor = min(group, key=rank.get)
             drops.update((keys[i], keys[survivor]) for i in group if i != survivor)
     return drops

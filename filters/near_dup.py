@@ -84,11 +84,12 @@ def node_id(order_task, order_row):
 SURVIVOR_POLICIES = ("resolution", "key")
 
 
-def survivor_rank(policy: str, key: str, original_width: int, original_height: int) -> tuple:
-    """Sort key of a cluster member; the smallest survives. `resolution`: the most original
-    pixels, then the smallest key; `key`: the smallest key."""
+def survivor_rank(policy: str, key: str, source_quality: int) -> tuple:
+    """Sort key of a cluster member; the smallest survives. `resolution`: the best source
+    (pipelines/dedup.source_quality: the most original pixels; audio: the highest source sample
+    rate, lossless first), then the smallest key; `key`: the smallest key."""
     if policy == "resolution":
-        return (-(int(original_width or 0) * int(original_height or 0)), key)
+        return (-int(source_quality or 0), key)
     if policy == "key":
         return (key,)
     raise ValueError(f"unknown survivor policy {policy!r}: one of {', '.join(SURVIVOR_POLICIES)}")

@@ -15,6 +15,7 @@ Output: decisions keyed by staging shard, [(order_task, order_row, reason, dup_o
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import defaultdict
 
 import apache_beam as beam
@@ -22,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mmcurate.filters.audio import audio_quality
 from mmcurate.filters.near_dup import CLIP_BITS
 from mmcurate.pipelines.batches import partition_count, route_and_group, string_buckets
 from mmcurate.schemas.config import DedupConfig
@@ -29,15 +31,26 @@ from mmcurate.schemas.record import MANIFEST_SCHEMA
 
 DROPPED_TAG = "dropped"
 SLIM_COLUMNS = (
-    "shard", "order_task", "order_row", "key", "sha256", "caption_sha256", "original_width", "original_height",
+    "shard", "order_task", "order_row", "key", "sha256", "caption_sha256", "source_quality",
     "phash", "dhash", "phash_mirror", "dhash_mirror", "minhash",
 )
-SLIM_SCHEMA = pa.schema([MANIFEST_SCHEMA.field(c) for c in SLIM_COLUMNS])
+# source_quality is not a manifest column: the survivor policy `resolution` keeps the largest
+SLIM_SCHEMA = pa.schema([pa.field("source_quality", pa.int64()) if c == "source_quality" else MANIFEST_SCHEMA.field(c) for c in SLIM_COLUMNS])
 
 
 def slim_table(rows: list[dict]) -> pa.Table:
     """What dedup needs of the kept rows of a staging shard: no media, no captions."""
-    return pa.Table.from_pylist([{c: r[c] for c in SLIM_COLUMNS} for r in rows], schema=SLIM_SCHEMA)
+    slim = [{c: source_quality(r) if c == "source_quality" else r[c] for c in SLIM_COLUMNS} for r in rows]
+    return pa.Table.from_pylist(slim, schema=SLIM_SCHEMA)
+
+
+def source_quality(row: dict) -> int:
+    """How good a sample's source is (larger is better): original pixels for images and video
+    clips; for audio the original sample rate, then lossless before lossy."""
+    if row.get("modality") == "audio" and row.get("media"):
+        media = json.loads(row["media"])
+        return audio_quality(media.get("original_sample_rate"), media.get("original_codec", ""))
+    return int(row.get("original_width") or 0) * int(row.get("original_height") or 0)
 
 
 def decisions_by_shard(shards, orders_task, orders_row, reasons, dup_ofs, distances):

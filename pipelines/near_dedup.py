@@ -49,7 +49,7 @@ CLUSTER_SCHEMA = pa.schema(
         ("shard", pa.string()),  # staging shard (for finalize); dropped from the published file
     ]
 )
-MEMBER_COLUMNS = ("shard", "order_task", "order_row", "key", "original_width", "original_height", "phash", "dhash", "phash_mirror", "dhash_mirror")
+MEMBER_COLUMNS = ("shard", "order_task", "order_row", "key", "source_quality", "phash", "dhash", "phash_mirror", "dhash_mirror")
 
 
 def _edges(a, b, dist) -> dict:
@@ -232,7 +232,7 @@ class ResolveClusters(beam.DoFn):
         if table is None:
             return
         rows = table.append_column("node", pa.array(node_ids(table), pa.int64())).to_pylist()
-        rows.sort(key=lambda r: (r["cluster"], survivor_rank(self.cfg.survivor, r["key"], r["original_width"], r["original_height"])))
+        rows.sort(key=lambda r: (r["cluster"], survivor_rank(self.cfg.survivor, r["key"], r["source_quality"])))
         out, decided = [], []
         start = 0
         while start < len(rows):

@@ -209,7 +209,7 @@ class DedupConfig:
     caption_threshold: float = 0.8  # estimated Jaccard of caption word n-grams
     num_perm: int = 128  # MinHash permutations
     ngram: int = 3  # words per shingle
-    survivor: str = "resolution"  # resolution (most original pixels, then smallest key) | key
+    survivor: str = "resolution"  # resolution (most original pixels; audio: highest source rate, lossless first; then smallest key) | key
     # leader: in each connected group, the best-ranked sample survives and drops what is near it;
     # a sample near no survivor survives too (no chains). connected: one survivor per connected
     # component (A near B near C drops C for A however far apart they are)

@@ -129,8 +129,9 @@ def test_signatures_are_deterministic_and_mirror_aware():
     assert near_dup.image_hashes(img)["phash_mirror"] is None
     sig = near_dup.caption_signature("a dog runs on the beach")
     assert len(sig) == 512 and sig == near_dup.caption_signature("A dog runs on the beach!")  # case and punctuation fold
-    assert near_dup.survivor_rank("resolution", "b", 800, 600) < near_dup.survivor_rank("resolution", "a", 400, 300)
-    assert near_dup.survivor_rank("key", "a", 1, 1) < near_dup.survivor_rank("key", "b", 800, 600)
+    assert near_dup.survivor_rank("resolution", "b", 800 * 600) < near_dup.survivor_rank("resolution", "a", 400 * 300)
+    assert near_dup.survivor_rank("resolution", "a", 100) < near_dup.survivor_rank("resolution", "b", 100)
+    assert near_dup.survivor_rank("key", "a", 1) < near_dup.survivor_rank("key", "b", 800 * 600)
 
 
 def test_signatures_equal_the_libraries_own():
