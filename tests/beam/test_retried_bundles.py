@@ -120,3 +120,18 @@ def test_staging_is_keyed_by_what_shapes_it():
     base = fingerprint()
     assert fingerprint("video.spool_dir=/mnt/ssd", "video.dedup_within_video=true", "dedup.clustering=connected") == base
     assert fingerprint("video.max_height=360") != base and fingerprint("video.max_bytes=1000") != base
+
+
+def test_audio_staging_is_redone_when_its_signature_recipe_changes(monkeypatch):
+    """Audio staged before it had a near-dup signature (or under another recipe) is prepared
+    again; image staging does not depend on the audio recipe, nor audio staging without near-dup."""
+    from mmcurate.pipelines import prepare
+
+    def fingerprint(*sets):
+        return prepare.staging_fingerprint(RunConfig.load(None, list(sets)).validate())
+
+    audio, audio_exact, image = fingerprint("input.format=audio"), fingerprint("input.format=audio", "dedup.mode=exact"), fingerprint()
+    monkeypatch.setattr(prepare, "AUDIO_SIGNATURE", "another-recipe")
+    assert fingerprint("input.format=audio") != audio
+    assert fingerprint("input.format=audio", "dedup.mode=exact") == audio_exact and fingerprint() == image
+    assert fingerprint("input.format=audio", "dedup.audio_hash=either") == fingerprint("input.format=audio")  # a dedup setting only
