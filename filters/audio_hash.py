@@ -39,7 +39,7 @@ MEL_BANDS = 32
 FMIN_HZ, FMAX_HZ = 80.0, 3600.0  # the top: below the anti-alias roll-off of an 8 kHz copy (4 kHz missed one in 310)
 FLOOR_DB = 30.0  # dynamic range kept below the loudest band (quieter is black)
 TRIM_DB = 20.0  # leading/trailing frames this far below the loudest frame are silence
-AUDIO_SIGNATURE = "mel32-picture-v2"  # names the recipe: staged audio signed otherwise is redone
+AUDIO_SIGNATURE = "mel32-picture-v3"  # names the recipe: staged audio signed otherwise is redone
 # mean grey-level change over time below which a sound is steady: a held chord 0.35, a
 # vibrato tone 2.3, white noise 9.7, the quietest-moving of 310 spoken sentences 15.5
 STEADY_LEVELS = 2.0
@@ -86,16 +86,16 @@ def _mel_energies(x: np.ndarray, rate: int) -> Optional[np.ndarray]:
     frame, hop = round(FRAME_S * rate), round(HOP_S * rate)
     if len(x) < frame or not np.any(x):
         return None
+    import scipy.fft  # imagehash's own dependency; unlike numpy's, it transforms float32 as float32
+
     nfft = 1 << (frame - 1).bit_length()
-    bank = _mel_bank(rate, nfft)
+    bank = _mel_bank(rate, nfft).T.astype(np.float32)
     window = np.hanning(frame).astype(np.float32)
-    n = 1 + (len(x) - frame) // hop
-    out = np.empty((n, MEL_BANDS))
-    for start in range(0, n, _FRAMES_PER_BLOCK):
-        count = min(_FRAMES_PER_BLOCK, n - start)
-        index = hop * (start + np.arange(count))[:, None] + np.arange(frame)[None, :]
-        power = np.abs(np.fft.rfft(x[index] * window, nfft)) ** 2
-        out[start:start + count] = power @ bank.T
+    frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop]  # a view: no copy per frame
+    out = np.empty((len(frames), MEL_BANDS), dtype=np.float64)
+    for start in range(0, len(frames), _FRAMES_PER_BLOCK):
+        spectrum = scipy.fft.rfft(frames[start:start + _FRAMES_PER_BLOCK] * window, nfft)
+        out[start:start + len(spectrum)] = (spectrum.real ** 2 + spectrum.imag ** 2) @ bank
     return out
 
 
