@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import time
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -38,6 +37,9 @@ import numpy as np
 from mmcurate.filters.audio import ProcessAudio
 from mmcurate.filters.audio_hash import audio_hashes
 from mmcurate.schemas.config import AudioConfig
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import audio_media as media  # noqa: E402  (the test helpers: encode, decode_mono)
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 VOICES = ("en", "en-us", "en+f3", "en+m3", "en-gb-x-rp")
@@ -75,24 +77,9 @@ def decode(data: bytes) -> np.ndarray:
         return _DECODER._decode(c).pcm
 
 
-def encode(pcm: np.ndarray, rate: int, fmt: str, codec: str, bit_rate: int = 0) -> bytes:
-    out = io.BytesIO()
-    with av.open(out, "w", format=fmt) as c:
-        stream = c.add_stream(codec, rate=rate, layout="mono")
-        if bit_rate:
-            stream.bit_rate = bit_rate
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1).astype(np.int16), format="s16", layout="mono")
-        frame.rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
-        for packet in list(stream.encode(frame)) + list(stream.encode(None)):
-            c.mux(packet)
-    return out.getvalue()
-
-
 def resample(pcm: np.ndarray, src: int, dst: int) -> np.ndarray:
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=dst)
-    frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1).astype(np.int16), format="s16", layout="mono")
-    frame.rate, frame.pts, frame.time_base = src, 0, Fraction(1, src)
-    return np.concatenate([o.to_ndarray().reshape(-1) for o in list(resampler.resample(frame)) + list(resampler.resample(None))])
+    """Mono int16 samples at src Hz -> at dst Hz (libswresample, as prepare resamples)."""
+    return media.decode_mono(media.encode(pcm[:, None], src, "wav"), dst)[:, 0]
 
 
 def with_noise(pcm: np.ndarray, snr_db: float, rng) -> np.ndarray:
@@ -103,9 +90,9 @@ def with_noise(pcm: np.ndarray, snr_db: float, rng) -> np.ndarray:
 
 def copies(pcm: np.ndarray, rng) -> dict[str, np.ndarray]:
     return {
-        "mp3 32 kbit/s": decode(encode(pcm, RATE, "mp3", "libmp3lame", 32000)),
-        "opus 24 kbit/s": decode(encode(resample(pcm, RATE, 48000), 48000, "ogg", "libopus", 24000)),
-        "8 kHz telephone": decode(encode(resample(pcm, RATE, 8000), 8000, "wav", "pcm_s16le")),
+        "mp3 32 kbit/s": decode(media.encode(pcm[:, None], RATE, "mp3", bit_rate=32000)),
+        "opus 24 kbit/s": decode(media.encode(resample(pcm, RATE, 48000)[:, None], 48000, "ogg", bit_rate=24000)),
+        "8 kHz telephone": decode(media.encode(resample(pcm, RATE, 8000)[:, None], 8000, "wav")),
         "-12 dB": np.round(pcm * 10 ** (-12 / 20)).astype(np.int16),
         "silence padded": np.concatenate([np.zeros(RATE // 2, np.int16), pcm, np.zeros(RATE * 3 // 10, np.int16)]),
         "noise 30 dB SNR": with_noise(pcm, 30, rng),

@@ -149,16 +149,6 @@ def encode(pcm: np.ndarray, rate: int, channels: int, fmt: str) -> bytes:
     return out.getvalue()
 
 
-LOSSLESS_CODECS = ("flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd")
-
-
-def audio_quality(original_sample_rate, original_codec: str) -> int:
-    """Survivor rank of a near-duplicate sound (larger is better): the higher source sample
-    rate, then a lossless source (pcm_*, flac, alac, ...) before a lossy one."""
-    lossless = original_codec.startswith("pcm_") or original_codec in LOSSLESS_CODECS
-    return 2 * int(original_sample_rate or 0) + int(lossless)
-
-
 def _layout(channels: int) -> av.AudioLayout:
     return av.AudioLayout(f"{channels}c")  # FFmpeg's default layout: mono, stereo, 2.1, 4.0, 5.0, 5.1 ...
 

@@ -95,6 +95,16 @@ def survivor_rank(policy: str, key: str, source_quality: int) -> tuple:
     raise ValueError(f"unknown survivor policy {policy!r}: one of {', '.join(SURVIVOR_POLICIES)}")
 
 
+LOSSLESS_CODECS = ("flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd")
+
+
+def audio_quality(original_sample_rate, original_codec: str) -> int:
+    """Survivor rank of a near-duplicate sound (larger is better): the higher source sample
+    rate, then a lossless source (pcm_*, flac, alac, ...) before a lossy one."""
+    lossless = original_codec.startswith("pcm_") or original_codec in LOSSLESS_CODECS
+    return 2 * int(original_sample_rate or 0) + int(lossless)
+
+
 # -- clusters: one survivor per group -------------------------------------------------------
 def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray], index: Optional["LeaderIndex"] = None) -> np.ndarray:
     """Leader clustering of n members taken in survivor-rank order: member 0 leads; each next

@@ -23,8 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mmcurate.filters.audio import audio_quality
-from mmcurate.filters.near_dup import CLIP_BITS
+from mmcurate.filters.near_dup import CLIP_BITS, audio_quality
 from mmcurate.pipelines.batches import partition_count, route_and_group, string_buckets
 from mmcurate.schemas.config import DedupConfig
 from mmcurate.schemas.record import MANIFEST_SCHEMA

@@ -180,9 +180,3 @@ def test_test_media_is_deterministic():
     for fmt in ("wav", "flac", "mp3", "ogg"):
         assert media.tone(0.5, 48000, fmt=fmt) == media.tone(0.5, 48000, fmt=fmt)
     assert media.no_audio_stream() == media.no_audio_stream()
-
-
-def test_audio_quality_ranks_rate_then_lossless():
-    assert audio_mod.audio_quality(44100, "mp3") > audio_mod.audio_quality(16000, "pcm_s16le") > audio_mod.audio_quality(16000, "mp3")
-    assert audio_mod.audio_quality(16000, "flac") == audio_mod.audio_quality(16000, "pcm_s24le") > audio_mod.audio_quality(8000, "flac")
-    assert audio_mod.audio_quality(None, "") == 0

@@ -149,3 +149,9 @@ def test_signatures_equal_the_libraries_own():
     for _ in range(50):
         h = imagehash.ImageHash(rng.integers(0, 2, (8, 8)).astype(bool))
         assert near_dup._bits(h) == int(str(h), 16)
+
+
+def test_audio_quality_ranks_rate_then_lossless():
+    assert near_dup.audio_quality(44100, "mp3") > near_dup.audio_quality(16000, "pcm_s16le") > near_dup.audio_quality(16000, "mp3")
+    assert near_dup.audio_quality(16000, "flac") == near_dup.audio_quality(16000, "pcm_s24le") > near_dup.audio_quality(8000, "flac")
+    assert near_dup.audio_quality(None, "") == 0
