@@ -49,6 +49,50 @@ def image_hashes(img, mirror: bool = False) -> dict[str, Optional[int]]:
     return out
 
 
+VIDEO_SIGNATURE = "frames-v1"  # names the clip signature: clips staged under another are redone
+
+
+def frame_hashes(images: Sequence, mirror: bool = False) -> dict[str, Optional[list[int]]]:
+    """A video clip's signature: `image_hashes` of each sampled frame, in time order, as flat
+    [phash, dhash, phash, dhash, ...] lists (the mirror images' too when asked). Two clips are
+    near-duplicates only when the frames at most positions are (`frames_near`): one frame
+    alone matches distinct videos that pass through the same black or title frame."""
+    per_frame = [image_hashes(img, mirror) for img in images]
+    out: dict[str, Optional[list[int]]] = {"frame_hashes": [h for f in per_frame for h in (f["phash"], f["dhash"])], "frame_hashes_mirror": None}
+    if mirror:
+        out["frame_hashes_mirror"] = [h for f in per_frame for h in (f["phash_mirror"], f["dhash_mirror"])]
+    return out
+
+
+def frame_matrix(lists: Sequence[Optional[Sequence[int]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat frame hash lists (None for images, audio and unsigned clips) -> an (n, F, 2)
+    uint64 array of [phash, dhash] per frame, zero-padded to the longest, and the frame counts."""
+    counts = np.array([len(x) // 2 if x else 0 for x in lists], dtype=np.int32)
+    out = np.zeros((len(lists), int(counts.max()) if len(lists) else 0, 2), dtype=np.uint64)
+    for row, x in enumerate(lists):
+        if x:
+            out[row, : len(x) // 2] = np.asarray(x, dtype=np.uint64).reshape(-1, 2)
+    return out, counts
+
+
+def pad_frames(frames: np.ndarray, width: int) -> np.ndarray:
+    return frames if frames.shape[1] == width else np.pad(frames, ((0, 0), (0, width - frames.shape[1]), (0, 0)))
+
+
+def frames_near(fa: np.ndarray, na: np.ndarray, fb: np.ndarray, nb: np.ndarray, image_hash: str, k: int) -> np.ndarray:
+    """Row-wise: most frame positions (a strict majority: 2 of 3) hold frames within k of
+    each other under `image_hash` (phash, dhash, both, either), as for the search frame. Not
+    all: in fast motion a copy whose timeline is a few frames off differs by 10-20 bits at some
+    positions. Rows whose frame counts differ, or with at most one frame, pass: the search
+    frame alone decides for them."""
+    width = max(fa.shape[1], fb.shape[1])
+    fa, fb = pad_frames(fa, width), pad_frames(fb, width)
+    d = np.bitwise_count(fa ^ fb) <= k  # (n, F, 2): [phash, dhash] per frame
+    per_frame = {"phash": d[..., 0], "dhash": d[..., 1], "both": d[..., 0] & d[..., 1], "either": d[..., 0] | d[..., 1]}[image_hash]
+    real = np.arange(width) < np.minimum(na, nb)[..., None]  # not padding
+    return ((per_frame & real).sum(axis=-1) > np.minimum(na, nb) // 2) | (na != nb) | (na <= 1)
+
+
 def _bits(h) -> int:
     """An ImageHash's 64 bits as an unsigned int, row-major, first bit most significant
     (the same order as `str(h)`'s hex, without building the string)."""
@@ -136,8 +180,9 @@ class Nearness:
     caption_threshold), between member i and each member in js; never between members of one
     `groups` value.
 
-    Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None) and
-    minhash (signature bytes or None)."""
+    Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None), minhash
+    (signature bytes or None), and for video clips frame_hashes and frame_hashes_mirror
+    (`frame_hashes`' lists or None, checked with `frames_near`)."""
 
     def __init__(self, members: Sequence[dict], duplicates: str, image_hash: str, max_distance: int, mirror: bool,
                  caption_threshold: float, num_perm: int, groups: Optional[np.ndarray] = None):
@@ -149,6 +194,7 @@ class Nearness:
             values = [m.get(name) for m in members]
             self.hashes[name] = (np.array([v or 0 for v in values], dtype=np.uint64), np.array([v is not None for v in values]))
         sigs = [m.get("minhash") if duplicates != "image" else None for m in members]  # captions unused: none
+        self.frames = {o: frame_matrix([m.get("frame_hashes" + o) for m in members]) for o in ("", "_mirror")}
         self.has_sig = np.array([s is not None for s in sigs])
         self.sigs = signature_matrix([s if s is not None else bytes(4 * num_perm) for s in sigs], num_perm) if self.has_sig.any() else None
 
@@ -164,7 +210,11 @@ class Nearness:
         near = np.zeros(len(js), dtype=bool)
         for a, b in orientations:  # the same orientation for both hashes under `both`
             per_kind = [self._within(kind, i, js, a, b) for kind in kinds]
-            near |= np.logical_and.reduce(per_kind) if self.image_hash == "both" else np.logical_or.reduce(per_kind)
+            hit = np.logical_and.reduce(per_kind) if self.image_hash == "both" else np.logical_or.reduce(per_kind)
+            (fa, na), (fb, nb) = self.frames[a], self.frames[b]
+            if fa.shape[1] and hit.any():  # video clips: their other frames too
+                hit &= frames_near(fa[i : i + 1], na[i : i + 1], fb[js], nb[js], self.image_hash, self.k)
+            near |= hit
         return near
 
     def caption(self, i: int, js: np.ndarray) -> np.ndarray:

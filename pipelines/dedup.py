@@ -31,7 +31,7 @@ from mmcurate.schemas.record import MANIFEST_SCHEMA
 DROPPED_TAG = "dropped"
 SLIM_COLUMNS = (
     "shard", "order_task", "order_row", "key", "sha256", "caption_sha256", "source_quality",
-    "phash", "dhash", "phash_mirror", "dhash_mirror", "minhash",
+    "phash", "dhash", "phash_mirror", "dhash_mirror", "frame_hashes", "frame_hashes_mirror", "minhash",
 )
 # source_quality is not a manifest column: the survivor policy `resolution` keeps the largest
 SLIM_SCHEMA = pa.schema([pa.field("source_quality", pa.int64()) if c == "source_quality" else MANIFEST_SCHEMA.field(c) for c in SLIM_COLUMNS])
@@ -39,7 +39,8 @@ SLIM_SCHEMA = pa.schema([pa.field("source_quality", pa.int64()) if c == "source_
 
 def slim_table(rows: list[dict]) -> pa.Table:
     """What dedup needs of the kept rows of a staging shard: no media, no captions."""
-    slim = [{c: source_quality(r) if c == "source_quality" else r[c] for c in SLIM_COLUMNS} for r in rows]
+    # (.get: manifests staged before a column existed lack it)
+    slim = [{c: source_quality(r) if c == "source_quality" else r.get(c) for c in SLIM_COLUMNS} for r in rows]
     return pa.Table.from_pylist(slim, schema=SLIM_SCHEMA)
 
 

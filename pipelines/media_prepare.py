@@ -5,7 +5,8 @@ same sound in wav and flac is an exact duplicate). Video: one row per planned cl
 VIDEOKEY_NNNN: clips at subtitle cues (a sidecar .srt/.vtt, else the container's subtitle
 stream), or, without cues, the whole video or fixed windows (video.uncued) with its caption.
 Each clip row carries KEY.mp4, KEY.jpg (the middle frame, video.keep_frame) and, in staging
-only, KEY.frameN.jpg for the scorer; near-dup hashes are the middle frame's.
+only, KEY.frameN.jpg for the scorer. Near-dup hashes: the middle frame's (searched) and every
+sampled frame's (`frame_hashes`: a near-duplicate clip must match at most positions).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from mmcurate.filters.audio import AudioRejected
 from mmcurate.filters.hashing import sha256_hex
-from mmcurate.filters.near_dup import image_hashes
+from mmcurate.filters.near_dup import frame_hashes
 from mmcurate.filters.text import caption_sha256
 from mmcurate.filters.subtitles import Clip, SubtitleError, fixed_windows, parse_subtitles, plan_clips
 from mmcurate.filters.video import VideoRejected, cut, probe
@@ -109,6 +110,18 @@ def _sidecar_cues(src: SourceRow):
     return parse_subtitles(fileio.read_bytes(src.subtitles), ext_of(src.subtitles))
 
 
+def _clip_hashes(jpegs: list[bytes], mirror: bool) -> dict:
+    """The middle frame's pHash/dHash (what the search buckets by) and every frame's."""
+    from PIL import Image
+
+    frames = [Image.open(io.BytesIO(jpeg)) for jpeg in jpegs]
+    out = frame_hashes(frames, mirror)
+    middle = len(jpegs) // 2
+    for name, flat in (("", out["frame_hashes"]), ("_mirror", out["frame_hashes_mirror"])):
+        out["phash" + name], out["dhash" + name] = flat[2 * middle : 2 * middle + 2] if flat else (None, None)
+    return out
+
+
 def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cued: bool) -> tuple[dict, dict]:
     """One clip: its own text when cut at cues (else the video's caption), cut and framed."""
     row = dict(video_row, key=f"{src.key}_{index:04d}")
@@ -141,10 +154,7 @@ def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cu
     if middle is not None and ctx.cfg.video.keep_frame:
         members["jpg"] = middle
     if middle is not None and ctx.cfg.dedup.mode == "near":
-        from PIL import Image
-
-        with Image.open(io.BytesIO(middle)) as img:
-            row.update(image_hashes(img, mirror=ctx.cfg.dedup.mirror))
+        row.update(_clip_hashes(result.frame_jpegs, ctx.cfg.dedup.mirror))
     members["mp4"] = result.data
     ctx.sign_caption(row)
     return row, members

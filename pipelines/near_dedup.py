@@ -26,8 +26,8 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
-    LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, greedy_leaders,
-    lsh_params, mix64, signature_matrix, survivor_rank,
+    LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, frame_matrix,
+    frames_near, greedy_leaders, lsh_params, mix64, pad_frames, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
@@ -49,7 +49,10 @@ CLUSTER_SCHEMA = pa.schema(
         ("shard", pa.string()),  # staging shard (for finalize); dropped from the published file
     ]
 )
-MEMBER_COLUMNS = ("shard", "order_task", "order_row", "key", "source_quality", "phash", "dhash", "phash_mirror", "dhash_mirror")
+MEMBER_COLUMNS = (
+    "shard", "order_task", "order_row", "key", "source_quality", "phash", "dhash", "phash_mirror", "dhash_mirror",
+    "frame_hashes", "frame_hashes_mirror",
+)
 
 
 def _edges(a, b, dist) -> dict:
@@ -58,6 +61,25 @@ def _edges(a, b, dist) -> dict:
 
 def _hash_column(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).fill_null(0).to_numpy().astype(np.uint64)
+
+
+def _frames(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A video clip's frame hashes (filters/near_dup.frame_matrix); width 0 when no row has any."""
+    if name not in table.column_names:
+        return np.zeros((table.num_rows, 0, 2), dtype=np.uint64), np.zeros(table.num_rows, dtype=np.int32)
+    return frame_matrix(table.column(name).to_pylist())
+
+
+def merge_items(batches: list[dict]) -> dict:
+    """Item batches -> one dict of arrays; frame arrays are padded to one width, and batches
+    without them (images, clips staged without frame hashes) get none (which always pass)."""
+    keys = set().union(*batches)
+    if "frames" in keys:
+        width = max(b["frames"].shape[1] for b in batches if "frames" in b)
+        batches = [dict(b, frames=pad_frames(b["frames"], width)) if "frames" in b
+                   else dict(b, frames=np.zeros((len(b["id"]), width, 2), dtype=np.uint64), nframes=np.zeros(len(b["id"]), dtype=np.int32))
+                   for b in batches]
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
 def banded_kinds(image_hash: str) -> tuple[str, ...]:
@@ -83,11 +105,17 @@ class ImageBlocks(beam.DoFn):
             items = {"id": ids, "h": _hash_column(t, kind)}
             if self.cfg.image_hash == "both":
                 items["h2"] = _hash_column(t, "dhash")
+            frames, nframes = _frames(t, "frame_hashes")
+            if frames.shape[1]:  # video clips: all their frames are checked, not just the middle one
+                items["frames"], items["nframes"] = frames, nframes
             if self.cfg.mirror:
                 items["mirror"] = np.zeros(len(ids), dtype=bool)
                 m = t.column(kind + "_mirror").is_valid().to_numpy(zero_copy_only=False)
                 extra = {"id": ids[m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m], "mirror": np.ones(int(m.sum()), dtype=bool)}
-                items = {k: np.concatenate([items[k], extra[k]]) for k in items}
+                if "frames" in items:
+                    mirrored, counts = _frames(t, "frame_hashes_mirror")
+                    extra["frames"], extra["nframes"] = pad_frames(mirrored, frames.shape[1])[m], counts[m]
+                items = merge_items([items, {k: extra[k] for k in items}])
             for block in range(len(self.bounds)):
                 buckets = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40))
                 for p, part in split_arrays(buckets, parts, items):
@@ -106,8 +134,7 @@ class ImagePairs(beam.DoFn):
 
     def process(self, element):
         (_, block, _), batches = element
-        batches = list(batches)
-        items = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+        items = merge_items(list(batches))
         idx = np.arange(len(items["id"]), dtype=np.int64)
         i, j, dist, sizes = block_group_pairs(idx, items["h"], block, self.bounds, self.cfg.max_distance)
         self.oversized.inc(int((sizes > self.cfg.max_bucket).sum()))
@@ -120,6 +147,9 @@ class ImagePairs(beam.DoFn):
             keep &= ~(items["mirror"][i] & items["mirror"][j])
         if self.cfg.image_hash == "both":
             keep &= np.bitwise_count(items["h2"][i] ^ items["h2"][j]) <= self.cfg.max_distance
+        if "frames" in items and keep.any():
+            f, n = items["frames"], items["nframes"]
+            keep &= frames_near(f[i], n[i], f[j], n[j], self.cfg.image_hash, self.cfg.max_distance)
         if keep.any():
             a, b, dist = a[keep], b[keep], dist[keep]
             self.found.inc(len(a))

@@ -41,10 +41,10 @@ def matching_rows(out_dir: str, where: str = "", reason: str = "", split: str = 
             condition = condition & (pc.field(column) == value)
     for path in manifest_paths(out_dir):
         table = fileio.read_parquet(path)
-        yield from table.filter(condition).drop_columns(_HEAVY).to_pylist()
+        yield from table.filter(condition).drop_columns([c for c in _HEAVY if c in table.column_names]).to_pylist()
 
 
-_HEAVY = ["minhash", "phash", "dhash", "phash_mirror", "dhash_mirror"]
+_HEAVY = ["minhash", "phash", "dhash", "phash_mirror", "dhash_mirror", "frame_hashes", "frame_hashes_mirror"]
 
 
 def select(rows: Iterator[dict], n: int, seed: Optional[int] = None) -> tuple[list[dict], int]:

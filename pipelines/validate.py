@@ -16,7 +16,7 @@ from mmcurate.pipelines.run import WIDS_INDEX
 from mmcurate.pipelines.sources.webdataset import split_member
 from mmcurate.pipelines.stats import account, identity_errors, merge
 from mmcurate.schemas.reasons import KEPT, REASONS
-from mmcurate.schemas.record import MANIFEST_SCHEMA
+from mmcurate.schemas.record import LATER_COLUMNS, MANIFEST_SCHEMA
 
 REQUIRED_MEMBERS = {"txt", "json"}
 IMAGE_MEMBERS = {"jpg", "png", "webp"}
@@ -50,7 +50,7 @@ def validate(out_dir: str, progress: bool = False) -> list[str]:
         except Exception as e:
             problems.append(f"{base}.parquet: cannot read ({type(e).__name__}: {e})")
             continue
-        missing = set(MANIFEST_SCHEMA.names) - set(table.column_names)
+        missing = set(MANIFEST_SCHEMA.names) - set(table.column_names) - LATER_COLUMNS
         if missing:
             problems.append(f"{base}.parquet: missing columns {sorted(missing)}")
             continue

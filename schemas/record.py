@@ -111,6 +111,9 @@ MANIFEST_SCHEMA = pa.schema(
         ("dhash", pa.uint64()),
         ("phash_mirror", pa.uint64()),
         ("dhash_mirror", pa.uint64()),
+        # video clips: [phash, dhash] of each sampled frame in time order (filters/near_dup.frame_hashes)
+        ("frame_hashes", pa.list_(pa.uint64())),
+        ("frame_hashes_mirror", pa.list_(pa.uint64())),
         ("minhash", pa.binary()),  # num_perm little-endian uint32 values
         ("extra", pa.string()),  # JSON of the input's additional columns
         ("order_task", pa.int64()),
@@ -121,7 +124,9 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 
-_NULL_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_binary(f.type)}
+# columns that manifests written by earlier versions lack (readers take them as null)
+LATER_COLUMNS = frozenset({"frame_hashes", "frame_hashes_mirror"})
+_NULL_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_binary(f.type)} | LATER_COLUMNS
 
 
 def empty_row() -> dict[str, Any]:
