@@ -122,7 +122,7 @@ class Dedup(beam.PTransform):
         if cfg.mode == "near":
             from mmcurate.pipelines.near_dedup import NearDedup
 
-            media_reason = "duplicate.near_image"  # images, and videos by their middle frames
+            media_reason = "duplicate.near_image"  # images, and videos by their sampled frames
             if self.modality == "audio":  # the spectrogram picture's hashes: audio's own test, no mirror image
                 cfg = dataclasses.replace(cfg, image_hash=cfg.audio_hash, mirror=False)
                 media_reason = "duplicate.near_audio"

@@ -123,3 +123,49 @@ def broken_subtitles(container="matroska") -> bytes:
     data = make_video(seconds=1.0, container=container, audio=False, subtitles=[(0.2, 0.8, "BROKEN")])
     assert data.count(b"BROKEN") == 1
     return data.replace(b"BROKEN", b"\xff\xfe\xc3\x28\xa0\xa1")
+
+
+def decoded_frames(path) -> list[tuple[float, np.ndarray]]:
+    """(presentation time in s, RGB array) of every frame of a real video file."""
+    with av.open(str(path)) as c:
+        return [(float(f.pts * f.time_base), f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+def encode_frames(path, frames: list[np.ndarray], fps: int, crf: int = 23) -> None:
+    """Silent h264 MP4 of RGB arrays (even sizes), frame i at i / fps."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "threads=1"}
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+def frames_at(frames: list[tuple[float, np.ndarray]], times) -> list[np.ndarray]:
+    """The frame shown at each time (the last one starting at or before it)."""
+    starts = np.array([t for t, _ in frames]) - frames[0][0]
+    return [frames[max(0, int(np.searchsorted(starts, t, side="right")) - 1)][1] for t in times]
+
+
+def reencoded_copy(src, dst, scale: float = 0.5, fps: int = 15, crf: int = 32) -> None:
+    """A smaller, lower-rate, lower-quality copy of a real video (what a re-upload looks like)."""
+    frames = decoded_frames(src)
+    seconds = frames[-1][0] - frames[0][0]
+    h, w = frames[0][1].shape[:2]
+    size = (int(w * scale) // 2 * 2, int(h * scale) // 2 * 2)
+    picked = frames_at(frames, np.arange(0, seconds, 1 / fps))
+    encode_frames(dst, [np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR)) for f in picked], fps, crf)
+
+
+def spliced_through_black(first, second, dst, part: float = 3.0, black: float = 1.0, fps: int = 30) -> None:
+    """`part` s of one video, `black` s of black, then `part` s of another from its 4th second:
+    its middle frame is black, like a fade between scenes."""
+    a, b = decoded_frames(first), decoded_frames(second)
+    size = a[0][1].shape
+    steps = np.arange(0, part, 1 / fps)
+    b_frames = [np.asarray(Image.fromarray(f).resize(size[1::-1])) for f in frames_at(b, 4.0 + steps)]
+    encode_frames(dst, frames_at(a, steps) + [np.zeros(size, np.uint8)] * round(black * fps) + b_frames, fps, crf=20)

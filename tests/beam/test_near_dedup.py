@@ -299,3 +299,55 @@ def test_clips_of_one_video_are_not_near_duplicates_of_each_other(tmp_path, with
         got = decisions_of(out) | beam.Map(lambda d: (d[1], d[2], d[3]))
         siblings = [(1, "duplicate.near_image", "v0_0000"), (2, "duplicate.near_image", "v0_0000")] if within_video else []
         assert_that(got, equal_to(siblings + [(1 << CLIP_BITS, "duplicate.near_image", "v0_0000")]))
+
+
+def _video_rec(video: int, frames, mirrored=None):
+    """A clip of its own video whose middle frame is what the search sees; frame_hashes as
+    prepare stores them ([phash, dhash] per frame; dHash = pHash here)."""
+    from mmcurate.filters.near_dup import CLIP_BITS
+
+    r = rec(0, f"v{video}_0000", phash=frames[len(frames) // 2])
+    r["order_row"], r["sha256"] = video << CLIP_BITS, f"v{video}"
+    r["frame_hashes"] = [h for f in frames for h in (f, f)]
+    if mirrored is not None:
+        r["phash_mirror"] = r["dhash_mirror"] = mirrored[len(mirrored) // 2]
+        r["frame_hashes_mirror"] = [h for f in mirrored for h in (f, f)]
+    return r
+
+
+OTHER, THIRD = 0x0123456789ABCDEF, 0xF0F0F0F00F0F0F0F  # far from BASE and from each other
+
+
+@pytest.mark.parametrize("clustering", ["leader", "connected"])
+def test_video_clips_sharing_only_their_middle_frame_are_not_near_duplicates(tmp_path, clustering):
+    """v0 and v1 pass through the same (black) middle frame but differ before and after it;
+    v2 is v0 with its last frame 20 bits off (a copy a few frames late in fast motion);
+    v3 was staged without frame hashes: its middle frame alone decides, as before."""
+    recs = [_video_rec(0, (BASE, 0, THIRD)), _video_rec(1, (THIRD, 0, BASE)), _video_rec(2, (BASE ^ 0b111, 0, THIRD ^ 0xFFFFF))]
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([2])
+        edges = edge_pairs(p | "Edges" >> beam.Create([slim_table(recs)]) | ImageEdges(DedupConfig(image_hash="phash"), parts))  # (either: found by both)
+        assert_that(edges, equal_to([(0, 2 << 15, 0)]), label="edges")
+        out = p | "Tables" >> beam.Create([slim_table(recs)]) | Dedup(DedupConfig(survivor="key", clustering=clustering), str(tmp_path), "video")
+        assert_that(decisions_of(out) | beam.Map(lambda d: (d[1], d[2], d[3])), equal_to([(2 << 15, "duplicate.near_image", "v0_0000")]), label="decisions")
+
+    old = _video_rec(3, (0,))
+    old["frame_hashes"] = None
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([2])
+        edges = edge_pairs(p | beam.Create(tables(recs + [old], 2)) | ImageEdges(DedupConfig(image_hash="phash"), parts))
+        assert_that(edges, equal_to([(0, 2 << 15, 0), (0, 3 << 15, 0), (1 << 15, 3 << 15, 0), (2 << 15, 3 << 15, 0)]))
+
+
+def test_a_mirrored_video_copy_matches_through_its_mirror_frames(tmp_path):
+    """v1's mirror frames are v0's frames; v2's mirror middle frame is v0's, its other mirror
+    frames are not."""
+    recs = [_video_rec(0, (BASE, OTHER, THIRD)), _video_rec(1, (THIRD, 7, OTHER), mirrored=(BASE, OTHER, THIRD)),
+            _video_rec(2, (OTHER, 0x3C3C3C3C3C3C3C3C, THIRD), mirrored=(OTHER, OTHER, BASE))]
+    recs[2]["sha256"] = "v2"
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([2])
+        edges = edge_pairs(p | "Edges" >> beam.Create([slim_table(recs)]) | ImageEdges(DedupConfig(image_hash="phash", mirror=True), parts))
+        assert_that(edges, equal_to([(0, 1 << 15, 0)]), label="edges")
+        out = p | "Tables" >> beam.Create([slim_table(recs)]) | Dedup(DedupConfig(survivor="key", mirror=True), str(tmp_path), "video")
+        assert_that(decisions_of(out) | beam.Map(lambda d: (d[1], d[2], d[3])), equal_to([(1 << 15, "duplicate.near_image", "v0_0000")]), label="decisions")

@@ -135,3 +135,17 @@ def test_audio_staging_is_redone_when_its_signature_recipe_changes(monkeypatch):
     assert fingerprint("input.format=audio") != audio
     assert fingerprint("input.format=audio", "dedup.mode=exact") == audio_exact and fingerprint() == image
     assert fingerprint("input.format=audio", "dedup.audio_hash=either") == fingerprint("input.format=audio")  # a dedup setting only
+
+
+def test_video_staging_is_redone_when_its_clip_signature_changes(monkeypatch):
+    """Video staged with the middle frame's hashes only (or another clip signature) is
+    prepared again in near mode; image and audio staging, and exact-mode video, are not."""
+    from mmcurate.pipelines import prepare
+
+    def fingerprint(*sets):
+        return prepare.staging_fingerprint(RunConfig.load(None, list(sets)).validate())
+
+    before = {s: fingerprint(*s) for s in [("input.format=video",), ("input.format=video", "dedup.mode=exact"), (), ("input.format=audio",)]}
+    monkeypatch.setattr(prepare, "VIDEO_SIGNATURE", "another-signature")
+    after = {s: fingerprint(*s) for s in before}
+    assert [s for s in before if before[s] != after[s]] == [("input.format=video",)]

@@ -79,3 +79,14 @@ def test_split_ranges_that_do_not_match_the_samples(good_run, copy):
     (copy / "index.wids.json").write_text(json.dumps(index))
     (problem,) = validate(str(copy))
     assert problem.startswith("index.wids.json: the split ranges of shards/00001.tar do not match its samples")
+
+
+def test_manifests_written_before_a_later_column_are_valid_and_other_missing_columns_are_not(copy):
+    import pyarrow.parquet as pq
+
+    path = copy / "shards" / "00000.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(["frame_hashes", "frame_hashes_mirror"]), path)  # as before clips had them
+    assert validate(str(copy)) == []
+    pq.write_table(table.drop_columns(["frame_hashes", "dup_of"]), path)
+    assert [p for p in validate(str(copy)) if "missing columns" in p] == [f"{str(copy / 'shards' / '00000')}.parquet: missing columns ['dup_of']"]

@@ -298,3 +298,31 @@ def test_real_clips_with_and_without_captions(tmp_path):
         assert doc["end"] - doc["start"] == pytest.approx(doc["duration"], abs=1e-3) and doc["duration"] > 5
     assert got["video9818_0000"]["txt"].decode() == "a woman is applying eye makeup with a black brush."
     assert got["msvd_0000"]["txt"] == b""
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_VIDEO), reason="../shared/data/video is absent")
+def test_real_near_duplicate_clips_match_at_most_frames_not_one(tmp_path):
+    """Real clips, a half-size 15 fps low-quality copy of each, and two splices of different
+    clips that pass through black at their middle. Each copy is dropped for its original; the
+    two splices are kept although their middle frames are alike (all black). Compared by the
+    middle frame alone (video.frames=1), one splice is dropped for the other."""
+    folder = tmp_path / "in"
+    os.makedirs(folder)
+    originals = ["video8105", "video9149", "video9462", "video9818"]
+    for name in originals:
+        os.symlink(os.path.join(SHARED_VIDEO, f"{name}.mp4"), folder / f"{name}.mp4")
+        vm.reencoded_copy(os.path.join(SHARED_VIDEO, f"{name}.mp4"), folder / f"{name}_copy.mp4")
+    vm.spliced_through_black(*(os.path.join(SHARED_VIDEO, f"{n}.mp4") for n in originals[:2]), folder / "splice_a.mp4")
+    vm.spliced_through_black(*(os.path.join(SHARED_VIDEO, f"{n}.mp4") for n in originals[2:]), folder / "splice_b.mp4")
+    near = ("--workers", "2", "--no-progress", "--set", "output.splits=train=1.0", "--require", "video")
+    out = tmp_path / "out"
+    assert run_cli("run", folder, "--format", "video", "-o", out, *near) == 0
+    got = sorted((r["key"], r["reason"], r["dup_of"]) for r in manifest(out))
+    copies = [(f"{n}_copy_0000", "duplicate.near_image", f"{n}_0000") for n in originals]
+    assert got == sorted([(f"{n}_0000", "", "") for n in originals] + copies + [("splice_a_0000", "", ""), ("splice_b_0000", "", "")])
+    assert all(len(r["frame_hashes"]) == 6 for r in manifest(out))  # [phash, dhash] of 3 frames
+
+    out = tmp_path / "middle"
+    assert run_cli("run", folder, "--format", "video", "-o", out, *near, "--set", "video.frames=1") == 0
+    got = {r["key"]: (r["reason"], r["dup_of"]) for r in manifest(out)}
+    assert got["splice_b_0000"] == ("duplicate.near_image", "splice_a_0000") and got["splice_a_0000"] == ("", "")

@@ -1,0 +1,88 @@
+"""Video clip signatures (filters/near_dup.frame_hashes, frames_near): a clip is a
+near-duplicate of another when most of its sampled frames are, position by position; the
+middle frame alone is not enough."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmcurate.filters.near_dup import Nearness, frame_hashes, frame_matrix, frames_near, greedy_leaders, image_hashes
+
+A, B, C = 0x9F3A5C7E12B4D680, 0x0123456789ABCDEF, 0xF0F0F0F00F0F0F0F  # pairwise > 20 bits apart
+
+
+def flip(h: int, bits: int) -> int:
+    return h ^ ((1 << bits) - 1)  # the lowest `bits` bits flipped
+
+
+def clip(*frames: int, dhash_off: int = 0) -> list[int]:
+    """A flat frame hash list: pHash per frame as given, dHash the same with bits flipped."""
+    return [h for f in frames for h in (f, flip(f, dhash_off))]
+
+
+def near(a, b, image_hash="either", k=8):
+    fa, na = frame_matrix([a])
+    fb, nb = frame_matrix([b])
+    return bool(frames_near(fa, na, fb, nb, image_hash, k)[0])
+
+
+def test_most_frame_positions_must_match():
+    assert near(clip(A, B, C), clip(flip(A, 8), B, flip(C, 3)))  # all three within k
+    assert near(clip(A, B, C), clip(flip(A, 20), B, C))  # two of three: a copy a few frames off in fast motion
+    assert not near(clip(A, B, C), clip(flip(A, 20), B, flip(C, 20)))  # the middle frame alone (a shared black frame)
+    assert not near(clip(A, B, C), clip(B, A, C))  # the same frames in another order: two positions differ
+    assert not near(clip(A, B), clip(A, flip(B, 9)))  # two frames: both must match
+    assert not near(clip(A, B, C, A), clip(A, B, flip(C, 20), flip(A, 20)))  # four: three must (2 is no majority)
+    assert near(clip(A, B, C, A), clip(A, B, C, flip(A, 20)))
+
+
+def test_single_frames_and_unequal_counts_leave_it_to_the_search_frame():
+    assert near(clip(A), clip(flip(A, 20)))  # one frame each (video.frames=1): the middle frame decided already
+    assert near(clip(A, B, C), clip(flip(A, 20), B, flip(C, 20), A, B))  # 3 vs 5 frames: positions do not line up
+    assert near(None, clip(A, B, C)) and near(None, None)  # an image, or a clip staged without frame hashes
+
+
+@pytest.mark.parametrize("image_hash, expected", [("phash", True), ("dhash", False), ("both", False), ("either", True)])
+def test_each_frame_is_compared_under_image_hash(image_hash, expected):
+    """pHashes equal, dHashes 12 bits apart at every position."""
+    a = clip(A, B, C)
+    b = [h if i % 2 == 0 else flip(h, 12) for i, h in enumerate(a)]
+    assert near(a, b, image_hash) is expected
+
+
+def test_padding_of_shorter_rows_never_counts_as_a_match():
+    """Rows of different widths in one batch: a 3-frame pair with one match must not pass
+    because a 5-frame row widened the arrays with zeros."""
+    fa, na = frame_matrix([clip(A, B, C), clip(A, B, C, A, B)])
+    fb, nb = frame_matrix([clip(flip(A, 20), B, flip(C, 20)), clip(A, B, C, A, B)])
+    assert fa.shape == (2, 5, 2) and na.tolist() == [3, 5]
+    assert frames_near(fa, na, fb, nb, "either", 8).tolist() == [False, True]
+
+
+def test_frame_hashes_are_each_frames_image_hashes_in_order():
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)) for _ in range(3)]
+    got = frame_hashes(images, mirror=True)
+    singles = [image_hashes(img, mirror=True) for img in images]
+    assert got["frame_hashes"] == [h for s in singles for h in (s["phash"], s["dhash"])]
+    assert got["frame_hashes_mirror"] == [h for s in singles for h in (s["phash_mirror"], s["dhash_mirror"])]
+    assert frame_hashes(images)["frame_hashes_mirror"] is None
+
+
+def test_leader_clustering_applies_the_frames_too():
+    """Three clips share their middle frame; only the one whose outer frames match the
+    leader's joins it. A mirrored copy joins through its mirror frames."""
+    def member(frames, mirrored=None):
+        flat = clip(*frames)
+        m = {"phash": flat[2], "dhash": flat[3], "phash_mirror": None, "dhash_mirror": None, "minhash": None,
+             "frame_hashes": flat, "frame_hashes_mirror": None}
+        if mirrored:
+            mflat = clip(*mirrored)
+            m.update(phash_mirror=mflat[2], dhash_mirror=mflat[3], frame_hashes_mirror=mflat)
+        return m
+
+    ms = [member((A, B, C)), member((C, B, A)), member((flip(A, 3), B, flip(C, 20))), member((B, A, B), mirrored=(A, B, C))]
+    plain = Nearness(ms[:3], "image", "either", 8, False, 0.8, 128)
+    assert greedy_leaders(3, plain).tolist() == [0, 1, 0]
+    mirror = Nearness(ms, "image", "either", 8, True, 0.8, 128)
+    assert greedy_leaders(4, mirror).tolist() == [0, 1, 0, 0]
