@@ -55,8 +55,7 @@ VIDEO_SIGNATURE = "frames-v1"  # names the clip signature: clips staged under an
 def frame_hashes(images: Sequence, mirror: bool = False) -> dict[str, Optional[list[int]]]:
     """A video clip's signature: `image_hashes` of each sampled frame, in time order, as flat
     [phash, dhash, phash, dhash, ...] lists (the mirror images' too when asked). Two clips are
-    near-duplicates only when the frames at most positions are (`frames_near`): one frame
-    alone matches distinct videos that pass through the same black or title frame."""
+    near-duplicates when the frames at most positions are (`majority_distance`)."""
     per_frame = [image_hashes(img, mirror) for img in images]
     out: dict[str, Optional[list[int]]] = {"frame_hashes": [h for f in per_frame for h in (f["phash"], f["dhash"])], "frame_hashes_mirror": None}
     if mirror:
@@ -79,18 +78,33 @@ def pad_frames(frames: np.ndarray, width: int) -> np.ndarray:
     return frames if frames.shape[1] == width else np.pad(frames, ((0, 0), (0, width - frames.shape[1]), (0, 0)))
 
 
-def frames_near(fa: np.ndarray, na: np.ndarray, fb: np.ndarray, nb: np.ndarray, image_hash: str, k: int) -> np.ndarray:
-    """Row-wise: most frame positions (a strict majority: 2 of 3) hold frames within k of
-    each other under `image_hash` (phash, dhash, both, either), as for the search frame. Not
-    all: in fast motion a copy whose timeline is a few frames off differs by 10-20 bits at some
-    positions. Rows whose frame counts differ, or with at most one frame, pass: the search
-    frame alone decides for them."""
+def frame_distances(fa: np.ndarray, fb: np.ndarray, image_hash: str) -> np.ndarray:
+    """(n, F) bits between frames at the same positions under `image_hash`: one hash's, or
+    the larger (`both`: both must be within k) or smaller (`either`) of pHash's and dHash's."""
     width = max(fa.shape[1], fb.shape[1])
-    fa, fb = pad_frames(fa, width), pad_frames(fb, width)
-    d = np.bitwise_count(fa ^ fb) <= k  # (n, F, 2): [phash, dhash] per frame
-    per_frame = {"phash": d[..., 0], "dhash": d[..., 1], "both": d[..., 0] & d[..., 1], "either": d[..., 0] | d[..., 1]}[image_hash]
-    real = np.arange(width) < np.minimum(na, nb)[..., None]  # not padding
-    return ((per_frame & real).sum(axis=-1) > np.minimum(na, nb) // 2) | (na != nb) | (na <= 1)
+    d = np.bitwise_count(pad_frames(fa, width) ^ pad_frames(fb, width))
+    return {"phash": d[..., 0], "dhash": d[..., 1], "both": d.max(axis=-1), "either": d.min(axis=-1)}[image_hash].astype(np.int16)
+
+
+def frames_comparable(na: np.ndarray, nb: np.ndarray) -> np.ndarray:
+    """Clip pairs that `majority_distance` decides: the same number of sampled frames, 2 or more.
+    Others (images, video.frames=1, clips staged without frame hashes) are compared by the
+    middle frame's hashes alone."""
+    return (na == nb) & (na > 1)
+
+
+def majority_distance(fa: np.ndarray, na: np.ndarray, fb: np.ndarray, nb: np.ndarray, image_hash: str) -> np.ndarray:
+    """Row-wise: the distance within which a strict majority of the frame positions lie (the
+    2nd smallest of 3, the 3rd of 4 or 5). Two comparable clips are near-duplicates when it is
+    at most k: most of their frames match, whichever they are. Not all: in fast motion a copy
+    whose timeline is a few frames off differs by 10-20 bits at some positions, the middle one
+    included; not one: distinct videos pass through the same black or title frame."""
+    d = frame_distances(fa, fb, image_hash)
+    if not d.shape[1]:
+        return np.zeros(len(d), dtype=np.int16)
+    n = np.broadcast_to(np.minimum(na, nb), (len(d),))
+    d = np.where(np.arange(d.shape[1]) < n[:, None], d, HASH_BITS + 1)  # padding sorts last
+    return np.sort(d, axis=1)[np.arange(len(d)), np.clip(n // 2, 0, d.shape[1] - 1)]
 
 
 def _bits(h) -> int:
@@ -182,7 +196,7 @@ class Nearness:
 
     Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None), minhash
     (signature bytes or None), and for video clips frame_hashes and frame_hashes_mirror
-    (`frame_hashes`' lists or None, checked with `frames_near`)."""
+    (`frame_hashes`' lists or None: `majority_distance` decides between clips with them)."""
 
     def __init__(self, members: Sequence[dict], duplicates: str, image_hash: str, max_distance: int, mirror: bool,
                  caption_threshold: float, num_perm: int, groups: Optional[np.ndarray] = None):
@@ -212,8 +226,11 @@ class Nearness:
             per_kind = [self._within(kind, i, js, a, b) for kind in kinds]
             hit = np.logical_and.reduce(per_kind) if self.image_hash == "both" else np.logical_or.reduce(per_kind)
             (fa, na), (fb, nb) = self.frames[a], self.frames[b]
-            if fa.shape[1] and hit.any():  # video clips: their other frames too
-                hit &= frames_near(fa[i : i + 1], na[i : i + 1], fb[js], nb[js], self.image_hash, self.k)
+            if fa.shape[1] and fb.shape[1]:  # video clips: most of their frames decide
+                comparable = frames_comparable(na[i], nb[js])
+                if comparable.any():
+                    d = majority_distance(fa[i : i + 1], na[i : i + 1], fb[js], nb[js], self.image_hash)
+                    hit = np.where(comparable, d <= self.k, hit)
             near |= hit
         return near
 
@@ -257,6 +274,13 @@ class LeaderIndex:
                     values, has = self.near.hashes[name]
                     if has[i]:
                         keys += [(kind, b, v) for b, v in enumerate(block_values(int(values[i]), self.bounds))]
+                column = 0 if kind == "phash" else 1
+                for orientation in ("", "_mirror") if self.near.mirror else ("",):
+                    frames, counts = self.near.frames[orientation]
+                    if counts[i] > 1:  # clips near by most frames are near at some position
+                        for pos in range(counts[i]):
+                            h = int(frames[i, pos, column])
+                            keys += [(kind, "frame", pos, b, v) for b, v in enumerate(block_values(h, self.bounds))]
         if self.captions and self.near.has_sig[i]:
             sig = self.near.sigs[i]
             keys += [("caption", b, sig[b * self.rows : (b + 1) * self.rows].tobytes()) for b in range(self.bands)]

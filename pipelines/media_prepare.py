@@ -5,8 +5,8 @@ same sound in wav and flac is an exact duplicate). Video: one row per planned cl
 VIDEOKEY_NNNN: clips at subtitle cues (a sidecar .srt/.vtt, else the container's subtitle
 stream), or, without cues, the whole video or fixed windows (video.uncued) with its caption.
 Each clip row carries KEY.mp4, KEY.jpg (the middle frame, video.keep_frame) and, in staging
-only, KEY.frameN.jpg for the scorer. Near-dup hashes: the middle frame's (searched) and every
-sampled frame's (`frame_hashes`: a near-duplicate clip must match at most positions).
+only, KEY.frameN.jpg for the scorer. Near-dup hashes: the middle frame's (phash, dhash) and
+every sampled frame's (`frame_hashes`: a near-duplicate clip matches at most positions).
 """
 
 from __future__ import annotations

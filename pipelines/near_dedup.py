@@ -27,7 +27,7 @@ from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
     LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, frame_matrix,
-    frames_near, greedy_leaders, lsh_params, mix64, pad_frames, signature_matrix, survivor_rank,
+    frames_comparable, greedy_leaders, lsh_params, majority_distance, mix64, pad_frames, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
@@ -88,7 +88,10 @@ def banded_kinds(image_hash: str) -> tuple[str, ...]:
 
 
 class ImageBlocks(beam.DoFn):
-    """Survivor table -> ((hash kind, block, partition), items) for each of the k+1 blocks."""
+    """Survivor table -> ((hash kind, search, block, partition), items) for each of the k+1
+    blocks. Search 0 is the middle frame's hash of every row (an image's only one); search
+    p > 0 is the p-th sampled frame of video clips with two or more, which most-frames
+    matching needs (a pair near at most positions is near at one of them, not always the middle)."""
 
     def __init__(self, cfg: DedupConfig):
         self.cfg = cfg
@@ -96,34 +99,57 @@ class ImageBlocks(beam.DoFn):
 
     def process(self, table: pa.Table, parts: int):
         for kind in banded_kinds(self.cfg.image_hash):
-            has = table.column(kind).is_valid().to_numpy(zero_copy_only=False)
-            if not has.any():
-                continue
+            for search, items in self._searches(table, kind):
+                for block in range(len(self.bounds)):
+                    buckets = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40) ^ np.uint64(search << 48))
+                    for p, part in split_arrays(buckets, parts, items):
+                        yield (kind, search, block, p), part
+
+    def _searches(self, table: pa.Table, kind: str):
+        frames, nframes = _frames(table, "frame_hashes")
+        mirrored, _ = _frames(table, "frame_hashes_mirror")
+        mirrored = pad_frames(mirrored, frames.shape[1])
+        has = table.column(kind).is_valid().to_numpy(zero_copy_only=False)
+        if has.any():
             t = table.filter(pa.array(has))
-            ids = node_ids(t)
             # only what the search needs travels: the second hash for `both`, flags for mirrors
-            items = {"id": ids, "h": _hash_column(t, kind)}
+            items = {"id": node_ids(t), "h": _hash_column(t, kind)}
             if self.cfg.image_hash == "both":
                 items["h2"] = _hash_column(t, "dhash")
-            frames, nframes = _frames(t, "frame_hashes")
-            if frames.shape[1]:  # video clips: all their frames are checked, not just the middle one
-                items["frames"], items["nframes"] = frames, nframes
+            if frames.shape[1]:  # clips with frames are told apart by them
+                items["frames"], items["nframes"] = frames[has], nframes[has]
             if self.cfg.mirror:
-                items["mirror"] = np.zeros(len(ids), dtype=bool)
                 m = t.column(kind + "_mirror").is_valid().to_numpy(zero_copy_only=False)
-                extra = {"id": ids[m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m], "mirror": np.ones(int(m.sum()), dtype=bool)}
+                extra = {"id": items["id"][m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m]}
                 if "frames" in items:
-                    mirrored, counts = _frames(t, "frame_hashes_mirror")
-                    extra["frames"], extra["nframes"] = pad_frames(mirrored, frames.shape[1])[m], counts[m]
-                items = merge_items([items, {k: extra[k] for k in items}])
-            for block in range(len(self.bounds)):
-                buckets = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40))
-                for p, part in split_arrays(buckets, parts, items):
-                    yield (kind, block, p), part
+                    extra["frames"], extra["nframes"] = mirrored[has][m], nframes[has][m]
+                yield 0, _with_mirrors(items, extra)
+            else:
+                yield 0, items
+        column = 0 if kind == "phash" else 1
+        for pos in range(frames.shape[1]):
+            rows = (nframes > 1) & (nframes > pos)
+            if not rows.any():
+                continue
+            ids = node_ids(table.filter(pa.array(rows)))
+            items = {"id": ids, "h": frames[rows, pos, column], "frames": frames[rows], "nframes": nframes[rows]}
+            if self.cfg.mirror:
+                items = _with_mirrors(items, {"id": ids, "h": mirrored[rows, pos, column], "frames": mirrored[rows], "nframes": nframes[rows]})
+            yield pos + 1, items
+
+
+def _with_mirrors(items: dict, extra: dict) -> dict:
+    """The items followed by their mirror images' (flagged), with the same fields."""
+    items = dict(items, mirror=np.zeros(len(items["id"]), dtype=bool))
+    extra = dict({k: extra[k] for k in items if k != "mirror"}, mirror=np.ones(len(extra["id"]), dtype=bool))
+    return merge_items([items, extra])
 
 
 class ImagePairs(beam.DoFn):
-    """((kind, block, partition), item batches) -> image edges verified within distance k."""
+    """((kind, search, block, partition), item batches) -> image edges: in search 0, pairs
+    within distance k (and for `both` their dHashes too) unless both are clips with comparable
+    frames; in search p, comparable clips whose frames are near at most positions, each pair
+    once per kind: at the first position where it is within k."""
 
     def __init__(self, cfg: DedupConfig):
         self.cfg = cfg
@@ -133,10 +159,11 @@ class ImagePairs(beam.DoFn):
         self.found = Metrics.counter("mmcurate", "dedup.image_edges")
 
     def process(self, element):
-        (_, block, _), batches = element
+        (kind, search, block, _), batches = element
         items = merge_items(list(batches))
         idx = np.arange(len(items["id"]), dtype=np.int64)
-        i, j, dist, sizes = block_group_pairs(idx, items["h"], block, self.bounds, self.cfg.max_distance)
+        k = self.cfg.max_distance
+        i, j, dist, sizes = block_group_pairs(idx, items["h"], block, self.bounds, k)
         self.oversized.inc(int((sizes > self.cfg.max_bucket).sum()))
         if len(sizes):
             self.largest.update(int(sizes.max()))
@@ -145,11 +172,22 @@ class ImagePairs(beam.DoFn):
         keep = a != b
         if "mirror" in items:
             keep &= ~(items["mirror"][i] & items["mirror"][j])
-        if self.cfg.image_hash == "both":
-            keep &= np.bitwise_count(items["h2"][i] ^ items["h2"][j]) <= self.cfg.max_distance
-        if "frames" in items and keep.any():
+        comparable = np.zeros(len(i), dtype=bool)
+        if "frames" in items:
             f, n = items["frames"], items["nframes"]
-            keep &= frames_near(f[i], n[i], f[j], n[j], self.cfg.image_hash, self.cfg.max_distance)
+            comparable = frames_comparable(n[i], n[j])
+        if search == 0:
+            keep &= ~comparable  # (found by the frame searches)
+            if self.cfg.image_hash == "both":
+                keep &= np.bitwise_count(items["h2"][i] ^ items["h2"][j]) <= k
+        else:
+            keep &= comparable
+            if keep.any():
+                dist = majority_distance(f[i], n[i], f[j], n[j], self.cfg.image_hash)
+                keep &= dist <= k
+                column = 0 if kind == "phash" else 1
+                earlier = np.bitwise_count(f[i, : search - 1, column] ^ f[j, : search - 1, column]) <= k
+                keep &= ~earlier.any(axis=1)
         if keep.any():
             a, b, dist = a[keep], b[keep], dist[keep]
             self.found.inc(len(a))
@@ -314,7 +352,11 @@ class ResolveClusters(beam.DoFn):
 
     def _image_distance(self, r: dict, s: dict):
         """Bits between the member's and the survivor's images under `dedup.image_hash` (the
-        mirror image counts when enabled); None when either has no hashes."""
+        mirror image counts when enabled); None when either has no hashes. Two video clips with
+        comparable frames: the distance most of their frames are within (majority_distance)."""
+        clip = self._clip_distance(r, s)
+        if clip is not None:
+            return clip
         per_kind = {}
         for kind in ("phash", "dhash"):
             if r[kind] is None or s[kind] is None:
@@ -325,6 +367,14 @@ class ResolveClusters(beam.DoFn):
             per_kind[kind] = d
         how = self.cfg.image_hash
         return per_kind[how] if how in per_kind else (max if how == "both" else min)(per_kind.values())
+
+
+    def _clip_distance(self, r: dict, s: dict):
+        fs, ns = frame_matrix([s.get("frame_hashes")])
+        if not frames_comparable(ns, frame_matrix([r.get("frame_hashes")])[1])[0]:
+            return None
+        names = ("frame_hashes", "frame_hashes_mirror") if self.cfg.mirror and r.get("frame_hashes_mirror") else ("frame_hashes",)
+        return min(int(majority_distance(*frame_matrix([r[name]]), fs, ns, self.cfg.image_hash)[0]) for name in names)
 
 
 def edges_across_groups(edges: dict, shift: int) -> dict:

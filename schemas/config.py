@@ -163,7 +163,7 @@ class VideoConfig:
     min_fps: float = 1.0
     max_fps: float = 240.0
     videos_per_shard: int = 32  # input videos per staging shard (output.shard_size counts light rows; a video is heavy)
-    frames: int = 3  # frames sampled per clip: CLIP score (their mean); near-dup searches the middle one, and most must match
+    frames: int = 3  # frames sampled per clip: CLIP score (their mean); near-dup: most must match (1: the middle one)
     keep_frame: bool = True  # also store the middle frame as KEY.jpg
     max_height: int = 0  # > 0: clips taller than this are scaled down to it (e.g. 360; forces re-encoding)
     reencode: str = "auto"  # auto: stream copy when a clip starts and ends on keyframes | always

@@ -74,7 +74,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "duplicate.exact_audio": (DROPPED, "dedup", "the same decoded sound (SHA-256 of the stored PCM) as `dup_of`, in any container"),
     "duplicate.exact_video": (DROPPED, "dedup", "a byte-identical clip (same source frames and cut) as `dup_of`"),
     "duplicate.exact_caption": (DROPPED, "dedup", "same normalised caption as `dup_of` (only with dedup.exact_caption: true)"),
-    "duplicate.near_image": (DROPPED, "dedup", "a perceptual-hash near-duplicate of `dup_of` (video: the middle frames, and most of the other sampled frames), its cluster's survivor; `dup_distance` = Hamming bits"),
+    "duplicate.near_image": (DROPPED, "dedup", "a perceptual-hash near-duplicate of `dup_of` (video: most of the clips' sampled frames), its cluster's survivor; `dup_distance` = Hamming bits"),
     "duplicate.near_audio": (DROPPED, "dedup", "a near-duplicate sound of `dup_of` (pHash/dHash of the log-mel spectrogram, `dedup.audio_hash`), its cluster's survivor; `dup_distance` = Hamming bits"),
     "duplicate.near_caption": (DROPPED, "dedup", "a MinHash near-duplicate caption of `dup_of`, its cluster's survivor; `dup_distance` = 1 - estimated Jaccard"),
     # CLIP scoring

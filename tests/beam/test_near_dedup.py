@@ -321,22 +321,27 @@ OTHER, THIRD = 0x0123456789ABCDEF, 0xF0F0F0F00F0F0F0F  # far from BASE and from 
 @pytest.mark.parametrize("clustering", ["leader", "connected"])
 def test_video_clips_sharing_only_their_middle_frame_are_not_near_duplicates(tmp_path, clustering):
     """v0 and v1 pass through the same (black) middle frame but differ before and after it;
-    v2 is v0 with its last frame 20 bits off (a copy a few frames late in fast motion);
-    v3 was staged without frame hashes: its middle frame alone decides, as before."""
-    recs = [_video_rec(0, (BASE, 0, THIRD)), _video_rec(1, (THIRD, 0, BASE)), _video_rec(2, (BASE ^ 0b111, 0, THIRD ^ 0xFFFFF))]
+    v2 is v0 with its last frame 20 bits off (a copy a few frames late in fast motion); v4's
+    middle frame is far from v0's but its other two frames are v0's: a duplicate, found by the
+    search over its outer frames; v3 was staged without frame hashes: its middle frame alone
+    decides, as before."""
+    recs = [_video_rec(0, (BASE, 0, THIRD)), _video_rec(1, (THIRD, 0, BASE)), _video_rec(2, (BASE ^ 0b111, 0, THIRD ^ 0xFFFFF)),
+            _video_rec(4, (BASE, OTHER, THIRD ^ 1))]
     with make_pipeline(1) as p:
         parts = p | "Parts" >> beam.Create([2])
         edges = edge_pairs(p | "Edges" >> beam.Create([slim_table(recs)]) | ImageEdges(DedupConfig(image_hash="phash"), parts))  # (either: found by both)
-        assert_that(edges, equal_to([(0, 2 << 15, 0)]), label="edges")
+        assert_that(edges, equal_to([(0, 2 << 15, 3), (0, 4 << 15, 1)]), label="edges")  # most frames are within 3 and 1 bits
         out = p | "Tables" >> beam.Create([slim_table(recs)]) | Dedup(DedupConfig(survivor="key", clustering=clustering), str(tmp_path), "video")
-        assert_that(decisions_of(out) | beam.Map(lambda d: (d[1], d[2], d[3])), equal_to([(2 << 15, "duplicate.near_image", "v0_0000")]), label="decisions")
+        got = decisions_of(out) | beam.Map(lambda d: (d[1], d[2], d[3], d[4]))
+        assert_that(got, equal_to([(2 << 15, "duplicate.near_image", "v0_0000", 3.0), (4 << 15, "duplicate.near_image", "v0_0000", 1.0)]), label="decisions")
 
     old = _video_rec(3, (0,))
     old["frame_hashes"] = None
     with make_pipeline(1) as p:
         parts = p | "Parts" >> beam.Create([2])
         edges = edge_pairs(p | beam.Create(tables(recs + [old], 2)) | ImageEdges(DedupConfig(image_hash="phash"), parts))
-        assert_that(edges, equal_to([(0, 2 << 15, 0), (0, 3 << 15, 0), (1 << 15, 3 << 15, 0), (2 << 15, 3 << 15, 0)]))
+        # v3 meets each clip by the middle frame (0); v4's middle frame is far from it
+        assert_that(edges, equal_to([(0, 2 << 15, 3), (0, 4 << 15, 1), (0, 3 << 15, 0), (1 << 15, 3 << 15, 0), (2 << 15, 3 << 15, 0)]))
 
 
 def test_a_mirrored_video_copy_matches_through_its_mirror_frames(tmp_path):

@@ -1,12 +1,14 @@
-"""Video clip signatures (filters/near_dup.frame_hashes, frames_near): a clip is a
+"""Video clip signatures (filters/near_dup.frame_hashes, majority_distance): a clip is a
 near-duplicate of another when most of its sampled frames are, position by position; the
-middle frame alone is not enough."""
+middle frame alone neither suffices nor is required."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mmcurate.filters.near_dup import Nearness, frame_hashes, frame_matrix, frames_near, greedy_leaders, image_hashes
+from mmcurate.filters.near_dup import (
+    LeaderIndex, Nearness, frame_hashes, frame_matrix, frames_comparable, greedy_leaders, image_hashes, majority_distance,
+)
 
 A, B, C = 0x9F3A5C7E12B4D680, 0x0123456789ABCDEF, 0xF0F0F0F00F0F0F0F  # pairwise > 20 bits apart
 
@@ -21,14 +23,18 @@ def clip(*frames: int, dhash_off: int = 0) -> list[int]:
 
 
 def near(a, b, image_hash="either", k=8):
+    """True/False when the frames decide; None when they leave it to the middle frame."""
     fa, na = frame_matrix([a])
     fb, nb = frame_matrix([b])
-    return bool(frames_near(fa, na, fb, nb, image_hash, k)[0])
+    if not frames_comparable(na, nb)[0]:
+        return None
+    return bool(majority_distance(fa, na, fb, nb, image_hash)[0] <= k)
 
 
 def test_most_frame_positions_must_match():
     assert near(clip(A, B, C), clip(flip(A, 8), B, flip(C, 3)))  # all three within k
     assert near(clip(A, B, C), clip(flip(A, 20), B, C))  # two of three: a copy a few frames off in fast motion
+    assert near(clip(A, B, C), clip(A, flip(B, 20), C))  # ... the middle one included
     assert not near(clip(A, B, C), clip(flip(A, 20), B, flip(C, 20)))  # the middle frame alone (a shared black frame)
     assert not near(clip(A, B, C), clip(B, A, C))  # the same frames in another order: two positions differ
     assert not near(clip(A, B), clip(A, flip(B, 9)))  # two frames: both must match
@@ -36,10 +42,16 @@ def test_most_frame_positions_must_match():
     assert near(clip(A, B, C, A), clip(A, B, C, flip(A, 20)))
 
 
-def test_single_frames_and_unequal_counts_leave_it_to_the_search_frame():
-    assert near(clip(A), clip(flip(A, 20)))  # one frame each (video.frames=1): the middle frame decided already
-    assert near(clip(A, B, C), clip(flip(A, 20), B, flip(C, 20), A, B))  # 3 vs 5 frames: positions do not line up
-    assert near(None, clip(A, B, C)) and near(None, None)  # an image, or a clip staged without frame hashes
+def test_single_frames_and_unequal_counts_leave_it_to_the_middle_frame():
+    assert near(clip(A), clip(A)) is None  # one frame each (video.frames=1)
+    assert near(clip(A, B, C), clip(A, B, C, A, B)) is None  # 3 vs 5 frames: positions do not line up
+    assert near(None, clip(A, B, C)) is None and near(None, None) is None  # an image, or a clip staged without frame hashes
+
+
+def test_the_distance_most_frames_are_within():
+    fa, na = frame_matrix([clip(A, B, C)] * 3 + [clip(A, B, C, A)])
+    fb, nb = frame_matrix([clip(flip(A, 2), flip(B, 9), flip(C, 5)), clip(flip(A, 30), B, flip(C, 20)), clip(A, B, C), clip(flip(A, 1), flip(B, 2), flip(C, 3), flip(A, 4))])
+    assert majority_distance(fa, na, fb, nb, "phash").tolist() == [5, 20, 0, 3]  # 2nd of 3, 3rd of 4
 
 
 @pytest.mark.parametrize("image_hash, expected", [("phash", True), ("dhash", False), ("both", False), ("either", True)])
@@ -56,7 +68,7 @@ def test_padding_of_shorter_rows_never_counts_as_a_match():
     fa, na = frame_matrix([clip(A, B, C), clip(A, B, C, A, B)])
     fb, nb = frame_matrix([clip(flip(A, 20), B, flip(C, 20)), clip(A, B, C, A, B)])
     assert fa.shape == (2, 5, 2) and na.tolist() == [3, 5]
-    assert frames_near(fa, na, fb, nb, "either", 8).tolist() == [False, True]
+    assert (majority_distance(fa, na, fb, nb, "either") <= 8).tolist() == [False, True]
 
 
 def test_frame_hashes_are_each_frames_image_hashes_in_order():
@@ -71,7 +83,8 @@ def test_frame_hashes_are_each_frames_image_hashes_in_order():
 
 def test_leader_clustering_applies_the_frames_too():
     """Three clips share their middle frame; only the one whose outer frames match the
-    leader's joins it. A mirrored copy joins through its mirror frames."""
+    leader's joins it. A clip whose middle frame differs but whose outer ones match joins too
+    (the index finds it through its outer frames). A mirrored copy joins through its mirror frames."""
     def member(frames, mirrored=None):
         flat = clip(*frames)
         m = {"phash": flat[2], "dhash": flat[3], "phash_mirror": None, "dhash_mirror": None, "minhash": None,
@@ -81,8 +94,10 @@ def test_leader_clustering_applies_the_frames_too():
             m.update(phash_mirror=mflat[2], dhash_mirror=mflat[3], frame_hashes_mirror=mflat)
         return m
 
-    ms = [member((A, B, C)), member((C, B, A)), member((flip(A, 3), B, flip(C, 20))), member((B, A, B), mirrored=(A, B, C))]
-    plain = Nearness(ms[:3], "image", "either", 8, False, 0.8, 128)
-    assert greedy_leaders(3, plain).tolist() == [0, 1, 0]
+    ms = [member((A, B, C)), member((C, B, A)), member((flip(A, 3), B, flip(C, 20))), member((A, flip(B, 30), C)),
+          member((B, A, B), mirrored=(A, B, C))]
+    plain = Nearness(ms[:4], "image", "either", 8, False, 0.8, 128)
+    assert greedy_leaders(4, plain).tolist() == [0, 1, 0, 0]
+    assert greedy_leaders(4, plain, LeaderIndex(plain, 0.8, 128)).tolist() == [0, 1, 0, 0]
     mirror = Nearness(ms, "image", "either", 8, True, 0.8, 128)
-    assert greedy_leaders(4, mirror).tolist() == [0, 1, 0, 0]
+    assert greedy_leaders(5, mirror, LeaderIndex(mirror, 0.8, 128)).tolist() == [0, 1, 0, 0, 0]
