@@ -56,6 +56,8 @@ def chunk_table(index: int, n: int, dup_fraction: float, seed: int):
         "dhash": dh,
         "phash_mirror": pa.nulls(size, pa.uint64()),
         "dhash_mirror": pa.nulls(size, pa.uint64()),
+        "frame_hashes": pa.nulls(size, pa.list_(pa.uint64())),
+        "frame_hashes_mirror": pa.nulls(size, pa.list_(pa.uint64())),
         "minhash": pa.nulls(size, pa.binary()),
     }
     return pa.table(columns, schema=SLIM_SCHEMA)

@@ -111,7 +111,7 @@ def _sidecar_cues(src: SourceRow):
 
 
 def _clip_hashes(jpegs: list[bytes], mirror: bool) -> dict:
-    """The middle frame's pHash/dHash (what the search buckets by) and every frame's."""
+    """The middle frame's pHash/dHash (for pairs the frames cannot decide) and every frame's."""
     from PIL import Image
 
     frames = [Image.open(io.BytesIO(jpeg)) for jpeg in jpegs]

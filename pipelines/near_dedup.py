@@ -65,7 +65,7 @@ def _hash_column(table: pa.Table, name: str) -> np.ndarray:
 
 def _frames(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     """A video clip's frame hashes (filters/near_dup.frame_matrix); width 0 when no row has any."""
-    if name not in table.column_names:
+    if name not in table.column_names or table.column(name).null_count == table.num_rows:  # images, audio
         return np.zeros((table.num_rows, 0, 2), dtype=np.uint64), np.zeros(table.num_rows, dtype=np.int32)
     return frame_matrix(table.column(name).to_pylist())
 
