@@ -368,8 +368,9 @@ class ResolveClusters(beam.DoFn):
         how = self.cfg.image_hash
         return per_kind[how] if how in per_kind else (max if how == "both" else min)(per_kind.values())
 
-
     def _clip_distance(self, r: dict, s: dict):
+        if not r.get("frame_hashes") or not s.get("frame_hashes"):  # images, audio
+            return None
         fs, ns = frame_matrix([s.get("frame_hashes")])
         if not frames_comparable(ns, frame_matrix([r.get("frame_hashes")])[1])[0]:
             return None
