@@ -27,8 +27,10 @@ subtitle cues use.
 
 from __future__ import annotations
 
+import heapq
 import io
 import math
+from collections import deque
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
@@ -45,6 +47,7 @@ from mmcurate.schemas.record import Rejected, Verdict
 
 _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
 _JPEG_QUALITY = 90
+_REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
 
@@ -67,6 +70,7 @@ class VideoInfo:
     frame_times: list[float]  # presentation times (s) of every frame, sorted
     cues: Optional[list[Cue]]  # of the first text subtitle stream; None without one
     origin: float = 0.0  # the container's start time in its own clock (times above are relative to it)
+    container: str = ""  # the demuxer's format name ("avi": no presentation times, so never copied)
 
 
 @dataclass
@@ -82,6 +86,7 @@ class ClipResult:
     height: int
     codec: str  # of the stored clip
     frame_jpegs: list[bytes]  # cfg.frames frames at (i + 0.5) / n of the clip, decoded from the source, at the clip's size
+    audio_gap: float = 0.0  # seconds of the clip's audio that were silence for source audio that did not decode
 
 
 # --- probing ------------------------------------------------------------------------------
@@ -130,11 +135,11 @@ def _probe(container, cfg: VideoConfig) -> VideoInfo:
     if not decodable:
         raise _reject("video.decode_error", f"none of {len(times)} video packets decodes")
 
-    duration = declared if declared is not None else end
+    duration = max(declared, end) if declared is not None else end  # (AVI's h264 frames are labelled a frame late)
     _check_duration(duration, cfg)
     return VideoInfo(duration, float(rate), width, height, video.codec_context.codec.canonical_name,
                      bool(container.streams.audio), sorted(keyframes), sorted(times),
-                     cues if subtitles is not None else None, float(origin))
+                     cues if subtitles is not None else None, float(origin), container.format.name)
 
 
 def _check_duration(seconds: float, cfg: VideoConfig) -> None:
@@ -170,15 +175,15 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
     clip = times[lo:hi]
     after = times[hi] if hi < len(times) else None  # the first frame not in the clip
     keys = set(info.keyframes)
-    copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys
+    copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys and info.container != "avi"
             and output_size(info, cfg) == (info.width, info.height)
             and (after is None or after in keys))
     try:
         data = _copy(src, info, clip, after) if copy else None
         if data is not None:
             return _result(data, clip, "copy", _sample_jpegs(src, info, clip, cfg.frames))
-        data, jpegs = _reencode(src, info, clip, cfg)  # samples its frames while it decodes
-        return _result(data, clip, "reencode", jpegs)
+        data, jpegs, gap = _reencode(src, info, clip, cfg)  # samples its frames while it decodes
+        return _result(data, clip, "reencode", jpegs, gap)
     except _ERRORS as e:
         raise _reject("video.cut_error", _describe(e)) from None
 
@@ -254,14 +259,14 @@ def output_size(info: VideoInfo, cfg: VideoConfig) -> tuple[int, int]:
     return width // 2 * 2, height // 2 * 2
 
 
-def _reencode(src: Source, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes]]:
+def _reencode(src: Source, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
     """Decode from the keyframe before the clip; encode its frames (and its audio span), and
-    keep JPEGs of the sample frames on the way."""
+    keep JPEGs of the sample frames on the way. Also returns the seconds of audio gaps."""
     with _open(src) as container:
         return _encode(container, info, clip, cfg)
 
 
-def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes]]:
+def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
     video = container.streams.video[0]
     video.thread_type = "AUTO"  # decoding only: the output does not depend on it
     audio = container.streams.audio[0] if container.streams.audio else None
@@ -288,11 +293,11 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
 
         _seek(container, video, _keyframe_before(info, clip[0]) + info.origin)
         n = 0
-        for frame in container.decode(*filter(None, (video, audio))):
+        for frame, t in _presented(_decoded(container, video, audio), info.fps):
             if isinstance(frame, av.AudioFrame):
                 sound.add(frame)
                 continue
-            t = frame.time - info.origin
+            t -= info.origin
             if t < clip[0] - eps:
                 continue
             if t > clip[-1] + eps:
@@ -312,11 +317,46 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
             sound.encode()
     if len(jpegs) < len(set(wanted)):
         raise ValueError(f"decoded {len(jpegs)} of {len(set(wanted))} sample frames")
-    return buf.getvalue(), [jpegs[w] for w in wanted]
+    return buf.getvalue(), [jpegs[w] for w in wanted], sound.gap if sound is not None else 0.0
+
+
+def _decoded(container, video, audio):
+    """The frames of both streams in demux order. An audio packet that does not decode (a
+    truncated AC3 frame, say) is skipped, as the ffmpeg CLI skips it; _Audio puts silence in
+    its place. A video packet that does not decode fails the clip."""
+    for packet in container.demux(*filter(None, (video, audio))):
+        try:
+            yield from packet.decode()
+        except av.error.InvalidDataError:
+            if packet.stream is not audio:
+                raise
+
+
+def _presented(frames, fps: float):
+    """(frame, presentation time in container seconds) for decoded frames. A decoder puts out
+    video frames in presentation order, but some files label them in decode order: AVI stores
+    no presentation times, so h264 with B-frames comes out as 1, 3, 4, 2, ... (Xvid's packed
+    B-frames: 1, 2, 3, 5, 4). The k-th video frame out gets the k-th smallest label, which is
+    its true time when labels are at most _REORDER frames out of order, and its own label when
+    they are in order. Audio frames pass at once, with their own times."""
+    pending, labels, last = deque(), [], None
+    for frame in frames:
+        if isinstance(frame, av.AudioFrame):
+            yield frame, frame.time
+            continue
+        last = frame.time if frame.time is not None else (last + 1 / fps if last is not None else 0.0)
+        heapq.heappush(labels, last)
+        pending.append(frame)
+        if len(pending) > _REORDER:
+            yield pending.popleft(), heapq.heappop(labels)
+    while pending:
+        yield pending.popleft(), heapq.heappop(labels)
 
 
 class _Audio:
-    """Decoded audio of the clip's span, resampled to float planar and encoded as AAC."""
+    """Decoded audio of the clip's span, resampled to float planar and encoded as AAC. A gap
+    between decoded frames (a packet skipped, a hole in the stream) becomes silence, so the
+    audio after it stays in sync; `gap` is the seconds of it inside the span."""
 
     def __init__(self, out, source, span: tuple[float, float]):
         ctx = source.codec_context
@@ -326,6 +366,7 @@ class _Audio:
         self.stream.codec_context.flags |= CodecFlags.bitexact.value
         self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
         self.out, self.t0, self.chunks, self.full = out, None, [], False
+        self.next, self.gap = None, 0.0  # where the decoded audio ends; silence inserted in the span
 
     def add(self, frame: av.AudioFrame) -> None:
         t = frame.time
@@ -336,6 +377,10 @@ class _Audio:
             return
         if self.t0 is None:
             self.t0 = t
+        elif t - self.next > max(float(frame.time_base or 0) / 2, 0.001):  # (not a rounded time stamp)
+            self.chunks.append(np.zeros((len(self.layout.channels), round((t - self.next) * self.rate)), np.float32))
+            self.gap += max(0.0, min(t, self.span[1]) - max(self.next, self.span[0]))
+        self.next = t + frame.samples / frame.sample_rate
         self.chunks += [f.to_ndarray() for f in self.resampler.resample(frame)]
 
     def encode(self) -> None:
@@ -380,8 +425,8 @@ def _decode_jpegs(container, info: VideoInfo, clip: list[float], n: int) -> list
     video.thread_type = "AUTO"
     _seek(container, video, _keyframe_before(info, wanted[0]) + info.origin)
     jpegs: dict[float, bytes] = {}
-    for frame in container.decode(video):
-        t = frame.time - info.origin
+    for frame, t in _presented(container.decode(video), info.fps):
+        t -= info.origin
         match = next((w for w in wanted if abs(w - t) < eps), None)
         if match is not None and match not in jpegs:
             jpegs[match] = _jpeg(frame)
@@ -392,7 +437,7 @@ def _decode_jpegs(container, info: VideoInfo, clip: list[float], n: int) -> list
     return [jpegs[w] for w in wanted]
 
 
-def _result(data: bytes, clip: list[float], method: str, jpegs: list[bytes]) -> ClipResult:
+def _result(data: bytes, clip: list[float], method: str, jpegs: list[bytes], audio_gap: float = 0.0) -> ClipResult:
     """Read the clip back: what it holds is what is reported."""
     with _open(data) as container:
         video = container.streams.video[0]
@@ -404,7 +449,7 @@ def _result(data: bytes, clip: list[float], method: str, jpegs: list[bytes]) -> 
         raise ValueError(f"clip has {frames} frames, expected {len(clip)}")
     duration = frames / float(rate)
     return ClipResult(data, clip[0], clip[0] + duration, duration, frames, method, float(rate),
-                      width, height, codec, jpegs)
+                      width, height, codec, jpegs, round(audio_gap, 6))
 
 
 def _count_frames(data: bytes) -> int:
@@ -437,9 +482,14 @@ def _keyframe_before(info: VideoInfo, t: float) -> float:
 def _seek(container, video, t: float) -> None:
     """Seek so that demuxing starts at the keyframe shown at t (container seconds) or before it.
     Containers seek only as exactly as their index allows (MPEG-TS by byte position), so look
-    where it landed and go back further when the first keyframe there is past t."""
+    where it landed and go back further when the first keyframe there is past t. AVI seeks
+    by decode time (which can be a frame early) and refuses a time before its index starts:
+    then from the start."""
     for target in (t, t - 10.0):
-        container.seek(round(target / video.time_base), stream=video, backward=True)
+        try:
+            container.seek(round(target / video.time_base), stream=video, backward=True)
+        except av.error.FFmpegError:
+            break
         key = next((p for p in container.demux(video) if p.is_keyframe and p.pts is not None), None)
         if key is not None and key.pts * key.time_base <= t + 1e-3:
             container.seek(round(target / video.time_base), stream=video, backward=True)

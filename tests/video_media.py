@@ -25,11 +25,12 @@ ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\
 
 
 def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="libx264", container="mp4",
-               audio=True, subtitles=None, subtitle_codec=None, open_gop=False) -> bytes:
+               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=()) -> bytes:
     """Encode `seconds` of numbered frames (+ a 440 Hz tone, + text subtitles given as
     (start, end, text) seconds); keyframes exactly every `gop` frames. Returns the bytes
     (also written to `path` when given). `open_gop`: x264's open GOPs, where the B-frames
-    shown just before a keyframe are decoded after it and refer to it."""
+    shown just before a keyframe are decoded after it and refer to it. `broken_audio`: the
+    numbers of audio packets cut to 3 bytes (they do not decode)."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as out:
         out.flags |= av.container.Flags.bitexact.value
@@ -52,7 +53,7 @@ def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="l
             out.mux(video.encode(frame))
         out.mux(video.encode())
         if sound is not None:
-            _tone(out, sound, n / fps)
+            _tone(out, sound, n / fps, broken_audio)
         for start, end, text in subtitles or ():
             tb = subs.time_base  # the muxer's choice, known once the header is written
             cue = av.subtitles.subtitle.SubtitleSet.create(  # an ASS event: ReadOrder,Layer,Style,...,Text
@@ -93,16 +94,23 @@ def frame_index(image) -> int:
     return value
 
 
-def _tone(out, stream, seconds: float):
+def _tone(out, stream, seconds: float, broken=()):
     samples = round(seconds * SAMPLE_RATE)
     t = np.arange(samples) / SAMPLE_RATE
     wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     step = stream.codec_context.frame_size or 1024
+    packets = []
     for at in range(0, samples, step):
         frame = av.AudioFrame.from_ndarray(wave[None, at:at + step], format="fltp", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, at, Fraction(1, SAMPLE_RATE)
-        out.mux(stream.encode(frame))
-    out.mux(stream.encode())
+        packets += stream.encode(frame)
+    packets += stream.encode()
+    for i, packet in enumerate(packets):
+        if i in broken:
+            cut = av.Packet(bytes(packet)[:3])
+            cut.pts, cut.dts, cut.time_base, cut.stream = packet.pts, packet.dts, packet.time_base, packet.stream
+            packet = cut
+        out.mux(packet)
 
 
 def audio_only_mp4(seconds=2.0) -> bytes:

@@ -8,6 +8,7 @@ import io
 import math
 
 import av
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -222,3 +223,61 @@ def test_max_height_scales_down_and_reencodes_even_on_keyframes(mp4, info):
     # the sample frames (KEY.jpg, CLIP scoring) are stored at the clip's size too
     assert [Image.open(io.BytesIO(j)).size for j in r.frame_jpegs] == [(80, 60)] * len(r.frame_jpegs) != []
     assert cut(mp4, info, 1.0, 3.0, config(max_height=240)).method == "copy"  # never scaled up
+
+
+# --- awkward sources ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("start,end,first,n,jpegs", [
+    (1.04, 3.04, 25, 50, [33, 50, 66]),  # on keyframes, but AVI is never copied
+    (1.03, 2.55, 25, 38, [31, 44, 56]),
+    (0.0, 2.0, 0, 49, [8, 24, 41]),  # frame i is labelled (i + 1) / 25 s: the 49 labelled before 2 s
+])
+def test_avi_h264_with_b_frames_is_cut_in_presentation_order(start, end, first, n, jpegs):
+    """AVI stores no presentation times: h264 frames come out of the decoder labelled in decode
+    order (1, 3, 4, 2, ...). Clips hold each frame once, in order, and nothing is copied."""
+    avi = make_video(seconds=4, fps=FPS, container="avi")
+    info = probe(avi, config())
+    assert info.container == "avi" and info.frame_times[:2] == pytest.approx([0.04, 0.08])
+    r = cut(avi, info, start, end, config())
+    assert decoded(r.data)[1] == list(range(first, first + n))
+    assert (r.method, r.frames) == ("reencode", n)
+    assert [frame_index(j) for j in r.frame_jpegs] == jpegs
+
+
+def test_the_whole_of_an_avi_holds_every_frame():
+    avi = make_video(seconds=3, fps=FPS, container="avi")
+    info = probe(avi, config())
+    assert info.duration == pytest.approx(3.04)  # the last frame's end, past the declared 3 s
+    assert decoded(cut(avi, info, 0.0, info.duration, config()).data)[1] == list(range(75))
+
+
+def _silent_spans(data: bytes) -> list[tuple[float, float]]:
+    """(start, end) seconds of the clip's audio where the tone is absent (16 ms blocks)."""
+    with av.open(io.BytesIO(data)) as c:
+        pcm = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+    block = 256
+    quiet = np.abs(pcm[: len(pcm) // block * block].reshape(-1, block)).max(axis=1) < 0.01
+    spans, at = [], None
+    for i, q in enumerate(np.r_[quiet, False]):
+        if q and at is None:
+            at = i
+        elif not q and at is not None:
+            spans.append((at * block / 16_000, i * block / 16_000))
+            at = None
+    return spans
+
+
+def test_an_audio_packet_that_does_not_decode_becomes_silence_in_sync():
+    """The ffmpeg CLI skips such a packet; the clip keeps its audio length (what follows stays in
+    sync) and reports the silence put in its place. Packet 20 is 1.216-1.28 s of the source."""
+    cfg = config(reencode="always")
+    good, bad = make_video(seconds=4, fps=FPS), make_video(seconds=4, fps=FPS, broken_audio=(0, 20))
+    clips = [cut(src, probe(src, cfg), 1.0, 3.0, cfg) for src in (good, bad)]
+    assert [c.audio_gap for c in clips] == [0.0, pytest.approx(0.064, abs=1e-3)]
+    assert decoded(clips[1].data)[1] == decoded(clips[0].data)[1] == list(range(25, 75))
+    assert decoded(clips[1].data)[2][1] == pytest.approx(decoded(clips[0].data)[2][1], abs=1e-9)
+    gaps = [s for s in _silent_spans(clips[1].data) if s[1] < 1.9]  # (the end of the tone aside)
+    assert gaps == [(pytest.approx(0.208, abs=0.02), pytest.approx(0.288, abs=0.02))]
+    assert [s for s in _silent_spans(clips[0].data) if s[1] < 1.9] == []
+    # a packet before the clip's audio starts costs nothing
+    assert cut(bad, probe(bad, cfg), 0.0, 1.0, cfg).audio_gap == 0.0
