@@ -47,6 +47,7 @@ from mmcurate.schemas.record import Rejected, Verdict
 
 _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
 _JPEG_QUALITY = 90
+CUTS_VERSION = 2  # staged clips cut by an older version are redone (2: AVI frames in decoder order, audio gaps)
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())

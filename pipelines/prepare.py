@@ -28,6 +28,7 @@ from mmcurate.filters.audio import ProcessAudio
 from mmcurate.filters.image import ImageRejected, ProcessImage
 from mmcurate.filters.audio_hash import AUDIO_SIGNATURE
 from mmcurate.filters.near_dup import CLIP_BITS, VIDEO_SIGNATURE, caption_signature
+from mmcurate.filters.video import CUTS_VERSION
 from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, media_prepare, sources
 from mmcurate.pipelines.dedup import slim_table
@@ -63,6 +64,8 @@ def staging_fingerprint(cfg: RunConfig) -> bytes:
     }
     if d.mode == "near" and cfg.input.media_modality == "audio":  # staged before audio had a signature: redo
         shaping["audio_signature"] = AUDIO_SIGNATURE
+    if cfg.input.media_modality == "video":  # clips cut by an older version: redo
+        shaping["video_cuts"] = CUTS_VERSION
     if d.mode == "near" and cfg.input.media_modality == "video":  # staged with the middle frame's hashes only: redo
         shaping["video_signature"] = VIDEO_SIGNATURE
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest().encode()

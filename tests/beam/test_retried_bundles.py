@@ -149,3 +149,17 @@ def test_video_staging_is_redone_when_its_clip_signature_changes(monkeypatch):
     monkeypatch.setattr(prepare, "VIDEO_SIGNATURE", "another-signature")
     after = {s: fingerprint(*s) for s in before}
     assert [s for s in before if before[s] != after[s]] == [("input.format=video",)]
+
+
+def test_video_staging_is_redone_when_clips_are_cut_differently(monkeypatch):
+    """A new cutting version (e.g. AVI frames timed by decoder order) redoes video staging in
+    every dedup mode, and leaves image and audio staging alone."""
+    from mmcurate.pipelines import prepare
+
+    def fingerprint(*sets):
+        return prepare.staging_fingerprint(RunConfig.load(None, list(sets)).validate())
+
+    before = {s: fingerprint(*s) for s in [("input.format=video",), ("input.format=video", "dedup.mode=exact"), (), ("input.format=audio",)]}
+    monkeypatch.setattr(prepare, "CUTS_VERSION", prepare.CUTS_VERSION + 1)
+    after = {s: fingerprint(*s) for s in before}
+    assert [s for s in before if before[s] != after[s]] == [("input.format=video",), ("input.format=video", "dedup.mode=exact")]
