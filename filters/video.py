@@ -15,9 +15,10 @@ frame's (cue times rounded to the millisecond still pick their frame).
   aac (or no) audio is copied, so every stored clip is h264/aac; a copy that does not come
   out with exactly the expected frames (an open-GOP source) is redone by re-encoding.
 - Otherwise re-encode: seek to the keyframe at or before the first frame, decode, keep the
-  frames in range and encode them with libx264 at the source's size, frame i at i / fps (a
-  variable-frame-rate source comes out constant); the audio is decoded, trimmed to the
-  clip's span to the sample, and encoded as AAC.
+  frames in range and encode them with libx264 at the source's size and at their source
+  times (a variable frame rate stays variable, and in sync with the audio); the audio is
+  decoded, trimmed to the clip's span to the sample, and encoded as AAC. A clip's span runs
+  from its first frame to the next source frame.
 
 The bytes are deterministic: bitexact muxing (no creation time or library versions) and
 single-threaded x264, which also suits a pipeline that already runs a worker per core.
@@ -47,10 +48,13 @@ from mmcurate.schemas.record import Rejected, Verdict
 
 _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
 _JPEG_QUALITY = 90
-CUTS_VERSION = 2  # staged clips cut by an older version are redone (2: AVI frames in decoder order, audio gaps)
+CUTS_VERSION = 3  # staged clips cut by an older version are redone (2: AVI frames in decoder order, audio gaps; 3: source frame times kept)
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
+# the AAC layout for a channel count: sources may have unnamed channels (PCM in AVI: "1
+# channels"), which the encoder refuses; more than 8 channels are mixed down to stereo
+_AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 Source = Union[str, bytes]
 
@@ -138,9 +142,24 @@ def _probe(container, cfg: VideoConfig) -> VideoInfo:
 
     duration = max(declared, end) if declared is not None else end  # (AVI's h264 frames are labelled a frame late)
     _check_duration(duration, cfg)
-    return VideoInfo(duration, float(rate), width, height, video.codec_context.codec.canonical_name,
+    return VideoInfo(duration, _frame_rate(times, rate), width, height, video.codec_context.codec.canonical_name,
                      bool(container.streams.audio), sorted(keyframes), sorted(times),
                      cues if subtitles is not None else None, float(origin), container.format.name)
+
+
+def _frame_rate(times: list[float], declared: Fraction) -> float:
+    """The declared frame rate when the frames' median interval agrees with it (within 10 %),
+    else the median interval's rate as a nominal fraction: the declared rate can be a tick
+    rate (an AVI written at 50 ticks/s with a frame every other tick)."""
+    steps = np.diff(np.unique(np.asarray(times, dtype=np.float64)))
+    if not len(steps):
+        return float(declared)
+    step = float(np.median(steps))
+    return float(declared) if abs(1 / float(declared) - step) <= 0.1 * step else _nominal(1 / step)
+
+
+def _nominal(fps: float) -> float:
+    return float(Fraction(fps).limit_denominator(1001))
 
 
 def _check_duration(seconds: float, cfg: VideoConfig) -> None:
@@ -175,6 +194,7 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
         raise _reject("video.cut_error", f"no frame in [{start:.3f}, {end:.3f})")
     clip = times[lo:hi]
     after = times[hi] if hi < len(times) else None  # the first frame not in the clip
+    length = (after if after is not None else clip[-1] + 1 / info.fps) - clip[0]  # until the next frame
     keys = set(info.keyframes)
     copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys and info.container != "avi"
             and output_size(info, cfg) == (info.width, info.height)
@@ -182,9 +202,9 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
     try:
         data = _copy(src, info, clip, after) if copy else None
         if data is not None:
-            return _result(data, clip, "copy", _sample_jpegs(src, info, clip, cfg.frames))
-        data, jpegs, gap = _reencode(src, info, clip, cfg)  # samples its frames while it decodes
-        return _result(data, clip, "reencode", jpegs, gap)
+            return _result(data, clip, length, "copy", _sample_jpegs(src, info, clip, length, cfg.frames))
+        data, jpegs, gap = _reencode(src, info, clip, length, cfg)  # samples its frames while it decodes
+        return _result(data, clip, length, "reencode", jpegs, gap)
     except _ERRORS as e:
         raise _reject("video.cut_error", _describe(e)) from None
 
@@ -260,22 +280,22 @@ def output_size(info: VideoInfo, cfg: VideoConfig) -> tuple[int, int]:
     return width // 2 * 2, height // 2 * 2
 
 
-def _reencode(src: Source, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
+def _reencode(src: Source, info: VideoInfo, clip: list[float], length: float, cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
     """Decode from the keyframe before the clip; encode its frames (and its audio span), and
     keep JPEGs of the sample frames on the way. Also returns the seconds of audio gaps."""
     with _open(src) as container:
-        return _encode(container, info, clip, cfg)
+        return _encode(container, info, clip, length, cfg)
 
 
-def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
+def _encode(container, info: VideoInfo, clip: list[float], length: float, cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
     video = container.streams.video[0]
     video.thread_type = "AUTO"  # decoding only: the output does not depend on it
     audio = container.streams.audio[0] if container.streams.audio else None
-    rate = _rate(video)
+    rate = Fraction(info.fps).limit_denominator(1001)
     eps = 0.25 / info.fps
     begin = clip[0] + info.origin
-    span = (begin, begin + len(clip) / rate)  # the audio kept: the clip's duration
-    wanted, jpegs = _sample_times(info, clip, cfg.frames), {}
+    span = (begin, begin + length)  # the audio kept: the clip's duration
+    wanted, jpegs = _sample_times(info, clip, length, cfg.frames), {}
     buf = io.BytesIO()
     with _output(buf) as out:
         encoder = out.add_stream("libx264", rate=rate)
@@ -283,7 +303,7 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
         encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
         if video.codec_context.sample_aspect_ratio:  # anamorphic sources stay anamorphic
             encoder.codec_context.sample_aspect_ratio = video.codec_context.sample_aspect_ratio
-        encoder.codec_context.time_base = 1 / rate
+        encoder.codec_context.time_base = video.time_base  # frames keep their source times (variable rates too)
         encoder.codec_context.thread_count = 1  # x264 output depends on its thread count
         encoder.codec_context.flags |= CodecFlags.bitexact.value
         # mbtree off: with it, x264's AVX-512 code gives different bytes run to run (x264 165 in
@@ -293,7 +313,7 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
         sound = _Audio(out, audio, span) if audio is not None else None
 
         _seek(container, video, _keyframe_before(info, clip[0]) + info.origin)
-        n = 0
+        last = -1  # the last frame's pts: they must rise, whatever the source labels
         for frame, t in _presented(_decoded(container, video, audio), info.fps):
             if isinstance(frame, av.AudioFrame):
                 sound.add(frame)
@@ -309,10 +329,10 @@ def _encode(container, info: VideoInfo, clip: list[float], cfg: VideoConfig) -> 
             if match is not None and match not in jpegs:
                 jpegs[match] = _jpeg(frame, width, height)
             picture = frame.reformat(width, height, "yuv420p")
-            picture.pts, picture.time_base = n, encoder.codec_context.time_base
+            last = picture.pts = max(round((t - clip[0]) / video.time_base), last + 1)
+            picture.time_base = video.time_base
             picture.pict_type = av.video.frame.PictureType.NONE  # let x264 choose frame types
             out.mux(encoder.encode(picture))
-            n += 1
         out.mux(encoder.encode(None))
         if sound is not None:
             sound.encode()
@@ -362,7 +382,7 @@ class _Audio:
     def __init__(self, out, source, span: tuple[float, float]):
         ctx = source.codec_context
         self.rate = ctx.sample_rate if ctx.sample_rate in _AAC_RATES else 48_000
-        self.layout, self.span = ctx.layout, span
+        self.layout, self.span = av.AudioLayout(_AAC_LAYOUTS.get(len(ctx.layout.channels), "stereo")), span
         self.stream = out.add_stream("aac", rate=self.rate, layout=self.layout)
         self.stream.codec_context.flags |= CodecFlags.bitexact.value
         self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
@@ -400,16 +420,16 @@ class _Audio:
         self.out.mux(self.stream.encode(None))
 
 
-def _sample_jpegs(src: Source, info: VideoInfo, clip: list[float], n: int) -> list[bytes]:
+def _sample_jpegs(src: Source, info: VideoInfo, clip: list[float], length: float, n: int) -> list[bytes]:
     """JPEGs of the clip frames shown at (i + 0.5) / n of the clip, decoded from the source."""
     with _open(src) as container:
-        return _decode_jpegs(container, info, clip, n)
+        return _decode_jpegs(container, info, clip, length, n)
 
 
-def _sample_times(info: VideoInfo, clip: list[float], n: int) -> list[float]:
-    """The times of the clip frames shown at (i + 0.5) / n of the clip."""
-    eps, duration = 0.25 / info.fps, len(clip) / info.fps
-    return [clip[max(0, bisect_right(clip, clip[0] + (i + 0.5) * duration / n + eps) - 1)] for i in range(n)]
+def _sample_times(info: VideoInfo, clip: list[float], length: float, n: int) -> list[float]:
+    """The times of the clip frames shown at (i + 0.5) / n of the clip's `length` seconds."""
+    eps = 0.25 / info.fps
+    return [clip[max(0, bisect_right(clip, clip[0] + (i + 0.5) * length / n + eps) - 1)] for i in range(n)]
 
 
 def _jpeg(frame, width: Optional[int] = None, height: Optional[int] = None) -> bytes:
@@ -419,9 +439,9 @@ def _jpeg(frame, width: Optional[int] = None, height: Optional[int] = None) -> b
     return out.getvalue()
 
 
-def _decode_jpegs(container, info: VideoInfo, clip: list[float], n: int) -> list[bytes]:
+def _decode_jpegs(container, info: VideoInfo, clip: list[float], length: float, n: int) -> list[bytes]:
     eps = 0.25 / info.fps
-    wanted = _sample_times(info, clip, n)
+    wanted = _sample_times(info, clip, length, n)
     video = container.streams.video[0]
     video.thread_type = "AUTO"
     _seek(container, video, _keyframe_before(info, wanted[0]) + info.origin)
@@ -438,18 +458,17 @@ def _decode_jpegs(container, info: VideoInfo, clip: list[float], n: int) -> list
     return [jpegs[w] for w in wanted]
 
 
-def _result(data: bytes, clip: list[float], method: str, jpegs: list[bytes], audio_gap: float = 0.0) -> ClipResult:
-    """Read the clip back: what it holds is what is reported."""
+def _result(data: bytes, clip: list[float], length: float, method: str, jpegs: list[bytes], audio_gap: float = 0.0) -> ClipResult:
+    """Read the clip back: what it holds is what is reported. Its duration runs from its first
+    frame to the source's next one (the last frame shows for a frame at the average rate)."""
     with _open(data) as container:
         video = container.streams.video[0]
         frames = sum(1 for p in container.demux(video) if p.pts is not None)
-        rate = _rate(video)
         width, height = video.codec_context.width, video.codec_context.height
         codec = video.codec_context.codec.canonical_name
-    if frames != len(clip) or rate is None:
+    if frames != len(clip):
         raise ValueError(f"clip has {frames} frames, expected {len(clip)}")
-    duration = frames / float(rate)
-    return ClipResult(data, clip[0], clip[0] + duration, duration, frames, method, float(rate),
+    return ClipResult(data, clip[0], clip[0] + length, length, frames, method, _nominal(frames / length),
                       width, height, codec, jpegs, round(audio_gap, 6))
 
 

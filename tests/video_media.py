@@ -25,16 +25,18 @@ ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\
 
 
 def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="libx264", container="mp4",
-               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=()) -> bytes:
+               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=(), ticks=1, pause=None) -> bytes:
     """Encode `seconds` of numbered frames (+ a 440 Hz tone, + text subtitles given as
     (start, end, text) seconds); keyframes exactly every `gop` frames. Returns the bytes
     (also written to `path` when given). `open_gop`: x264's open GOPs, where the B-frames
     shown just before a keyframe are decoded after it and refer to it. `broken_audio`: the
-    numbers of audio packets cut to 3 bytes (they do not decode)."""
+    numbers of audio packets cut to 3 bytes (they do not decode). `ticks`: the stream is timed
+    at ticks * fps, a frame every `ticks` ticks (as some AVI writers do). `pause`: (frame, n)
+    holds that frame n frames longer (a variable frame rate; the tone goes on)."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as out:
         out.flags |= av.container.Flags.bitexact.value
-        video = out.add_stream(codec, rate=Fraction(fps))
+        video = out.add_stream(codec, rate=Fraction(fps * ticks))
         video.width, video.height, video.pix_fmt = *size, "yuv420p"
         video.codec_context.gop_size = gop
         if codec == "libx264":  # keyframes exactly every gop frames; B-frames (reordering) kept
@@ -49,11 +51,12 @@ def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="l
         n = round(seconds * fps)
         for i in range(n):
             frame = av.VideoFrame.from_ndarray(numbered(i, size), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
+            held = pause[1] if pause and i > pause[0] else 0
+            frame.pts, frame.time_base = (i + held) * ticks, Fraction(1, fps * ticks)
             out.mux(video.encode(frame))
         out.mux(video.encode())
         if sound is not None:
-            _tone(out, sound, n / fps, broken_audio)
+            _tone(out, sound, (n + (pause[1] if pause else 0)) / fps, broken_audio)
         for start, end, text in subtitles or ():
             tb = subs.time_base  # the muxer's choice, known once the header is written
             cue = av.subtitles.subtitle.SubtitleSet.create(  # an ASS event: ReadOrder,Layer,Style,...,Text

@@ -281,3 +281,37 @@ def test_an_audio_packet_that_does_not_decode_becomes_silence_in_sync():
     assert [s for s in _silent_spans(clips[0].data) if s[1] < 1.9] == []
     # a packet before the clip's audio starts costs nothing
     assert cut(bad, probe(bad, cfg), 0.0, 1.0, cfg).audio_gap == 0.0
+
+
+def test_an_avi_timed_in_ticks_is_cut_at_its_frame_rate():
+    """Declared 50 fps with a frame every other tick: the frames' own spacing gives 25 fps, so
+    clips are not played at double speed against their audio."""
+    avi = make_video(seconds=4, fps=FPS, container="avi", ticks=2)
+    info = probe(avi, config())
+    assert info.fps == 25.0
+    r = cut(avi, info, 1.0, 3.0, config())
+    times, indices, (_, seconds) = decoded(r.data)
+    assert indices == list(range(24, 74)) and (r.frames, r.duration, r.fps) == (50, pytest.approx(2.0), 25.0)
+    assert times == pytest.approx([k / FPS for k in range(50)], abs=1e-6)
+    assert seconds == pytest.approx(2.0, abs=0.05)
+    assert [frame_index(j) for j in r.frame_jpegs] == [32, 49, 65]
+
+
+@pytest.mark.parametrize("start,end,method,first,n,duration,jpegs", [
+    (1.0, 3.0, "reencode", 25, 38, 2.0, [33, 49, 54]),  # frames 25..49, the pause, then 50..62
+    (0.0, 2.48, "copy", 0, 50, 2.48, [10, 31, 49]),  # frame 49 shows for 0.52 s
+])
+def test_a_variable_frame_rate_keeps_its_frame_times_and_its_audio_in_sync(start, end, method, first, n, duration, jpegs):
+    """Frame 49 is held 12 frames longer (0.48 s), the tone runs on: a clip across the pause
+    keeps it, lasts as long as its span of the source, and its audio as long."""
+    src = make_video(seconds=4, fps=FPS, pause=(49, 12))
+    info = probe(src, config())
+    assert info.fps == 25.0  # the median spacing, not the average over the pause
+    r = cut(src, info, start, end, config())
+    times, indices, (_, seconds) = decoded(r.data)
+    shown = [(i + (12 if i > 49 else 0)) / FPS for i in indices]  # source times
+    assert (r.method, indices) == (method, list(range(first, first + n)))
+    assert times == pytest.approx([t - shown[0] for t in shown], abs=1e-6)
+    assert r.duration == pytest.approx(duration) and seconds == pytest.approx(duration, abs=0.05)
+    assert r.fps == pytest.approx(n / duration, rel=1e-3)
+    assert [frame_index(j) for j in r.frame_jpegs] == jpegs
