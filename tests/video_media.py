@@ -25,7 +25,7 @@ ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\
 
 
 def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="libx264", container="mp4",
-               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=(), ticks=1, pause=None) -> bytes:
+               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=(), ticks=1, pause=None, audio_codec="aac") -> bytes:
     """Encode `seconds` of numbered frames (+ a 440 Hz tone, + text subtitles given as
     (start, end, text) seconds); keyframes exactly every `gop` frames. Returns the bytes
     (also written to `path` when given). `open_gop`: x264's open GOPs, where the B-frames
@@ -43,7 +43,7 @@ def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="l
             params = f"keyint={gop}:min-keyint={gop}:scenecut=0:threads=1:mbtree=0"  # mbtree: see filters/video.py
             params += ":open-gop=1:bframes=3:b-pyramid=none" if open_gop else ""
             video.options = {"crf": "12", "preset": "veryfast", "x264-params": params}
-        sound = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if audio else None
+        sound = out.add_stream(audio_codec, rate=SAMPLE_RATE, layout="mono") if audio else None
         subs = None
         if subtitles:  # text subtitle encoders take ASS events and need an ASS header
             subs = out.add_stream(subtitle_codec or ("mov_text" if container == "mp4" else "subrip"))

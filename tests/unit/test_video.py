@@ -315,3 +315,15 @@ def test_a_variable_frame_rate_keeps_its_frame_times_and_its_audio_in_sync(start
     assert r.duration == pytest.approx(duration) and seconds == pytest.approx(duration, abs=0.05)
     assert r.fps == pytest.approx(n / duration, rel=1e-3)
     assert [frame_index(j) for j in r.frame_jpegs] == jpegs
+
+
+def test_pcm_audio_with_unnamed_channels_is_encoded():
+    """PCM in AVI has no channel layout ("1 channels"), which the AAC encoder refuses; the
+    clip gets the standard layout for its channel count."""
+    avi = make_video(seconds=3, fps=FPS, container="avi", audio_codec="pcm_s16le")
+    with av.open(io.BytesIO(avi)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "1 channels"
+    r = cut(avi, probe(avi, config()), 1.0, 2.0, config())
+    with av.open(io.BytesIO(r.data)) as c:
+        assert (c.streams.audio[0].codec_context.name, c.streams.audio[0].codec_context.layout.name) == ("aac", "mono")
+    assert decoded(r.data)[2][1] == pytest.approx(r.duration, abs=0.05)
