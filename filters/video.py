@@ -12,7 +12,7 @@ frame's (cue times rounded to the millisecond still pick their frame).
   frame after its last one is a keyframe too (or the video ends there). Then the clip is
   whole GOPs, and its packets (and the audio packets in its span) are copied into a new MP4
   with timestamps shifted to 0: no generation loss, no encoding cost. Only h264 video with
-  aac (or no) audio is copied, so every stored clip is h264/aac; a copy that does not come
+  aac (or no) audio, shown unrotated, from a container with presentation times is copied, so every stored clip is h264/aac; a copy that does not come
   out with exactly the expected frames (an open-GOP source) is redone by re-encoding.
 - Otherwise re-encode: seek to the keyframe at or before the first frame, decode, keep the
   frames in range and encode them with libx264 at the source's size and at their source
@@ -48,7 +48,7 @@ from mmcurate.schemas.record import Rejected, Verdict
 
 _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
 _JPEG_QUALITY = 90
-CUTS_VERSION = 3  # staged clips cut by an older version are redone (2: AVI frames in decoder order, audio gaps; 3: source frame times kept)
+CUTS_VERSION = 4  # staged clips cut by an older version are redone (2: AVI frames in decoder order, audio gaps; 3: source frame times kept; 4: rotated videos upright)
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
@@ -76,6 +76,7 @@ class VideoInfo:
     cues: Optional[list[Cue]]  # of the first text subtitle stream; None without one
     origin: float = 0.0  # the container's start time in its own clock (times above are relative to it)
     container: str = ""  # the demuxer's format name ("avi": no presentation times, so never copied)
+    rotation: int = 0  # degrees counterclockwise the frames are shown turned (0, 90, 180, 270); width and height are as shown
 
 
 @dataclass
@@ -134,17 +135,22 @@ def _probe(container, cfg: VideoConfig) -> VideoInfo:
         if packet.is_keyframe:
             keyframes.append(t)
         if not decodable:  # decode until the first frame comes out: the codec really works
-            decodable = bool(video.decode(packet))
+            first = video.decode(packet)
+            decodable = bool(first)
     if not decodable and times:
-        decodable = bool(video.decode(None))
+        first = video.decode(None)
+        decodable = bool(first)
     if not decodable:
         raise _reject("video.decode_error", f"none of {len(times)} video packets decodes")
 
     duration = max(declared, end) if declared is not None else end  # (AVI's h264 frames are labelled a frame late)
     _check_duration(duration, cfg)
+    rotation = round((first[0].rotation or 0) / 90) * 90 % 360  # of the display matrix (phones), counterclockwise
+    if rotation in (90, 270):
+        width, height = height, width
     return VideoInfo(duration, _frame_rate(times, rate), width, height, video.codec_context.codec.canonical_name,
                      bool(container.streams.audio), sorted(keyframes), sorted(times),
-                     cues if subtitles is not None else None, float(origin), container.format.name)
+                     cues if subtitles is not None else None, float(origin), container.format.name, rotation)
 
 
 def _frame_rate(times: list[float], declared: Fraction) -> float:
@@ -196,7 +202,7 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
     after = times[hi] if hi < len(times) else None  # the first frame not in the clip
     length = (after if after is not None else clip[-1] + 1 / info.fps) - clip[0]  # until the next frame
     keys = set(info.keyframes)
-    copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys and info.container != "avi"
+    copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys and info.container != "avi" and not info.rotation
             and output_size(info, cfg) == (info.width, info.height)
             and (after is None or after in keys))
     try:
@@ -325,6 +331,7 @@ def _encode(container, info: VideoInfo, clip: list[float], length: float, cfg: V
                 if sound is None or sound.full:
                     break
                 continue
+            frame = _upright(frame, info.rotation)
             match = next((w for w in wanted if abs(w - t) < eps), None)
             if match is not None and match not in jpegs:
                 jpegs[match] = _jpeg(frame, width, height)
@@ -432,6 +439,16 @@ def _sample_times(info: VideoInfo, clip: list[float], length: float, n: int) -> 
     return [clip[max(0, bisect_right(clip, clip[0] + (i + 0.5) * length / n + eps) - 1)] for i in range(n)]
 
 
+def _upright(frame, rotation: int):
+    """The frame turned as its display matrix says it is shown (as the ffmpeg CLI turns it):
+    clips store upright pixels, since many training loaders ignore the matrix."""
+    if not rotation:
+        return frame
+    turned = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), rotation // 90)), format="rgb24")
+    turned.pts, turned.time_base = frame.pts, frame.time_base
+    return turned
+
+
 def _jpeg(frame, width: Optional[int] = None, height: Optional[int] = None) -> bytes:
     """The frame as a JPEG, scaled like the stored clip (video.max_height) when sizes are given."""
     out = io.BytesIO()
@@ -450,7 +467,7 @@ def _decode_jpegs(container, info: VideoInfo, clip: list[float], length: float, 
         t -= info.origin
         match = next((w for w in wanted if abs(w - t) < eps), None)
         if match is not None and match not in jpegs:
-            jpegs[match] = _jpeg(frame)
+            jpegs[match] = _jpeg(_upright(frame, info.rotation))
         if t > wanted[-1] + eps or len(jpegs) == len(set(wanted)):
             break
     if len(jpegs) < len(set(wanted)):

@@ -25,20 +25,23 @@ ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\
 
 
 def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="libx264", container="mp4",
-               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=(), ticks=1, pause=None, audio_codec="aac") -> bytes:
+               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=(), ticks=1, pause=None, audio_codec="aac", rotation=0) -> bytes:
     """Encode `seconds` of numbered frames (+ a 440 Hz tone, + text subtitles given as
     (start, end, text) seconds); keyframes exactly every `gop` frames. Returns the bytes
     (also written to `path` when given). `open_gop`: x264's open GOPs, where the B-frames
     shown just before a keyframe are decoded after it and refer to it. `broken_audio`: the
     numbers of audio packets cut to 3 bytes (they do not decode). `ticks`: the stream is timed
     at ticks * fps, a frame every `ticks` ticks (as some AVI writers do). `pause`: (frame, n)
-    holds that frame n frames longer (a variable frame rate; the tone goes on)."""
+    holds that frame n frames longer (a variable frame rate; the tone goes on). `rotation`:
+    a display matrix turning the picture that many degrees counterclockwise (as phones write)."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as out:
         out.flags |= av.container.Flags.bitexact.value
         video = out.add_stream(codec, rate=Fraction(fps * ticks))
         video.width, video.height, video.pix_fmt = *size, "yuv420p"
         video.codec_context.gop_size = gop
+        if rotation:
+            video.set_display_rotation(rotation)
         if codec == "libx264":  # keyframes exactly every gop frames; B-frames (reordering) kept
             params = f"keyint={gop}:min-keyint={gop}:scenecut=0:threads=1:mbtree=0"  # mbtree: see filters/video.py
             params += ":open-gop=1:bframes=3:b-pyramid=none" if open_gop else ""

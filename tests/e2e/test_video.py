@@ -149,25 +149,31 @@ def test_uncued_video_in_windows_without_text(tmp_path):
     assert all(len(v) == 1 for v in splits.values()) and set().union(*splits.values()) == {"train", "val"}
 
 
-def test_an_h264_avi_and_undecodable_audio_packets_are_clips_not_failures(tmp_path):
-    """AVI labels h264 frames in decode order; a truncated audio packet does not decode. Both
-    videos come out whole, and the silence put in for the lost audio is in the sample json."""
+def test_an_h264_avi_undecodable_audio_and_a_rotated_phone_video_are_clips_not_failures(tmp_path):
+    """AVI labels h264 frames in decode order; a truncated audio packet does not decode; a
+    phone video is shown turned. All come out whole, with what was done in the sample json."""
     root = tmp_path / "in"
     os.makedirs(root)
     vm.make_video(root / "legacy.avi", seconds=3.0, container="avi")
     write(root / "legacy.txt", "an old avi")
     vm.make_video(root / "crackle.mp4", seconds=3.0, broken_audio=(20,))
     write(root / "crackle.txt", "a crackling sound track")
+    vm.make_video(root / "phone.mp4", seconds=3.0, rotation=90)
+    write(root / "phone.txt", "held upright")
     out = tmp_path / "out"
     assert run_cli("run", root, "--format", "video", "-o", out, *COMMON, "--set", "video.reencode=always") == 0
-    assert stats(out)["kept"] == 2
+    assert stats(out)["kept"] == 3
     got = {x["__key__"]: x for x in samples(out)}
-    assert sorted(got) == ["crackle_0000", "legacy_0000"]
+    assert sorted(got) == ["crackle_0000", "legacy_0000", "phone_0000"]
     assert _clip_frames(got["legacy_0000"]["mp4"]) == _clip_frames(got["crackle_0000"]["mp4"]) == list(range(75))
     docs = {k: json.loads(v["json"]) for k, v in got.items()}
     assert docs["crackle_0000"]["audio_gap"] == pytest.approx(0.064, abs=1e-3)
     assert "audio_gap" not in docs["legacy_0000"]
     assert docs["legacy_0000"]["frames"] == 75 and docs["legacy_0000"]["source_duration"] == pytest.approx(3.04)
+    assert (docs["phone_0000"]["source_rotation"], docs["phone_0000"]["size"]) == (90, [120, 160])
+    assert "source_rotation" not in docs["crackle_0000"]
+    phone = next(r for r in manifest(out) if r["key"] == "phone_0000")
+    assert (phone["width"], phone["height"], phone["original_width"], phone["original_height"]) == (120, 160, 120, 160)
 
 
 def test_video_table_with_video_col(clips, tmp_path):

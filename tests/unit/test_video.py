@@ -327,3 +327,21 @@ def test_pcm_audio_with_unnamed_channels_is_encoded():
     with av.open(io.BytesIO(r.data)) as c:
         assert (c.streams.audio[0].codec_context.name, c.streams.audio[0].codec_context.layout.name) == ("aac", "mono")
     assert decoded(r.data)[2][1] == pytest.approx(r.duration, abs=0.05)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_rotated_video_is_stored_upright(rotation):
+    """A phone's display matrix: the clip's pixels (and its sampled frames) are turned as a
+    player shows them, not left for the loader to turn, so the video is never copied."""
+    src = make_video(seconds=3, fps=FPS, rotation=rotation)
+    info = probe(src, config())
+    assert (info.rotation, info.width, info.height) == (rotation, *((120, 160) if rotation in (90, 270) else (160, 120)))
+    r = cut(src, info, 1.0, 2.0, config())  # on keyframes: a copy if it were unrotated
+    assert (r.method, r.width, r.height) == ("reencode", info.width, info.height)
+    back = -rotation // 90  # turning the stored pixels back shows the numbered frames
+    with av.open(io.BytesIO(r.data)) as c:
+        frames = [np.rot90(f.to_ndarray(format="rgb24"), back) for f in c.decode(video=0)]
+    assert [frame_index(Image.fromarray(np.ascontiguousarray(f))) for f in frames] == list(range(25, 50))
+    jpegs = [np.asarray(Image.open(io.BytesIO(j))) for j in r.frame_jpegs]
+    assert all(j.shape[:2] == (info.height, info.width) for j in jpegs)
+    assert [frame_index(Image.fromarray(np.ascontiguousarray(np.rot90(j, back)))) for j in jpegs] == [29, 37, 46]
