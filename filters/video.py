@@ -48,7 +48,7 @@ from mmcurate.schemas.record import Rejected, Verdict
 
 _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
 _JPEG_QUALITY = 90
-CUTS_VERSION = 4  # staged clips cut by an older version are redone (2: AVI frames in decoder order, audio gaps; 3: source frame times kept; 4: rotated videos upright)
+CUTS_VERSION = 5  # staged clips cut by an older version are redone (2: AVI frames in decoder order, audio gaps; 3: source frame times kept; 4: rotated videos upright; 5: the best video stream, not a cover)
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
@@ -109,7 +109,7 @@ def probe(src: Source, cfg: VideoConfig) -> VideoInfo:
 def _probe(container, cfg: VideoConfig) -> VideoInfo:
     if not container.streams.video:
         raise _reject("video.no_video_stream")
-    video = container.streams.video[0]
+    video = _video_stream(container)
     width, height = video.codec_context.width, video.codec_context.height
     if min(width, height) < cfg.min_side:
         raise _reject("video.too_small", f"{width}x{height}")
@@ -219,8 +219,7 @@ def _copy(src: Source, info: VideoInfo, clip: list[float], after: Optional[float
     """The packets shown from the clip's first frame until `after` (None: to the end), shifted
     to start at 0; None when a copy would not be an h264/aac clip of exactly these frames."""
     with _open(src) as container:
-        video = container.streams.video[0]
-        audio = container.streams.audio[0] if container.streams.audio else None
+        video, audio = _video_stream(container), _audio_stream(container)
         if audio is not None and audio.codec_context.codec.canonical_name != _COPY_AUDIO:
             return None
         stop = after + info.origin if after is not None else math.inf
@@ -294,9 +293,8 @@ def _reencode(src: Source, info: VideoInfo, clip: list[float], length: float, cf
 
 
 def _encode(container, info: VideoInfo, clip: list[float], length: float, cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
-    video = container.streams.video[0]
+    video, audio = _video_stream(container), _audio_stream(container)
     video.thread_type = "AUTO"  # decoding only: the output does not depend on it
-    audio = container.streams.audio[0] if container.streams.audio else None
     rate = Fraction(info.fps).limit_denominator(1001)
     eps = 0.25 / info.fps
     begin = clip[0] + info.origin
@@ -459,7 +457,7 @@ def _jpeg(frame, width: Optional[int] = None, height: Optional[int] = None) -> b
 def _decode_jpegs(container, info: VideoInfo, clip: list[float], length: float, n: int) -> list[bytes]:
     eps = 0.25 / info.fps
     wanted = _sample_times(info, clip, length, n)
-    video = container.streams.video[0]
+    video = _video_stream(container)
     video.thread_type = "AUTO"
     _seek(container, video, _keyframe_before(info, wanted[0]) + info.origin)
     jpegs: dict[float, bytes] = {}
@@ -495,6 +493,16 @@ def _count_frames(data: bytes) -> int:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+def _video_stream(container):
+    """The stream a player shows (ffmpeg's best stream): not a cover picture stored as a
+    one-frame video stream ahead of the film, as some Matroska files have."""
+    return container.streams.best("video")
+
+
+def _audio_stream(container):
+    return container.streams.best("audio") if container.streams.audio else None
+
 
 def _open(src: Source):
     return av.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src, metadata_errors="ignore")

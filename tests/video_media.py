@@ -183,3 +183,24 @@ def spliced_through_black(first, second, dst, part: float = 3.0, black: float = 
     steps = np.arange(0, part, 1 / fps)
     b_frames = [np.asarray(Image.fromarray(f).resize(size[1::-1])) for f in frames_at(b, 4.0 + steps)]
     encode_frames(dst, frames_at(a, steps) + [np.zeros(size, np.uint8)] * round(black * fps) + b_frames, fps, crf=20)
+
+
+def with_cover(data: bytes) -> bytes:
+    """The video remuxed into Matroska behind a cover picture: a one-frame MJPEG video stream
+    that comes first (as some downloaders store thumbnails)."""
+    buf = io.BytesIO()
+    with av.open(io.BytesIO(data)) as src, av.open(buf, "w", format="matroska") as out:
+        out.flags |= av.container.Flags.bitexact.value
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        streams = {s: out.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+        picture = av.VideoFrame.from_ndarray(np.full((64, 64, 3), (200, 30, 30), np.uint8), format="rgb24").reformat(format="yuvj420p")
+        picture.pts, picture.time_base = 0, Fraction(1, 1)
+        out.mux(cover.encode(picture))
+        out.mux(cover.encode())
+        for packet in src.demux(*streams):
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream]
+            out.mux(packet)
+    return buf.getvalue()

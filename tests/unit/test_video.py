@@ -14,7 +14,7 @@ from PIL import Image
 
 from mmcurate.filters.video import VideoRejected, cut, probe
 from mmcurate.schemas.config import VideoConfig
-from tests.video_media import audio_only_mp4, broken_subtitles, broken_video, frame_index, make_video
+from tests.video_media import audio_only_mp4, broken_subtitles, broken_video, frame_index, make_video, with_cover
 
 FPS = 25
 CUES = [(0.5, 1.25, "Hello {\\i1}there{\\i0}"), (2.0, 3.04, "Second\\Nline")]  # ASS markup, as muxed
@@ -345,3 +345,17 @@ def test_a_rotated_video_is_stored_upright(rotation):
     jpegs = [np.asarray(Image.open(io.BytesIO(j))) for j in r.frame_jpegs]
     assert all(j.shape[:2] == (info.height, info.width) for j in jpegs)
     assert [frame_index(Image.fromarray(np.ascontiguousarray(np.rot90(j, back)))) for j in jpegs] == [29, 37, 46]
+
+
+def test_a_cover_picture_stream_ahead_of_the_film_is_not_the_video():
+    src = with_cover(make_video(seconds=3, fps=FPS))
+    with av.open(io.BytesIO(src)) as c:
+        assert [s.codec_context.name for s in c.streams.video] == ["mjpeg", "h264"]
+    info = probe(src, config())
+    assert (info.codec, info.width, len(info.frame_times)) == ("h264", 160, 75)
+    # (the remux shifted the film by its B-frame delay: keyframes at 0.064 + whole seconds)
+    for start, end, method in ((info.keyframes[1], info.keyframes[2], "copy"), (1.1, 2.0, "reencode")):
+        r = cut(src, info, start, end, config())
+        shown = [i for i, t in enumerate(info.frame_times) if start - 0.01 <= t < end - 0.01]
+        assert r.method == method and decoded(r.data)[1] == shown
+        assert decoded(r.data)[2][1] == pytest.approx(r.duration, abs=0.05)
