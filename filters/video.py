@@ -12,7 +12,8 @@ frame's (cue times rounded to the millisecond still pick their frame).
   frame after its last one is a keyframe too (or the video ends there). Then the clip is
   whole GOPs, and its packets (and the audio packets in its span) are copied into a new MP4
   with timestamps shifted to 0: no generation loss, no encoding cost. Only h264 video with
-  aac (or no) audio, shown unrotated, from a container with presentation times is copied, so every stored clip is h264/aac; a copy that does not come
+  aac (or no) audio is copied, so every stored clip is h264/aac, and only when it is shown
+  unrotated from a container with presentation times (not AVI); a copy that does not come
   out with exactly the expected frames (an open-GOP source) is redone by re-encoding.
 - Otherwise re-encode: seek to the keyframe at or before the first frame, decode, keep the
   frames in range and encode them with libx264 at the source's size and at their source
@@ -48,7 +49,9 @@ from mmcurate.schemas.record import Rejected, Verdict
 
 _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
 _JPEG_QUALITY = 90
-CUTS_VERSION = 5  # staged clips cut by an older version are redone (2: AVI frames in decoder order, audio gaps; 3: source frame times kept; 4: rotated videos upright; 5: the best video stream, not a cover)
+# staged clips cut by an older version are redone. 2: AVI frames in decoder order, audio gaps;
+# 3: source frame times kept; 4: rotated videos upright; 5: the best video stream, not a cover
+CUTS_VERSION = 5
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
@@ -202,7 +205,8 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
     after = times[hi] if hi < len(times) else None  # the first frame not in the clip
     length = (after if after is not None else clip[-1] + 1 / info.fps) - clip[0]  # until the next frame
     keys = set(info.keyframes)
-    copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys and info.container != "avi" and not info.rotation
+    copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys
+            and info.container != "avi" and not info.rotation
             and output_size(info, cfg) == (info.width, info.height)
             and (after is None or after in keys))
     try:
@@ -305,8 +309,9 @@ def _encode(container, info: VideoInfo, clip: list[float], length: float, cfg: V
         encoder = out.add_stream("libx264", rate=rate)
         width, height = output_size(info, cfg)
         encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-        if video.codec_context.sample_aspect_ratio:  # anamorphic sources stay anamorphic
-            encoder.codec_context.sample_aspect_ratio = video.codec_context.sample_aspect_ratio
+        sar = video.codec_context.sample_aspect_ratio
+        if sar:  # anamorphic sources stay anamorphic (a pixel turned on its side: the inverse)
+            encoder.codec_context.sample_aspect_ratio = 1 / sar if info.rotation in (90, 270) else sar
         encoder.codec_context.time_base = video.time_base  # frames keep their source times (variable rates too)
         encoder.codec_context.thread_count = 1  # x264 output depends on its thread count
         encoder.codec_context.flags |= CodecFlags.bitexact.value

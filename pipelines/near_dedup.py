@@ -98,17 +98,16 @@ class ImageBlocks(beam.DoFn):
         self.bounds = block_bounds(cfg.max_distance)
 
     def process(self, table: pa.Table, parts: int):
+        frames, nframes = _frames(table, "frame_hashes")  # (once for both kinds under `either`)
+        mirrored = pad_frames(_frames(table, "frame_hashes_mirror")[0], frames.shape[1])
         for kind in banded_kinds(self.cfg.image_hash):
-            for search, items in self._searches(table, kind):
+            for search, items in self._searches(table, kind, frames, nframes, mirrored):
                 for block in range(len(self.bounds)):
                     buckets = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40) ^ np.uint64(search << 48))
                     for p, part in split_arrays(buckets, parts, items):
                         yield (kind, search, block, p), part
 
-    def _searches(self, table: pa.Table, kind: str):
-        frames, nframes = _frames(table, "frame_hashes")
-        mirrored, _ = _frames(table, "frame_hashes_mirror")
-        mirrored = pad_frames(mirrored, frames.shape[1])
+    def _searches(self, table: pa.Table, kind: str, frames: np.ndarray, nframes: np.ndarray, mirrored: np.ndarray):
         has = table.column(kind).is_valid().to_numpy(zero_copy_only=False)
         if has.any():
             t = table.filter(pa.array(has))
@@ -371,11 +370,14 @@ class ResolveClusters(beam.DoFn):
     def _clip_distance(self, r: dict, s: dict):
         if not r.get("frame_hashes") or not s.get("frame_hashes"):  # images, audio
             return None
-        fs, ns = frame_matrix([s.get("frame_hashes")])
-        if not frames_comparable(ns, frame_matrix([r.get("frame_hashes")])[1])[0]:
+        fs, ns = frame_matrix([s["frame_hashes"]])
+        fr, nr = frame_matrix([r["frame_hashes"]])
+        if not frames_comparable(ns, nr)[0]:
             return None
-        names = ("frame_hashes", "frame_hashes_mirror") if self.cfg.mirror and r.get("frame_hashes_mirror") else ("frame_hashes",)
-        return min(int(majority_distance(*frame_matrix([r[name]]), fs, ns, self.cfg.image_hash)[0]) for name in names)
+        distance = int(majority_distance(fr, nr, fs, ns, self.cfg.image_hash)[0])
+        if self.cfg.mirror and r.get("frame_hashes_mirror"):  # or its mirror image, if nearer
+            distance = min(distance, int(majority_distance(frame_matrix([r["frame_hashes_mirror"]])[0], nr, fs, ns, self.cfg.image_hash)[0]))
+        return distance
 
 
 def edges_across_groups(edges: dict, shift: int) -> dict:
