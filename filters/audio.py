@@ -21,11 +21,16 @@ from av.codec.context import Flags as CodecFlags
 from av.container import Flags as ContainerFlags
 
 from mmcurate.filters.audio_hash import audio_hashes
+from mmcurate.filters.audio_length import allowed_shortfall, declared_seconds, ogg_cut_short
 from mmcurate.schemas.config import AudioConfig
 from mmcurate.schemas.record import Rejected, Verdict, error_text
 
 _ENCODERS = {"flac": ("flac", "flac"), "wav": ("wav", "pcm_s16le"), "mp3": ("mp3", "libmp3lame")}  # ext -> (container, codec)
 _DECODE_ERRORS = (av.error.FFmpegError, ValueError, EOFError)
+# in audio runs' staging fingerprint: audio staged by an older version is decoded again.
+# 2: damaged packets skipped (silence in their place), truncation found, the default track
+AUDIO_DECODE_VERSION = 2
+_SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64, "flt": np.float32, "dbl": np.float64}
 
 
 @dataclass
@@ -41,6 +46,7 @@ class AudioResult:
     # SHA-256 of the stored PCM (int16 little-endian, interleaved) before encoding: the same
     # sound as wav and as flac hashes alike, so exact dedup works on decoded audio
     pcm_sha256: str
+    gap_s: float = 0.0  # seconds of source audio lost to damage (silence stands in where its place is known)
     hashes: Optional[dict] = None  # near-dup signature of the stored PCM (filters/audio_hash.py), when asked
 
 
@@ -56,6 +62,7 @@ class _Decoded:
     original_rate: int
     original_channels: int
     codec: str
+    gap: float
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class ProcessAudio:
             raise _reject("audio.decode_error", "zero bytes")
         try:
             with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
-                d = self._decode(container)
+                d = self._decode(container, data)
         except _DECODE_ERRORS as e:
             raise _reject("audio.decode_error", error_text(e, 200)) from None
 
@@ -93,41 +100,156 @@ class ProcessAudio:
             sample_rate=d.rate, channels=d.channels,
             original_sample_rate=d.original_rate, original_channels=d.original_channels, original_codec=d.codec,
             pcm_sha256=hashlib.sha256(d.pcm.astype("<i2", copy=False).tobytes()).hexdigest(),
-            hashes=audio_hashes(d.pcm, d.rate, d.channels) if self.hashes else None,
+            gap_s=round(d.gap, 6), hashes=audio_hashes(d.pcm, d.rate, d.channels) if self.hashes else None,
         )
 
-    def _decode(self, container) -> _Decoded:
+    def _decode(self, container, data: bytes) -> _Decoded:
         if not container.streams.audio:
             raise _reject("audio.no_audio_stream")
-        stream = container.streams.audio[0]
+        stream = container.streams.best("audio")  # the track a player picks: the default, not a commentary
         self._check_channels(stream.channels)  # header figures first: no decoding for these
         declared = _declared_duration(container, stream)
         if declared is not None and declared > self.cfg.max_duration:
             raise _reject("audio.too_long", f"{declared:.3f} s > {self.cfg.max_duration} (container header)")
 
-        resampler, chunks, n, limit = None, [], 0, None
-        for frame in container.decode(stream):
-            if resampler is None:  # the first frame's figures are what the codec really gives
-                src_rate, src_channels = frame.sample_rate, frame.layout.nb_channels
-                self._check_channels(src_channels)
-                rate, channels = self.cfg.sample_rate or src_rate, self.cfg.channels or src_channels
-                resampler = av.AudioResampler(format="s16", layout=_layout(channels), rate=rate)
-                limit = self.cfg.max_duration * rate
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))  # packed s16: (1, samples * channels)
-                n += out.samples
-            if n > limit:  # a header that under-states the length must not decode hours of audio
-                raise _reject("audio.too_long", f"> {self.cfg.max_duration} s (decoding stopped at {n / rate:.3f} s)")
-        if resampler is None:
+        pcm = _Pcm(self.cfg)
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except _DECODE_ERRORS:  # a damaged packet: skipped, as the ffmpeg CLI skips it
+                    pcm.lost(packet)
+                    continue
+                for frame in frames:
+                    if pcm.resampler is None:
+                        self._check_channels(frame.layout.nb_channels)  # what the codec really gives
+                    pcm.add(frame)
+        except _DECODE_ERRORS as e:  # the container itself cannot be read on
+            if pcm.resampler is None:
+                raise
+            pcm.unreadable_at = pcm.decoded_s
+            pcm.unreadable_error = error_text(e, 120)
+        if pcm.resampler is None:
+            if pcm.bad_packets:
+                raise _reject("audio.decode_error", f"none of its {pcm.bad_packets} packets decodes")
             raise _reject("audio.empty", "no audio frame")
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-        pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
-        return _Decoded(pcm, rate, channels, src_rate, src_channels, _codec_name(stream))
+        pcm.finish()
+        self._check_complete(pcm, data, container, stream)
+        return _Decoded(pcm.samples(), pcm.rate, pcm.channels, pcm.src_rate, pcm.src_channels, _codec_name(stream), pcm.gap)
+
+    def _check_complete(self, pcm: "_Pcm", data: bytes, container, stream) -> None:
+        """Less audio than the file declares: after damage midway, frames lost without a trace
+        in the time stamps (an mp3 counts its frames), which count against audio.max_gap
+        though their place is unknown; with no damage seen, a file cut short (truncated, as
+        is a container that cannot be read to its end)."""
+        declared = declared_seconds(data, container, stream)
+        if declared is not None and pcm.decoded_s < declared - allowed_shortfall(container, pcm.src_rate):
+            if not pcm.damaged_midway:
+                raise _reject("audio.truncated", f"{pcm.decoded_s:.3f} s of the {declared:.3f} s the file declares decode")
+            pcm.count_lost(declared - pcm.decoded_s, f"{pcm.decoded_s:.3f} s of the {declared:.3f} s the file declares decode")
+        if container.format.name == "ogg" and ogg_cut_short(data):
+            raise _reject("audio.truncated", "the ogg stream ends without its last page")
+        if declared is None and pcm.unreadable_at is not None:  # else an error past the declared length: trailing junk
+            raise _reject("audio.truncated", f"unreadable after {pcm.unreadable_at:.3f} s: {pcm.unreadable_error}")
 
     def _check_channels(self, channels: int) -> None:
         if channels > self.cfg.max_channels:
             raise _reject("audio.channels", f"{channels} channels > {self.cfg.max_channels}")
+
+
+class _Pcm:
+    """Decoded frames resampled to int16 at the configured rate and channels. Where the
+    source's time stamps jump ahead (a packet that did not decode, an ogg page the demuxer
+    dropped), silence of the missing length goes in, so the audio after it keeps its place
+    against its transcript; `gap` adds up the seconds lost, and more than audio.max_gap of
+    them rejects the file (audio.corrupt).
+
+    A jump counts only when the next frame does not jump back: vorbis labels the frames at a
+    change of block size a few milliseconds late and the next one early, and those are whole
+    files. So each frame is held until the next one's time is known."""
+
+    def __init__(self, cfg: AudioConfig):
+        self.cfg, self.resampler, self.chunks, self.n, self.last = cfg, None, [], 0, None
+        self.held = None  # (frame, how far its time stamp is past the previous frame's end)
+        self.next_t = None  # source time where the decoded audio ends
+        self.decoded_s = self.gap = 0.0  # source seconds decoded (silence included); silence put in
+        self.lost_until, self.bad_packets = None, 0  # where the latest packet that did not decode ends
+        self.unreadable_at, self.unreadable_error = None, ""
+        self.damaged_midway = False
+
+    def add(self, frame: av.AudioFrame) -> None:
+        if self.resampler is None:  # the first frame's figures are what the codec really gives
+            self.src_rate, self.src_channels = frame.sample_rate, frame.layout.nb_channels
+            self.rate, self.channels = self.cfg.sample_rate or self.src_rate, self.cfg.channels or self.src_channels
+            self.resampler = av.AudioResampler(format="s16", layout=_layout(self.channels), rate=self.rate)
+            self.limit = self.cfg.max_duration * self.rate
+        jump = frame.time - self.next_t if frame.time is not None and self.next_t is not None else 0.0
+        if self.held is not None:
+            self._emit(*self.held, confirmed=jump > -_slack(frame))
+        self.held = (frame, jump)
+        start = frame.time if frame.time is not None else self.next_t
+        self.next_t = None if start is None else start + frame.samples / frame.sample_rate
+
+    def _emit(self, frame: av.AudioFrame, jump: float, confirmed: bool) -> None:
+        """Resample a held frame, after silence for the audio missing before it. (The last
+        frame has no next one to confirm its jump: a whole frame's worth must be missing.)"""
+        seconds = frame.samples / frame.sample_rate
+        if jump > _slack(frame) and (confirmed or jump >= seconds):
+            self._silence(frame, jump, at=frame.time - jump)
+            self.damaged_midway = True  # (damage at the very end looks like a file cut short instead)
+        self.last = frame
+        self._resample(frame)
+        self.decoded_s += seconds
+
+    def lost(self, packet: av.Packet) -> None:
+        self.bad_packets += 1
+        if packet.pts is not None and packet.duration and packet.time_base:
+            end = float((packet.pts + packet.duration) * packet.time_base)
+            self.lost_until = end if self.lost_until is None else max(self.lost_until, end)
+
+    def finish(self) -> None:
+        """The held frame, silence for packets lost at the very end, then what the resampler
+        still holds."""
+        if self.held is not None:
+            self._emit(*self.held, confirmed=False)
+            self.held = None
+        if self.lost_until is not None and self.next_t is not None and self.lost_until - self.next_t > _slack(self.last):
+            self._silence(self.last, self.lost_until - self.next_t, at=self.next_t)
+        self._resample(None)
+
+    def samples(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
+
+    def count_lost(self, seconds: float, where: str) -> None:
+        """Add audio lost to damage to `gap`; more than audio.max_gap is audio.corrupt."""
+        self.gap += seconds
+        if self.gap > self.cfg.max_gap:
+            cause = f"{self.bad_packets} packets do not decode" if self.bad_packets else "the time stamps jump: data the demuxer skipped"
+            raise _reject("audio.corrupt", f"{self.gap:.3f} s of the audio is lost to damage ({cause}), {where}; "
+                                           f"audio.max_gap is {self.cfg.max_gap} s")
+
+    def _silence(self, like: av.AudioFrame, seconds: float, at: float) -> None:
+        self.count_lost(seconds, f"the last at {at:.3f} s")
+        fmt, n = like.format, round(seconds * like.sample_rate)
+        shape = (len(like.layout.channels), n) if fmt.is_planar else (1, n * len(like.layout.channels))
+        quiet = np.full(shape, 128 if fmt.name.startswith("u8") else 0, _SAMPLE_DTYPES[fmt.name.rstrip("p")])
+        frame = av.AudioFrame.from_ndarray(quiet, format=fmt.name, layout=like.layout)
+        frame.sample_rate = like.sample_rate
+        self._resample(frame)
+        self.decoded_s += seconds
+
+    def _resample(self, frame) -> None:
+        for out in self.resampler.resample(frame):
+            self.chunks.append(out.to_ndarray().reshape(-1))  # packed s16: (1, samples * channels)
+            self.n += out.samples
+        if self.n > self.limit:  # a header that under-states the length must not decode hours of audio
+            raise _reject("audio.too_long", f"> {self.cfg.max_duration} s (decoding stopped at {self.n / self.rate:.3f} s)")
+
+
+def _slack(frame: av.AudioFrame) -> float:
+    """How far a frame may start after the previous one ends before it counts as a gap: time
+    stamps are rounded to their time base (a millisecond in mkv)."""
+    return max(float(frame.time_base or 0), 0.002)
 
 
 def encode(pcm: np.ndarray, rate: int, channels: int, fmt: str) -> bytes:

@@ -24,7 +24,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.hashing import sha256_hex
-from mmcurate.filters.audio import ProcessAudio
+from mmcurate.filters.audio import AUDIO_DECODE_VERSION, ProcessAudio
 from mmcurate.filters.image import ImageRejected, ProcessImage
 from mmcurate.filters.audio_hash import AUDIO_SIGNATURE
 from mmcurate.filters.near_dup import CLIP_BITS, VIDEO_SIGNATURE, caption_signature
@@ -58,17 +58,28 @@ def staging_fingerprint(cfg: RunConfig) -> bytes:
     d = cfg.dedup
     shaping = {
         "input": dataclass_dict(cfg.input), "text": dataclass_dict(cfg.text), "image": dataclass_dict(cfg.image),
-        "audio": dataclass_dict(cfg.audio), "video": _shaping_video(cfg),
+        "audio": _shaping_audio(cfg), "video": _shaping_video(cfg),
         "shard_size": cfg.output.shard_size,
         "signatures": [d.num_perm, d.ngram, d.mirror] if d.mode == "near" else None,
     }
     if d.mode == "near" and cfg.input.media_modality == "audio":  # staged before audio had a signature: redo
         shaping["audio_signature"] = AUDIO_SIGNATURE
+    if cfg.input.media_modality == "audio":  # decoded by an older version (before damaged packets were skipped): redo
+        shaping["audio_decode"] = AUDIO_DECODE_VERSION
     if cfg.input.media_modality == "video":  # clips cut by an older version: redo
         shaping["video_cuts"] = CUTS_VERSION
     if d.mode == "near" and cfg.input.media_modality == "video":  # staged with the middle frame's hashes only: redo
         shaping["video_signature"] = VIDEO_SIGNATURE
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest().encode()
+
+
+def _shaping_audio(cfg: RunConfig) -> dict:
+    """The audio settings, less those newer than image and video staging's fingerprints that
+    only audio runs use (so adding them did not redo image or video staging)."""
+    audio = dataclass_dict(cfg.audio)
+    if cfg.input.media_modality != "audio":
+        audio.pop("max_gap")
+    return audio
 
 
 def _shaping_video(cfg: RunConfig) -> dict:

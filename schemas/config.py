@@ -135,6 +135,9 @@ class AudioConfig:
     min_duration: float = 0.5  # seconds
     max_duration: float = 3600.0
     silence_dbfs: float = -60.0  # peak level at or below this is all-silence (audio.silent)
+    # seconds of a file's audio that may fail to decode (damaged packets) and become silence;
+    # more is audio.corrupt. A quarter second loses a syllable or two against a transcript.
+    max_gap: float = 0.25
 
     def validate(self):
         _choice("audio.format", self.format, AUDIO_FORMATS)
@@ -143,6 +146,8 @@ class AudioConfig:
         _positive("audio.max_channels", self.max_channels)
         if not 0 <= self.min_duration <= self.max_duration:
             raise ConfigError("audio: need 0 <= min_duration <= max_duration")
+        if self.max_gap < 0:
+            raise ConfigError("audio.max_gap must be >= 0 (0: any damaged packet rejects the file)")
         if self.format == "mp3" and (self.channels not in (1, 2) or self.sample_rate not in MP3_RATES):
             raise ConfigError(f"audio.format mp3 stores 1 or 2 channels at {', '.join(map(str, MP3_RATES))} Hz: set audio.channels and audio.sample_rate")
 

@@ -41,6 +41,8 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "image.aspect_ratio": (DROPPED, "prepare", "long side / short side above image.max_aspect_ratio"),
     # audio decoding and checks
     "audio.decode_error": (FAILED, "prepare", "the file is not a container PyAV can open, or its audio cannot be decoded"),
+    "audio.truncated": (FAILED, "prepare", "less audio decodes than the file declares (wav, flac, ogg, mp4 and mkv do, an mp3 with a Xing/Info frame does): it was cut short, or damage stops the decoding early; or the container cannot be read to its end"),
+    "audio.corrupt": (FAILED, "prepare", "more than audio.max_gap seconds of the audio is lost to damage (packets that do not decode, a jump in the time stamps); less is kept, silence standing in, and recorded as audio_gap"),
     "audio.no_audio_stream": (DROPPED, "prepare", "the container has no audio stream"),
     "audio.empty": (DROPPED, "prepare", "the audio stream decodes to zero samples"),
     "audio.too_short": (DROPPED, "prepare", "duration below audio.min_duration"),

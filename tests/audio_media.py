@@ -116,3 +116,50 @@ def decode_mono(data: bytes, rate: int) -> np.ndarray:
         chunks = [out.to_ndarray().reshape(-1) for frame in c.decode(audio=0) for out in resampler.resample(frame)]
     chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     return np.concatenate(chunks)[:, None]
+
+
+def remuxed(seconds: float = 2.0, rate: int = 16000, drop: tuple = (), spoil: tuple = (), late: dict = None,
+            container: str = "matroska", codec: str = "aac", freq: float = 440.0) -> bytes:
+    """A mono tone encoded to packets, muxed with damage of known size and place:
+    `drop` packet indices left out (a hole in the time stamps, as a lost ogg page or mkv
+    block leaves), `spoil` indices whose payload is random bytes (they fail to decode), and
+    `late` {index: seconds} packets whose time stamp alone is that much late (as vorbis labels
+    frames at a change of block size). Bit-exact: the same arguments give the same bytes."""
+    rng = np.random.default_rng(7)
+    out = io.BytesIO()
+    with av.open(out, "w", format=container) as c:
+        c.flags |= ContainerFlags.bitexact.value
+        stream = c.add_stream(codec, rate=rate, layout="mono")
+        stream.codec_context.flags |= CodecFlags.bitexact.value
+        resample = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate)
+        frame = av.AudioFrame.from_ndarray(samples(seconds, rate, 1, freq).reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        packets = [p for f in resample.resample(frame) + resample.resample(None) for p in stream.encode(f)]
+        packets += stream.encode(None)
+        for i, packet in enumerate(packets):
+            if i in drop:
+                continue
+            if i in spoil:
+                bad = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                bad.pts, bad.dts, bad.duration, bad.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+                bad.stream, packet = stream, bad
+            if late and i in late:
+                packet.pts += round(late[i] / packet.time_base)  # the decode time stays: only the label moves
+            c.mux(packet)
+    return out.getvalue()
+
+
+def two_tracks(rates: tuple = (22050, 44100), default: int = 1, seconds: float = 1.0) -> bytes:
+    """An mkv with two audio tracks of different sample rates; track `default` is marked the default."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as c:
+        c.flags |= ContainerFlags.bitexact.value
+        streams = [c.add_stream("flac", rate=r, layout="mono") for r in rates]
+        for i, stream in enumerate(streams):  # before the header is written
+            stream.disposition = av.stream.Disposition.default if i == default else av.stream.Disposition(0)
+        for stream, rate in zip(streams, rates):
+            frame = av.AudioFrame.from_ndarray(samples(seconds, rate).reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+            for packet in stream.encode(frame) + stream.encode(None):
+                c.mux(packet)
+    return out.getvalue()

@@ -163,3 +163,18 @@ def test_video_staging_is_redone_when_clips_are_cut_differently(monkeypatch):
     monkeypatch.setattr(prepare, "CUTS_VERSION", prepare.CUTS_VERSION + 1)
     after = {s: fingerprint(*s) for s in before}
     assert [s for s in before if before[s] != after[s]] == [("input.format=video",), ("input.format=video", "dedup.mode=exact")]
+
+
+def test_audio_staging_is_redone_when_audio_is_decoded_differently(monkeypatch):
+    """A new audio decoding version, or another audio.max_gap, redoes audio staging in every
+    dedup mode and leaves image and video staging alone."""
+    from mmcurate.pipelines import prepare
+
+    def fingerprint(*sets):
+        return prepare.staging_fingerprint(RunConfig.load(None, list(sets)).validate())
+
+    runs = [("input.format=audio",), ("input.format=audio", "dedup.mode=exact"), (), ("input.format=video",)]
+    before = {s: fingerprint(*s) for s in runs}
+    assert [s for s in runs if fingerprint(*s, "audio.max_gap=1.0") != before[s]] == runs[:2]
+    monkeypatch.setattr(prepare, "AUDIO_DECODE_VERSION", prepare.AUDIO_DECODE_VERSION + 1)
+    assert [s for s in runs if fingerprint(*s) != before[s]] == runs[:2]

@@ -48,6 +48,12 @@ def speech(tmp_path_factory):
     write(root / "i.txt", "a video without sound")
     write(root / "j.wav", am.tone(1.0, channels=6, freq=330.0))
     write(root / "j.txt", "six channels")
+    write(root / "k.m4a", am.remuxed(drop=(20,), freq=1000.0, container="mp4"))  # one AAC packet lost: 64 ms of silence in its place
+    write(root / "k.txt", "a tone with a packet lost")
+    write(root / "l.flac", am.truncated(am.tone(2.0, 44100, fmt="flac", freq=770.0), 0.6))
+    write(root / "l.txt", "a download cut short")
+    write(root / "m.m4a", am.remuxed(drop=tuple(range(20, 25)), freq=880.0, container="mp4"))  # 0.32 s lost
+    write(root / "m.txt", "too much of it lost")
     write(root / "transcription", "<s> c read from a sphinx transcription </s> (c)\n"
                                   "garbage line without an id\n"
                                   "<s> a transcript with no audio </s> (zz)\n")
@@ -62,17 +68,19 @@ def test_audio_folder_reasons_pcm_dedup_and_members(speech, tmp_path):
     assert reasons == {
         "a": "", "b": "duplicate.exact_audio", "c": "", "d": "audio.silent", "e": "audio.empty", "f": "audio.decode_error",
         "g": "audio.too_short", "h": "input.missing_caption", "i": "audio.no_audio_stream", "j": "audio.channels",
-        "zz": "align.missing_audio",
+        "k": "", "l": "audio.truncated", "m": "audio.corrupt", "zz": "align.missing_audio",
     }
     assert rows["b"]["dup_of"] == "a" and rows["b"]["sha256"] == rows["a"]["sha256"]
     assert [r["reason"] for k, r in rows.items() if k.startswith("bad_")] == ["input.bad_row"]
     s = stats(out)
-    assert s["identity_ok"] and s["inputs"] == 12 and s["kept"] == 2
-    assert s["failed"] == {"audio.decode_error": 1, "input.bad_row": 1}
-    assert s["distributions"]["duration_s"]["count"] == 2
+    assert s["identity_ok"] and s["inputs"] == 15 and s["kept"] == 3
+    assert s["failed"] == {"audio.decode_error": 1, "audio.truncated": 1, "audio.corrupt": 1, "input.bad_row": 1}
+    assert s["distributions"]["duration_s"]["count"] == 3
 
     got = {x["__key__"]: x for x in samples(out)}
-    assert sorted(got) == ["a", "c"]
+    assert sorted(got) == ["a", "c", "k"]
+    assert json.loads(got["k"]["json"])["audio_gap"] == 0.064 and "audio_gap" not in json.loads(got["a"]["json"])
+    assert _decode(got["k"]["flac"]) == (16000, 1, 2048 * 16)  # as long as the source: silence where the packet was
     assert sorted(k for k in got["a"] if not k.startswith("__")) == ["flac", "json", "txt"]
     assert _decode(got["a"]["flac"]) == (16000, 1, 32000)
     assert got["a"]["txt"].decode() == "a tone at four hundred and forty hertz"
@@ -89,7 +97,7 @@ def test_audio_folder_reasons_pcm_dedup_and_members(speech, tmp_path):
     # inspect and report draw audio as its waveform
     assert run_cli("inspect", out, "-o", tmp_path / "sheet.png", "--n", "2", "--cols", "2", "--tile", "128") == 0
     assert run_cli("report", out, "-o", tmp_path / "report.html") == 0
-    assert (tmp_path / "report.html").read_text().count("data:image/jpeg;base64,") == 2  # the gallery: a and c
+    assert (tmp_path / "report.html").read_text().count("data:image/jpeg;base64,") == 3  # the gallery: a, c and k
 
     again = tmp_path / "again"
     assert run_cli("run", speech, "--format", "audio", "-o", again, *COMMON, "--set", "audio.max_channels=2") == 0
