@@ -230,6 +230,8 @@ class _Pcm:
 
     def _silence(self, like: av.AudioFrame, seconds: float, at: float) -> None:
         self.count_lost(seconds, f"the last at {at:.3f} s")
+        if self.decoded_s + seconds > self.cfg.max_duration:  # (a jump of hours under a large max_gap)
+            raise _reject("audio.too_long", f"> {self.cfg.max_duration} s (the time stamps jump to {at + seconds:.3f} s)")
         fmt, n = like.format, round(seconds * like.sample_rate)
         shape = (len(like.layout.channels), n) if fmt.is_planar else (1, n * len(like.layout.channels))
         quiet = np.full(shape, 128 if fmt.name.startswith("u8") else 0, _SAMPLE_DTYPES[fmt.name.rstrip("p")])
