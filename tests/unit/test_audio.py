@@ -237,3 +237,26 @@ def test_test_media_is_deterministic():
     for fmt in ("wav", "flac", "mp3", "ogg"):
         assert media.tone(0.5, 48000, fmt=fmt) == media.tone(0.5, 48000, fmt=fmt)
     assert media.no_audio_stream() == media.no_audio_stream()
+
+
+@pytest.mark.parametrize("codec", ["pcm_s16le", "pcm_u8", "pcm_f32le", "pcm_s24le", "pcm_mulaw", "adpcm_ima_wav"])
+def test_the_quick_wav_open_gives_the_same_audio(codec, monkeypatch):
+    """A wav is opened with a 32-byte probe (FFmpeg otherwise reads 5 s of it first): the
+    same samples come out as with FFmpeg's full probe."""
+    rate = 8000 if codec == "pcm_mulaw" else 22050
+    out = io.BytesIO()
+    with av.open(out, "w", format="wav") as c:
+        stream = c.add_stream(codec, rate=rate, layout="stereo")
+        resample = av.AudioResampler(format=stream.codec_context.format.name, layout="stereo", rate=rate)
+        frame = av.AudioFrame.from_ndarray(media.samples(3.0, rate, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = rate
+        for f in resample.resample(frame) + resample.resample(None):
+            c.mux(stream.encode(f))
+        c.mux(stream.encode(None))
+    data = out.getvalue()
+    assert audio_mod._open_options(data) == {"probesize": "32"}
+    quick = process(data, sample_rate=0, channels=0)
+    monkeypatch.setattr(audio_mod, "_open_options", lambda data: {})
+    full = process(data, sample_rate=0, channels=0)
+    assert (quick.pcm_sha256, quick.data, quick.original_codec) == (full.pcm_sha256, full.data, codec)
+    assert quick.duration_s == pytest.approx(3.0, abs=0.05)  # (ADPCM pads its last block)
