@@ -50,8 +50,9 @@ from mmcurate.schemas.record import Rejected, Verdict
 _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad file makes PyAV raise
 _JPEG_QUALITY = 90
 # staged clips cut by an older version are redone. 2: AVI frames in decoder order, audio gaps;
-# 3: source frame times kept; 4: rotated videos upright; 5: the best video stream, not a cover
-CUTS_VERSION = 5
+# 3: source frame times kept; 4: rotated videos upright; 5: the best video stream, not a cover;
+# 6: no silence for vorbis's late-then-early time stamps
+CUTS_VERSION = 6
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
@@ -387,7 +388,9 @@ def _presented(frames, fps: float):
 class _Audio:
     """Decoded audio of the clip's span, resampled to float planar and encoded as AAC. A gap
     between decoded frames (a packet skipped, a hole in the stream) becomes silence, so the
-    audio after it stays in sync; `gap` is the seconds of it inside the span."""
+    audio after it stays in sync; `gap` is the seconds of it inside the span. A jump ahead
+    counts only if the next frame does not take it back: vorbis in ogg labels the frames at a
+    change of block size a few milliseconds late, then early (as in filters/audio.py)."""
 
     def __init__(self, out, source, span: tuple[float, float]):
         ctx = source.codec_context
@@ -398,23 +401,38 @@ class _Audio:
         self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
         self.out, self.t0, self.chunks, self.full = out, None, [], False
         self.next, self.gap = None, 0.0  # where the decoded audio ends; silence inserted in the span
+        self.pending = None  # the last jump ahead, not yet confirmed: (chunk index, from, to, its frame's seconds)
 
     def add(self, frame: av.AudioFrame) -> None:
         t = frame.time
         if self.full or t is None or t + frame.samples / frame.sample_rate <= self.span[0]:
             return
+        slack = max(float(frame.time_base or 0) / 2, 0.001)  # (not a rounded time stamp)
+        if self.next is not None:
+            self._settle(confirmed=t - self.next > -slack)
         if t >= self.span[1]:
             self.full = True
             return
         if self.t0 is None:
             self.t0 = t
-        elif t - self.next > max(float(frame.time_base or 0) / 2, 0.001):  # (not a rounded time stamp)
-            self.chunks.append(np.zeros((len(self.layout.channels), round((t - self.next) * self.rate)), np.float32))
-            self.gap += max(0.0, min(t, self.span[1]) - max(self.next, self.span[0]))
+        elif t - self.next > slack:
+            self.pending = (len(self.chunks), self.next, t, frame.samples / frame.sample_rate)
         self.next = t + frame.samples / frame.sample_rate
         self.chunks += [f.to_ndarray() for f in self.resampler.resample(frame)]
 
+    def _settle(self, confirmed: bool) -> None:
+        """Silence for the pending jump, before its frame's audio, unless the next frame took
+        it back. (With no next frame, a whole frame's worth must be missing.)"""
+        if self.pending is None:
+            return
+        at, start, end, seconds = self.pending
+        self.pending = None
+        if confirmed or end - start >= seconds:
+            self.chunks.insert(at, np.zeros((len(self.layout.channels), round((end - start) * self.rate)), np.float32))
+            self.gap += max(0.0, min(end, self.span[1]) - max(start, self.span[0]))
+
     def encode(self) -> None:
+        self._settle(confirmed=False)
         self.chunks += [f.to_ndarray() for f in self.resampler.resample(None)]
         if not self.chunks:
             return

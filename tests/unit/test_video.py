@@ -359,3 +359,18 @@ def test_a_cover_picture_stream_ahead_of_the_film_is_not_the_video():
         shown = [i for i, t in enumerate(info.frame_times) if start - 0.01 <= t < end - 0.01]
         assert r.method == method and decoded(r.data)[1] == shown
         assert decoded(r.data)[2][1] == pytest.approx(r.duration, abs=0.05)
+
+
+@pytest.mark.parametrize("damage, gap", [({"late": {20: 0.03, 40: 0.008}}, 0.0), ({"drop": (20,)}, 0.064)])
+def test_clip_audio_counts_a_jump_only_when_the_next_frame_keeps_it(damage, gap):
+    """Vorbis in ogg labels frames at a change of block size late, then early: no silence for
+    those. A packet really missing leaves its 64 ms of silence."""
+    from mmcurate.filters.video import _Audio
+    from tests import audio_media
+
+    with av.open(io.BytesIO(audio_media.remuxed(seconds=2.0, **damage))) as src, av.open(io.BytesIO(), "w", format="mp4") as out:
+        sound = _Audio(out, src.streams.audio[0], (0.0, 2.0))
+        for frame in src.decode(audio=0):
+            sound.add(frame)
+        sound.encode()
+    assert sound.gap == pytest.approx(gap, abs=1e-9)
