@@ -1,24 +1,44 @@
-"""Caption cleaning: UTF-8 check, ftfy repair, whitespace normalisation, length bounds."""
+"""Caption cleaning: UTF-8 check, ftfy repair, whitespace normalisation, length bounds, and
+the caption's language (detected always, filtered when text.languages or
+text.min_language_score asks)."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import ftfy
 
+from mmcurate.filters.language import detect, language_verdict_detail
 from mmcurate.schemas.config import TextConfig
 from mmcurate.schemas.record import Verdict
+
+
+class Caption(NamedTuple):
+    text: str  # cleaned; also when dropped, cut to a readable length, so the manifest shows what was rejected
+    verdict: Verdict
+    language: str = ""  # detected for captions that pass the length checks
+    language_score: Optional[float] = None
+
+    def fields(self) -> dict:
+        """The manifest columns of its language."""
+        return {"caption_language": self.language, "caption_language_score": self.language_score}
 
 
 @dataclass(frozen=True)
 class CleanCaption:
     cfg: TextConfig
 
-    def __call__(self, raw: Union[str, bytes, None]) -> tuple[str, Verdict]:
-        """Return (clean caption, verdict). The caption is returned even when dropped, cut
-        to a readable length, so the manifest shows what was rejected."""
+    def __call__(self, raw: Union[str, bytes, None]) -> Caption:
+        text, verdict = self._clean(raw)
+        if not verdict.kept:
+            return Caption(text, verdict)
+        found = detect(text, self.cfg.language_model)
+        why = language_verdict_detail(found, self.cfg.wanted_languages(), self.cfg.min_language_score)
+        return Caption(text, Verdict.reject("text.language", why) if why else verdict, found.code, found.score)
+
+    def _clean(self, raw: Union[str, bytes, None]) -> tuple[str, Verdict]:
         if raw is None:
             return "", Verdict.reject("input.missing_caption")
         if isinstance(raw, (bytes, bytearray)):

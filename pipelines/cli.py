@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resize-mode", choices=["no", "keep_ratio", "center_crop", "border"], help="img2dataset's resize modes (default: border)")
     run.add_argument("--image-size", type=int, help="target size in pixels (default: 256)")
     run.add_argument("--shard-size", type=int, help="input rows per shard (default: 10000)")
+    run.add_argument("--languages", metavar="CODES", help="keep only captions in these languages, e.g. en or en,de (fastText codes; default: every language, detected and recorded as caption_language)")
     run.add_argument("--dedup", choices=["near", "exact", "none"], help="near (default): exact, then perceptual-hash near-duplicate images; exact: identical keys and image bytes only; none: duplicate keys only")
     run.add_argument("--duplicates", choices=["image", "caption", "both", "either"], help="near mode: what makes two samples duplicates (default: image)")
     run.add_argument("--allow-private-hosts", action="store_true", help="allow URLs on private, loopback and link-local addresses")
@@ -140,7 +141,7 @@ def _run_config(args):
         ("image_size", "image.image_size"), ("shard_size", "output.shard_size"), ("clip_model", "clip.model"),
         ("clip_threshold", "clip.threshold"), ("clip_top_fraction", "clip.top_fraction"),
         ("dedup", "dedup.mode"), ("duplicates", "dedup.duplicates"), ("splits", "output.splits"),
-        ("require", "input.require"), ("audio_col", "input.audio_col"), ("video_col", "input.video_col"),
+        ("require", "input.require"), ("languages", "text.languages"), ("audio_col", "input.audio_col"), ("video_col", "input.video_col"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

@@ -127,12 +127,12 @@ def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cu
     row = dict(video_row, key=f"{src.key}_{index:04d}")
     row["media"] = _dumps({"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index})
     if cued:
-        caption, verdict = ctx.clean_caption(clip.text)
-        row.update(caption=caption, captions=[caption] if verdict.kept else [], caption_sha256="")
-        if not verdict.kept and (ctx.cfg.input.requires_text or clip.text.strip()):
-            return apply_verdict(row, verdict), {}
-        if verdict.kept:
-            row["caption_sha256"] = caption_sha256(caption)
+        cleaned = ctx.clean_caption(clip.text)
+        row.update(caption=cleaned.text, captions=[cleaned.text] if cleaned.verdict.kept else [], caption_sha256="", **cleaned.fields())
+        if not cleaned.verdict.kept and (ctx.cfg.input.requires_text or clip.text.strip()):
+            return apply_verdict(row, cleaned.verdict), {}
+        if cleaned.verdict.kept:
+            row["caption_sha256"] = caption_sha256(cleaned.text)
     if clip.too_short:
         return apply_verdict(row, Verdict.reject("video.clip_too_short", f"{clip.end - clip.start:.3f} s < {ctx.cfg.video.min_clip:g} s")), {}
     try:

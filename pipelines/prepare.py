@@ -296,17 +296,17 @@ class PrepareShard(beam.DoFn):
             return Verdict.reject("input.missing_caption") if self.cfg.input.requires_text else Verdict.keep()
         if src.captions:
             cleaned = [self.clean_caption(c) for c in src.captions]
-            good = [text for text, v in cleaned if v.kept]
-            row["captions"] = good
-            row["caption"], verdict = (good[0], Verdict.keep()) if good else cleaned[0]
+            good = [c for c in cleaned if c.verdict.kept]
+            row["captions"] = [c.text for c in good]
+            chosen = good[0] if good else cleaned[0]
         else:
-            raw = src.caption_bytes if src.caption_bytes is not None else src.caption
-            row["caption"], verdict = self.clean_caption(raw)
-            if verdict.kept:
-                row["captions"] = [row["caption"]]
-        if verdict.kept:
-            row["caption_sha256"] = caption_sha256(row["caption"])
-        return verdict
+            chosen = self.clean_caption(src.caption_bytes if src.caption_bytes is not None else src.caption)
+            if chosen.verdict.kept:
+                row["captions"] = [chosen.text]
+        row.update(caption=chosen.text, **chosen.fields())
+        if chosen.verdict.kept:
+            row["caption_sha256"] = caption_sha256(chosen.text)
+        return chosen.verdict
 
     def _count(self, row: dict) -> None:
         name = f"prepare.{row['status']}" + (f".{row['reason']}" if row["reason"] else "")

@@ -218,6 +218,10 @@ def summary_section(stats: dict) -> str:
         ("bytes", f"{stats.get('bytes', 0) / 1e6:,.1f} MB"),
     ]
     numbers += [(f"split {name or '(none)'}", f"{count:,}") for name, count in (stats.get("splits") or {}).items()]
+    languages = sorted((stats.get("languages") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    if languages:  # the three most common caption languages, then how many more
+        shown = ", ".join(f"{code} {100 * n / max(1, stats['kept']):.1f}%" for code, n in languages[:3])
+        numbers.append(("languages", shown + (f" (+{len(languages) - 3} more)" if len(languages) > 3 else "")))
     numbers += [("format", str(stats.get("format", ""))), ("wall time", f"{stats.get('wall_time_s', 0):,.1f} s")]
     cells = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in numbers)
     stages = stats.get("stages", {})

@@ -21,6 +21,7 @@ from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare, staging_fingerprint
 from mmcurate.pipelines.runner import default_workers, is_local, make_pipeline
 from mmcurate.pipelines.stats import identity_errors, merge
+from mmcurate.filters.language import check_languages
 from mmcurate.schemas.config import FORMATS, ConfigError, RunConfig
 from mmcurate.schemas.reasons import FAILED
 
@@ -76,6 +77,9 @@ def run(
         cfg.input.format = fmt
     if cfg.clip.model and cfg.input.media_modality == "audio":
         raise ConfigError("CLIP scores images and video frames, not audio: drop --clip-model (clip.model) for audio inputs")
+    if is_local(beam_args) or not cfg.text.language_model:  # (remote workers load a model path from their own disk)
+        # a missing model, or a code it cannot name (english for en) that would drop every caption: fail now, in one line
+        check_languages(cfg.text.wanted_languages(), cfg.text.language_model)
     if cfg.input.media_modality == "video" and cfg.video.spool_dir and is_local(beam_args):
         _make_spool_dir(cfg.video.spool_dir)
     fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "prepare"))

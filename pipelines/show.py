@@ -10,6 +10,7 @@ from mmcurate.schemas.reasons import REASONS, STAGES
 
 MAX_SHARD_ROWS = 20
 MAX_CLUSTER_ROWS = 10
+_TOP_LANGUAGES = 10  # the rest of the languages share one line
 MEASURES = {  # distribution name -> label
     "caption_chars": "caption chars", "caption_words": "caption words", "original_width": "source width",
     "original_height": "source height", "image_bytes": "image KiB", "clip_score": "CLIP score",
@@ -59,6 +60,19 @@ def render(stats: dict, console: Console | None = None) -> None:
             table.add_column(col, justify="left" if col == "split" else "right")
         for name, n in splits.items():
             table.add_row(name or "(none)", f"{n:,}", f"{100 * n / max(1, stats['kept']):.1f}%")
+        console.print(table)
+
+    languages = stats.get("languages")
+    if languages:
+        table = Table(title="kept samples per caption language")
+        for col in ("language", "samples", "share"):
+            table.add_column(col, justify="left" if col == "language" else "right")
+        ranked = sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))
+        shown, rest = ranked[:_TOP_LANGUAGES], ranked[_TOP_LANGUAGES:]
+        if rest:
+            shown.append((f"{len(rest)} others", sum(n for _, n in rest)))
+        for name, n in shown:
+            table.add_row(name, f"{n:,}", f"{100 * n / max(1, stats['kept']):.1f}%")
         console.print(table)
 
     dists = stats.get("distributions")

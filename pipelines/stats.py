@@ -29,6 +29,7 @@ def account(rows: Iterable[dict]) -> dict:
         "failed": dict(sorted(failed.items())),
         "stages": stages,
         "splits": dict(sorted(Counter(r.get("split") or "" for r in rows if r["status"] == KEPT).items())),
+        "languages": dict(sorted(Counter(r["caption_language"] for r in rows if r["status"] == KEPT and r.get("caption_language")).items())),
         "distributions": distributions(rows),
     }
 
@@ -53,10 +54,11 @@ def distributions(rows: list[dict]) -> dict:
 
 def merge(parts: Iterable[dict]) -> dict:
     """Sum per-shard accounts into one (same shape as `account`)."""
-    total = {"inputs": 0, "kept": 0, "dropped": Counter(), "failed": Counter(), "stages": {}, "splits": Counter()}
+    total = {"inputs": 0, "kept": 0, "dropped": Counter(), "failed": Counter(), "stages": {}, "splits": Counter(), "languages": Counter()}
     dists = []
     for part in parts:
         total["splits"].update(part.get("splits", {}))
+        total["languages"].update(part.get("languages", {}))
         dists.append(part.get("distributions", {}))
         total["inputs"] += part["inputs"]
         total["kept"] += part["kept"]
@@ -71,6 +73,7 @@ def merge(parts: Iterable[dict]) -> dict:
     total["dropped"] = dict(sorted(total["dropped"].items()))
     total["failed"] = dict(sorted(total["failed"].items()))
     total["splits"] = dict(sorted(total["splits"].items()))
+    total["languages"] = dict(sorted(total["languages"].items()))
     total["distributions"] = histogram.merge_named(dists)
     for s in total["stages"].values():
         s["dropped"] = dict(sorted(s["dropped"].items()))

