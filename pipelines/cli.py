@@ -15,6 +15,7 @@ examples:
   mmcurate run urls.parquet -o out --url-col URL --caption-col TEXT
   mmcurate run captions.txt --format flickr --images Images/ -o out
   mmcurate run 'shards/{00000..00099}.tar' -o recurated --format webdataset
+  mmcurate run urls.parquet -o out --languages en   # English captions only (every caption's language is recorded)
   mmcurate run urls.parquet -o gs://bucket/out -- --runner DataflowRunner --project P --region R
 
 audio and video:
@@ -40,6 +41,7 @@ examples:
   mmcurate inspect out -o sheet.png                               # the first 25 kept samples
   mmcurate inspect out --where "clip_score < 0.3" --n 36 --seed 1 # 36 random low scorers
   mmcurate inspect out --reason duplicate.near_image              # what near-dup removal dropped
+  mmcurate inspect out --where "caption_language != 'en'"         # the captions not in English
   mmcurate inspect out --split val --where "len(caption) > 200"
 
 --where takes comparisons of the manifest columns of shards/NNNNN.parquet (key, status,
