@@ -212,3 +212,11 @@ def fixed_windows(duration: float, window: float, min_clip: float) -> list[Clip]
         a, b = i * window, duration if i == n - 1 else (i + 1) * window
         clips.append(Clip(a, b, "", too_short=b - a < min_clip - _EPS))
     return clips
+
+
+def scene_clips(cuts: list[float], duration: float, min_clip: float, max_clip: float) -> list[Clip]:
+    """The scenes between cut times, [0, c1), [c1, c2), ... [cn, duration), each split into
+    equal parts when longer than `max_clip` and too_short when shorter than `min_clip`; no text."""
+    bounds = [0.0] + [c for c in cuts if 0.0 < c < duration] + [duration]
+    scenes = [Cue(a, b, "") for a, b in zip(bounds, bounds[1:])]
+    return plan_clips(scenes, duration, merge_gap=0.0, min_clip=min_clip, max_clip=max_clip, padding=0.0)

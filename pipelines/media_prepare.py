@@ -3,7 +3,7 @@
 Audio: one row, its re-encoded audio as KEY.<format>, `sha256` of the decoded PCM (so the
 same sound in wav and flac is an exact duplicate). Video: one row per planned clip, keyed
 VIDEOKEY_NNNN: clips at subtitle cues (a sidecar .srt/.vtt, else the container's subtitle
-stream), or, without cues, the whole video or fixed windows (video.uncued) with its caption.
+stream), or, without cues, the whole video, fixed windows or its scenes (video.uncued) with its caption.
 Each clip row carries KEY.mp4, KEY.jpg (the middle frame, video.keep_frame) and, in staging
 only, KEY.frameN.jpg for the scorer. Near-dup hashes: the middle frame's (phash, dhash) and
 every sampled frame's (`frame_hashes`: a near-duplicate clip matches at most positions).
@@ -21,8 +21,9 @@ from typing import Any
 from mmcurate.filters.audio import AudioRejected
 from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.near_dup import frame_hashes
+from mmcurate.filters.scenes import scene_cuts
+from mmcurate.filters.subtitles import Clip, SubtitleError, fixed_windows, parse_subtitles, plan_clips, scene_clips
 from mmcurate.filters.text import caption_sha256
-from mmcurate.filters.subtitles import Clip, SubtitleError, fixed_windows, parse_subtitles, plan_clips
 from mmcurate.filters.video import VideoRejected, cut, probe
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.fetch import FetchFailed
@@ -80,9 +81,20 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
     else:
         if not caption_verdict.kept:
             return [(apply_verdict(row, caption_verdict), {})]
-        clips = [Clip(0.0, info.duration, "")] if cfg.uncued == "whole" else fixed_windows(info.duration, cfg.window, cfg.min_clip)
+        try:
+            clips = _uncued_clips(media, info, cfg)
+        except VideoRejected as e:
+            return [(apply_verdict(row, e.verdict), {})]
     cued = cues is not None
     return [_clip_row(ctx, src, row, media, info, i, clip, cued) for i, clip in enumerate(clips)]
+
+
+def _uncued_clips(media, info, cfg) -> list[Clip]:
+    if cfg.uncued == "whole":
+        return [Clip(0.0, info.duration, "")]
+    if cfg.uncued == "scenes":
+        return scene_clips(scene_cuts(media, info, cfg.scene_threshold, cfg.min_clip), info.duration, cfg.min_clip, cfg.max_clip)
+    return fixed_windows(info.duration, cfg.window, cfg.min_clip)
 
 
 @contextlib.contextmanager

@@ -168,9 +168,11 @@ class AudioConfig:
 @dataclass
 class VideoConfig:
     # how a video becomes clips: at subtitle cues when it has them (sidecar .srt/.vtt or a
-    # subtitle stream); without cues: "whole" (one clip, its caption) or "windows"
+    # subtitle stream); without cues: "whole" (one clip, its caption), "windows", or "scenes"
+    # (cut where the picture changes: filters/scenes.py); every clip carries the video's caption
     uncued: str = "whole"
     window: float = 10.0  # seconds per clip for uncued: windows
+    scene_threshold: float = 27.0  # uncued: scenes: PySceneDetect's ContentDetector score that starts a scene (HSV change, 0..255)
     merge_gap: float = 0.5  # cues closer than this (seconds) are merged into one clip
     min_clip: float = 1.0  # clips shorter than this are dropped (video.clip_too_short)
     max_clip: float = 30.0  # longer cues are split into equal parts no longer than this
@@ -193,10 +195,10 @@ class VideoConfig:
     spool_dir: str = ""  # where those temporary files go ("": the system's temp dir; created if missing); deleted once the video is cut
 
     def validate(self):
-        _choice("video.uncued", self.uncued, ("whole", "windows"))
+        _choice("video.uncued", self.uncued, ("whole", "windows", "scenes"))
         _choice("video.reencode", self.reencode, ("auto", "always"))
         _positive("video.max_bytes", self.max_bytes)
-        for name in ("window", "max_clip", "max_fps", "frames", "videos_per_shard"):
+        for name in ("window", "scene_threshold", "max_clip", "max_fps", "frames", "videos_per_shard"):
             _positive(f"video.{name}", getattr(self, name))
         if self.max_height < 0 or self.max_height % 2:
             raise ConfigError("video.max_height must be 0 (keep) or a positive even number")

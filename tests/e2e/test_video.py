@@ -149,6 +149,26 @@ def test_uncued_video_in_windows_without_text(tmp_path):
     assert all(len(v) == 1 for v in splits.values()) and set().union(*splits.values()) == {"train", "val"}
 
 
+def test_uncued_video_cut_at_its_scenes_with_its_caption(tmp_path):
+    from tests.unit.test_scenes import scene
+
+    os.makedirs(tmp_path / "in")
+    vm.encode_frames(tmp_path / "in" / "three.mp4", scene(1, 50, drift=1) + scene(2, 38, drift=2) + scene(3, 62) + scene(4, 10), 25, crf=18)
+    write(str(tmp_path / "in" / "three.txt"), "three scenes of coloured squares")
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "in", "--format", "video", "-o", out, "--workers", "1", "--no-progress",
+                   "--set", "video.uncued=scenes", "--set", "video.max_clip=2.0") == 0
+    rows = {r["key"]: r for r in manifest(out)}
+    spans = {k: (json.loads(r["media"])["start"], json.loads(r["media"])["end"]) for k, r in rows.items()}
+    # scenes start at frames 0, 50, 88 and 150 (0.4 s: shorter than video.min_clip); the third
+    # (2.48 s) is over video.max_clip, so it is cut in two equal halves
+    assert spans == {"three_0000": (0.0, 2.0), "three_0001": (2.0, 3.52), "three_0002": (3.52, 4.76), "three_0003": (4.76, 6.0), "three_0004": (6.0, 6.4)}
+    assert {k: r["reason"] for k, r in rows.items()} == {"three_0000": "", "three_0001": "", "three_0002": "", "three_0003": "", "three_0004": "video.clip_too_short"}
+    got = {x["__key__"]: x for x in samples(out)}
+    assert {k: json.loads(x["json"])["frames"] for k, x in got.items()} == {"three_0000": 50, "three_0001": 38, "three_0002": 31, "three_0003": 31}
+    assert all(x["txt"] == b"three scenes of coloured squares" for x in got.values())
+
+
 def test_an_h264_avi_undecodable_audio_and_a_rotated_phone_video_are_clips_not_failures(tmp_path):
     """AVI labels h264 frames in decode order; a truncated audio packet does not decode; a
     phone video is shown turned. All come out whole, with what was done in the sample json."""
