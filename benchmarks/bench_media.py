@@ -7,7 +7,8 @@ Generates (once, kept in --workdir) AUDIO 6-s 44.1 kHz stereo wav files with sid
 and VIDEOS h264+aac mp4s of VIDEO_SECONDS at 640x360, 25 fps, a keyframe every 2 s, each with
 an .srt whose 2.6-s cues start every 4 s off the keyframes (so every clip is re-encoded: the
 costly path). Then measures, in one process: `ProcessAudio` (decode, resample to 16 kHz mono,
-FLAC) per file, and `probe` + `cut` per cue; and, end to end, `mmcurate run --workers 2` on
+FLAC) per file, and `probe` + `cut` per cue, at the source size and scaled to 240 px
+(video.max_height); and (unless --filters-only), end to end, `mmcurate run --workers 2` on
 the audio folder, on the cued videos, and on the same videos kept whole (stream copy). The
 generated videos share their content, so the video runs use `--dedup none` (dedup comes after
 the costly prepare; with it on, identical clips would be dropped, not skipped).
@@ -74,24 +75,22 @@ def filters_alone(audio_dir: str, video_dir: str) -> dict:
     audio_s = sum(process(open(os.path.join(audio_dir, w), "rb").read()).duration_s for w in wavs)
     audio_wall = time.perf_counter() - started
 
-    cfg = VideoConfig()
-    videos = sorted(p for p in os.listdir(video_dir) if p.endswith(".mp4"))
-    started, source_s, clip_s, clips = time.perf_counter(), 0.0, 0.0, 0
-    for v in videos:
-        path = os.path.join(video_dir, v)
-        info = probe(path, cfg)
-        cues = parse_subtitles(open(path[:-3] + "srt", "rb").read(), "srt")
-        for c in plan_clips(cues, info.duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding):
-            clip_s += cut(path, info, c.start, c.end, cfg).duration
-            clips += 1
-        source_s += info.duration
-    video_wall = time.perf_counter() - started
-    return {
-        "audio_files": len(wavs), "audio_files_per_s": round(len(wavs) / audio_wall, 1),
-        "audio_seconds_per_s": round(audio_s / audio_wall, 1),
-        "video_source_s": round(source_s, 1), "clips": clips, "clip_s": round(clip_s, 1),
-        "video_source_s_per_s": round(source_s / video_wall, 2), "clip_s_per_s": round(clip_s / video_wall, 2),
-    }
+    videos = sorted(os.path.join(video_dir, p) for p in os.listdir(video_dir) if p.endswith(".mp4"))
+    result = {"audio_files": len(wavs), "audio_files_per_s": round(len(wavs) / audio_wall, 1),
+              "audio_seconds_per_s": round(audio_s / audio_wall, 1)}
+    for name, cfg in (("", VideoConfig()), ("scaled_240_", VideoConfig(max_height=240))):
+        started, source_s, clip_s, clips = time.perf_counter(), 0.0, 0.0, 0
+        for path in videos:
+            info = probe(path, cfg)
+            cues = parse_subtitles(open(path[:-3] + "srt", "rb").read(), "srt")
+            for c in plan_clips(cues, info.duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding):
+                clip_s += cut(path, info, c.start, c.end, cfg).duration
+                clips += 1
+            source_s += info.duration
+        video_wall = time.perf_counter() - started
+        result.update({f"{name}video_source_s": round(source_s, 1), f"{name}clips": clips, f"{name}clip_s": round(clip_s, 1),
+                       f"{name}video_source_s_per_s": round(source_s / video_wall, 2), f"{name}clip_s_per_s": round(clip_s / video_wall, 2)})
+    return result
 
 
 def end_to_end(name: str, inputs: list[str], out: str, *flags: str) -> dict:
@@ -114,10 +113,14 @@ def main(argv=None) -> None:
     ap.add_argument("--audio", type=int, default=400, help="audio files (default 400)")
     ap.add_argument("--videos", type=int, default=16, help="videos (default 16)")
     ap.add_argument("--video-seconds", type=float, default=30.0, help="seconds per video (default 30)")
+    ap.add_argument("--filters-only", action="store_true", help="only the filters in one process, no end-to-end runs")
     args = ap.parse_args(argv)
     args.workdir = os.path.abspath(args.workdir)
     audio_dir, video_dir = generate(args.workdir, args.audio, args.videos, args.video_seconds)
     results = {"filters_one_process": filters_alone(audio_dir, video_dir), "end_to_end": []}
+    if args.filters_only:
+        print(json.dumps(results, indent=2))
+        return
     outs = os.path.join(args.workdir, "out")
     e2e = results["end_to_end"]
     e2e.append(end_to_end("audio folder -> 16 kHz mono FLAC", [audio_dir], os.path.join(outs, "audio"), "--format", "audio"))

@@ -42,6 +42,7 @@ import av
 import numpy as np
 from av.codec.context import Flags as CodecFlags
 from av.container import Flags as ContainerFlags
+from av.video.reformatter import VideoReformatter
 
 from mmcurate.filters.subtitles import Cue, cue_text
 from mmcurate.schemas.config import VideoConfig
@@ -323,6 +324,8 @@ def _encode(container, info: VideoInfo, clip: list[float], length: float, cfg: V
         sound = _Audio(out, audio, span) if audio is not None else None
 
         _seek(container, video, _keyframe_before(info, clip[0]) + info.origin)
+        # one of each for all frames: a frame's own .reformat sets up swscale anew each time (~2 ms)
+        scale, turn = VideoReformatter(), VideoReformatter()
         last = -1  # the last frame's pts: they must rise, whatever the source labels
         for frame, t in _presented(_decoded(container, video, audio), info.fps):
             if isinstance(frame, av.AudioFrame):
@@ -335,11 +338,11 @@ def _encode(container, info: VideoInfo, clip: list[float], length: float, cfg: V
                 if sound is None or sound.full:
                     break
                 continue
-            frame = _upright(frame, info.rotation)
+            frame = _upright(frame, info.rotation, turn)
             match = next((w for w in wanted if abs(w - t) < eps), None)
             if match is not None and match not in jpegs:
                 jpegs[match] = _jpeg(frame, width, height)
-            picture = frame.reformat(width, height, "yuv420p")
+            picture = scale.reformat(frame, width, height, "yuv420p")
             last = picture.pts = max(round((t - clip[0]) / video.time_base), last + 1)
             picture.time_base = video.time_base
             picture.pict_type = av.video.frame.PictureType.NONE  # let x264 choose frame types
@@ -460,12 +463,13 @@ def _sample_times(info: VideoInfo, clip: list[float], length: float, n: int) -> 
     return [clip[max(0, bisect_right(clip, clip[0] + (i + 0.5) * length / n + eps) - 1)] for i in range(n)]
 
 
-def _upright(frame, rotation: int):
+def _upright(frame, rotation: int, to_rgb: Optional[VideoReformatter] = None):
     """The frame turned as its display matrix says it is shown (as the ffmpeg CLI turns it):
     clips store upright pixels, since many training loaders ignore the matrix."""
     if not rotation:
         return frame
-    turned = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), rotation // 90)), format="rgb24")
+    rgb = (to_rgb or VideoReformatter()).reformat(frame, format="rgb24").to_ndarray()
+    turned = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(rgb, rotation // 90)), format="rgb24")
     turned.pts, turned.time_base = frame.pts, frame.time_base
     return turned
 
