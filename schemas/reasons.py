@@ -19,6 +19,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "input.missing_image": (DROPPED, "prepare", "a caption (sidecar or annotation) whose image does not exist in the input"),
     "input.unsafe_path": (DROPPED, "prepare", "a tar member or path that escapes its root (`..`, absolute path)"),
     "input.bad_row": (FAILED, "prepare", "a row of a table that cannot be parsed (bad JSON line, wrong column count)"),
+    "input.bad_caption": (DROPPED, "prepare", "the caption value is not text or a list of texts: a number, true/false or an object (a wrong --caption-col?)"),
     "input.unreadable": (FAILED, "prepare", "an input file that cannot be opened or parsed at all (counted as one row)"),
     "input.too_many_rows": (FAILED, "prepare", "a video past the 33,554,432th row of one input file (split the list into several files)"),
     "input.duplicate_key": (DROPPED, "dedup", "another input row has the same key; the first in input order is kept"),

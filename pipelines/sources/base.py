@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
 from mmcurate.pipelines import fileio
+from mmcurate.schemas.record import Verdict
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 TABLE_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".json.gz", ".jsonl.gz", ".csv.gz", ".tsv.gz", ".ndjson")
@@ -63,3 +65,20 @@ def is_unsafe_member(name: str) -> bool:
     """A tar member that would escape its root if extracted."""
     parts = name.replace("\\", "/").split("/")
     return name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":")
+
+
+def caption_texts(value: Any, where: str) -> tuple[list[str], Verdict]:
+    """The texts of a caption field (a table column, a sidecar json's `caption`): a string is
+    one; a list of strings is several (the first usable becomes KEY.txt, as with COCO); null,
+    NaN (pandas' missing value) and an empty list are none (input.missing_caption later).
+    Anything else is not text and is not turned into text: a number, true/false or an object
+    is input.bad_caption (`str()` would have kept "nan", "True" or "{'en': ...}" as captions)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return [], Verdict.keep()
+    if isinstance(value, str):
+        return [value], Verdict.keep()
+    if isinstance(value, (list, tuple)) and all(v is None or isinstance(v, str) for v in value):
+        return [v for v in value if v is not None], Verdict.keep()
+    kinds = {bool: "true/false", int: "a number", float: "a number", dict: "an object", list: "a list with non-text items", tuple: "a list with non-text items"}
+    kind = kinds.get(type(value), f"a {type(value).__name__}")
+    return [], Verdict.reject("input.bad_caption", f"{where} is {kind}, not text: {repr(value)[:60]}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from typing import Iterator, NamedTuple, Optional
 
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import IMAGE_EXTS, ReadTask, ext_of
+from mmcurate.pipelines.sources.base import IMAGE_EXTS, ReadTask, caption_texts, ext_of
 from mmcurate.schemas.record import SourceRow, Verdict
 
 SIDECAR_EXTS = ("txt", "json")
@@ -39,7 +39,7 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
     i = 0
     for stem, files in task.payload:
         images = [f for ext in IMAGE_EXTS for f in files.get(ext, [])]
-        caption_bytes, extra, verdict = read_sidecar(root, files)
+        sidecar = read_sidecar(root, files)
         if not images:
             sidecar = (files.get("txt") or files.get("json"))[0]
             yield SourceRow(make_key(stem), (task.task, i), fileio.join(root, sidecar), verdict=Verdict.reject("input.missing_image"))
@@ -47,26 +47,40 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
             continue
         for image in images:  # a.jpg and a.png share a key: the second becomes input.duplicate_key
             path = fileio.join(root, image)
-            row = SourceRow(make_key(stem), (task.task, i), path, media=path, caption_bytes=caption_bytes, extra=dict(extra))
-            if not verdict.kept:
-                row.verdict = verdict
-            elif caption_bytes is None:
+            row = SourceRow(make_key(stem), (task.task, i), path, media=path, caption_bytes=sidecar.caption_bytes,
+                            captions=list(sidecar.captions), extra=dict(sidecar.extra))
+            if not sidecar.verdict.kept:
+                row.verdict = sidecar.verdict
+            elif not sidecar.has_text:
                 row.verdict = Verdict.reject("input.missing_caption")
             yield row
             i += 1
 
 
-def read_sidecar(root: str, files: dict) -> tuple[bytes | None, dict, Verdict]:
-    """A stem's caption bytes from `a.txt`, or `a.json`'s `caption` (its other fields: extra)."""
+class Sidecar(NamedTuple):
+    caption_bytes: Optional[bytes]  # one caption, checked (UTF-8) and cleaned in prepare
+    captions: list[str]  # or several: `a.json` with a list as its `caption`
+    extra: dict  # the json's other fields
+    verdict: Verdict
+
+    @property
+    def has_text(self) -> bool:
+        return self.caption_bytes is not None or bool(self.captions)
+
+
+def read_sidecar(root: str, files: dict) -> Sidecar:
+    """A stem's caption from `a.txt`, or `a.json`'s `caption` (its other fields: extra)."""
     if files.get("txt"):
-        return fileio.read_bytes(fileio.join(root, files["txt"][0])), {}, Verdict.keep()
+        return Sidecar(fileio.read_bytes(fileio.join(root, files["txt"][0])), [], {}, Verdict.keep())
     if files.get("json"):
         try:
             doc = json.loads(fileio.read_bytes(fileio.join(root, files["json"][0])))
         except ValueError as e:
-            return None, {}, Verdict.reject("input.bad_row", f"sidecar json: {e}")
+            return Sidecar(None, [], {}, Verdict.reject("input.bad_row", f"sidecar json: {e}"))
         if not isinstance(doc, dict):
-            return None, {}, Verdict.reject("input.bad_row", "sidecar json is not an object")
-        caption = doc.pop("caption", None)
-        return (caption.encode("utf-8") if isinstance(caption, str) else None), doc, Verdict.keep()
-    return None, {}, Verdict.keep()
+            return Sidecar(None, [], {}, Verdict.reject("input.bad_row", "sidecar json is not an object"))
+        texts, verdict = caption_texts(doc.pop("caption", None), "the sidecar json's caption")
+        if len(texts) == 1:  # (surrogatepass: a "\udcxx" escape becomes bytes that fail as text.invalid_utf8)
+            return Sidecar(texts[0].encode("utf-8", "surrogatepass"), [], doc, verdict)
+        return Sidecar(None, texts, doc, verdict)
+    return Sidecar(None, [], {}, Verdict.keep())

@@ -71,9 +71,10 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
 
 def _media_row(task, i, root, stem, rel, files, texts) -> SourceRow:
     path = fileio.join(root, rel)
-    caption_bytes, extra, verdict = read_sidecar(root, files)
-    row = SourceRow(make_key(stem), (task.task, i), path, media=path, caption_bytes=caption_bytes, extra=extra, verdict=verdict)
-    if texts and caption_bytes is None:
+    sidecar = read_sidecar(root, files)
+    row = SourceRow(make_key(stem), (task.task, i), path, media=path, caption_bytes=sidecar.caption_bytes,
+                    captions=list(sidecar.captions), extra=sidecar.extra, verdict=sidecar.verdict)
+    if texts and not sidecar.has_text:
         row.captions = list(texts)
     subtitles = [f for ext in SUBTITLE_EXTS for f in files.get(ext, [])]
     if subtitles:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from mmcurate.filters.keys import make_key, position_key
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import ReadTask, parent_of, resolve
+from mmcurate.pipelines.sources.base import ReadTask, caption_texts, parent_of, resolve
 from mmcurate.schemas.config import InputConfig
 from mmcurate.schemas.record import SourceRow, Verdict
 
@@ -27,17 +27,19 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
             yield SourceRow(position_key(task.task, i), (task.task, i), where, verdict=Verdict.reject("input.bad_row", record.detail))
             continue
         url = record.pop(cfg.audio_col or cfg.video_col or cfg.url_col, None)
-        caption = record.pop(cfg.caption_col, None)
+        texts, caption_verdict = caption_texts(record.pop(cfg.caption_col, None), f"column {cfg.caption_col!r}")
         key = position_key(task.task, i)
         if cfg.key_col and record.get(cfg.key_col) not in (None, ""):
             key = make_key(str(record[cfg.key_col]))
-        row = SourceRow(key, (task.task, i), where, extra=_jsonable(record))
-        if caption is not None and not isinstance(caption, str):
-            caption = str(caption)
-        if caption is not None and _has_surrogates(caption):
-            row.caption_bytes = caption.encode("utf-8", "surrogateescape")
+        row = SourceRow(key, (task.task, i), where, extra=_jsonable(record), verdict=caption_verdict)
+        # text that was not valid UTF-8 (csv read with surrogateescape) goes as its bytes: text.invalid_utf8
+        texts = [t.encode("utf-8", "surrogateescape") if _has_surrogates(t) else t for t in texts]
+        if len(texts) == 1 and isinstance(texts[0], bytes):
+            row.caption_bytes = texts[0]
+        elif len(texts) == 1:
+            row.caption = texts[0]
         else:
-            row.caption = caption
+            row.captions = texts  # none, or several (a list column): the first usable one is KEY.txt
         if url in (None, "") or not isinstance(url, str):
             row.verdict = Verdict.reject("input.missing_url")
         else:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.util import jpeg, run_cli, samples, stats, write
+from tests.util import jpeg, manifest, run_cli, samples, stats, write
 
 
 def curate(src, out, *args):
@@ -77,6 +77,51 @@ def test_table_columns_and_key_column(tmp_path):
     keys = sorted(x["__key__"] for x in samples(out))
     assert len(keys) == 3 and all(k.startswith("img-") and "." not in k for k in keys)
     assert json.loads(samples(out)[0]["json"])["id"].startswith("img-")
+
+
+@pytest.mark.parametrize("kind", ["parquet", "jsonl"])
+def test_table_captions_that_are_not_one_text(tmp_path, kind):
+    """A list is several captions; null, NaN and [] are none; a number, true/false or an object
+    is input.bad_caption, never str()-ed into a caption like "nan" or "{'en': ...}"."""
+    captions = [["a dog on a beach", "b", "a brown dog running"], [], None, 1.5, True, {"en": "a dog"}]
+    if kind == "parquet":  # (one type per column: each caption in a column of its own)
+        names = []
+        for i, caption in enumerate(captions):
+            write(str(tmp_path / f"imgs/p{i}.jpg"), jpeg(300, 240, seed=i))
+            pq.write_table(pa.Table.from_pylist([{"url": f"imgs/p{i}.jpg", "caption": caption}]), tmp_path / f"t{i}.parquet")
+            names.append(tmp_path / f"t{i}.parquet")
+        pq.write_table(pa.table({"url": ["imgs/p0.jpg"], "caption": pa.array([float("nan")])}), tmp_path / "t6.parquet")
+        names.append(tmp_path / "t6.parquet")
+    else:
+        for i, caption in enumerate(captions):
+            write(str(tmp_path / f"imgs/p{i}.jpg"), jpeg(300, 240, seed=i))
+        write(str(tmp_path / "t.jsonl"), "\n".join(json.dumps({"url": f"imgs/p{i}.jpg", "caption": c}) for i, c in enumerate(captions)))
+        names = [tmp_path / "t.jsonl"]
+    out = tmp_path / "out"
+    assert run_cli("run", *names, "-o", out, "--workers", "1", "--no-progress", "--dedup", "none") == 0
+    rows = sorted(manifest(out), key=lambda r: (r["order_task"], r["order_row"]))
+    assert [(r["reason"], r["caption"], r["captions"]) for r in rows[:6]] == [
+        ("", "a dog on a beach", ["a dog on a beach", "a brown dog running"]),  # "b" is text.too_short
+        ("input.missing_caption", "", []), ("input.missing_caption", "", []),
+        ("input.bad_caption", "", []), ("input.bad_caption", "", []), ("input.bad_caption", "", []),
+    ]
+    assert rows[3]["error"] == "column 'caption' is a number, not text: 1.5"
+    assert rows[5]["error"] == "column 'caption' is an object, not text: {'en': 'a dog'}"
+    if kind == "parquet":
+        assert rows[6]["reason"] == "input.missing_caption"  # NaN, as pandas writes a missing value
+
+
+def test_a_json_sidecar_with_a_list_or_a_number_as_its_caption(tmp_path):
+    for i, caption in enumerate([["a red car", "a car parked on a street"], 42, "broken \udcff escape"]):
+        write(str(tmp_path / f"in/s{i}.jpg"), jpeg(300, 240, seed=i))
+        write(str(tmp_path / f"in/s{i}.json"), json.dumps({"caption": caption, "licence": "cc"}))
+    out = tmp_path / "out"
+    s = curate([tmp_path / "in"], out, "--dedup", "none")
+    assert (s["kept"], s["dropped"]) == (1, {"input.bad_caption": 1, "text.invalid_utf8": 1})
+    rows = {r["key"]: r for r in manifest(out)}
+    assert rows["s0"]["captions"] == ["a red car", "a car parked on a street"] and rows["s0"]["caption"] == "a red car"
+    assert rows["s1"]["error"] == "the sidecar json's caption is a number, not text: 42"
+    assert json.loads(samples(out)[0]["json"])["licence"] == "cc"
 
 
 def test_several_table_files_keep_input_order(tmp_path):
