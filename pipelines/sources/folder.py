@@ -8,7 +8,7 @@ from typing import Iterator, NamedTuple, Optional
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.sources.base import IMAGE_EXTS, ReadTask, caption_texts, ext_of
-from mmcurate.schemas.record import SourceRow, Verdict
+from mmcurate.schemas.record import SourceRow, Verdict, error_text
 
 SIDECAR_EXTS = ("txt", "json")
 
@@ -69,12 +69,19 @@ class Sidecar(NamedTuple):
 
 
 def read_sidecar(root: str, files: dict) -> Sidecar:
-    """A stem's caption from `a.txt`, or `a.json`'s `caption` (its other fields: extra)."""
+    """A stem's caption from `a.txt`, or `a.json`'s `caption` (its other fields: extra). A
+    sidecar that cannot be read (a dangling link, an I/O error) fails this stem's rows as
+    input.unreadable; the stems after it are read on."""
+    name = (files.get("txt") or files.get("json") or [None])[0]
+    try:
+        data = fileio.read_bytes(fileio.join(root, name)) if name else None
+    except OSError as e:  # (Beam's BeamIOError for gs:// and s3:// is one too)
+        return Sidecar(None, [], {}, Verdict.reject("input.unreadable", error_text(e, 300)))
     if files.get("txt"):
-        return Sidecar(fileio.read_bytes(fileio.join(root, files["txt"][0])), [], {}, Verdict.keep())
+        return Sidecar(data, [], {}, Verdict.keep())
     if files.get("json"):
         try:
-            doc = json.loads(fileio.read_bytes(fileio.join(root, files["json"][0])))
+            doc = json.loads(data)
         except ValueError as e:
             return Sidecar(None, [], {}, Verdict.reject("input.bad_row", f"sidecar json: {e}"))
         if not isinstance(doc, dict):

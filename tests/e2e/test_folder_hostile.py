@@ -2,6 +2,7 @@
 run completes, unusual-but-valid images are kept, and the output validates."""
 
 import json
+import os
 
 import pytest
 from PIL import Image
@@ -43,6 +44,8 @@ def run(tmp_path_factory):
     }
     for name, data in files.items():
         write(str(src / name), data)
+    write(str(src / "dangling.jpg"), jpeg(300, 200, seed=17))
+    os.symlink(src / "gone" / "dangling.txt", src / "dangling.txt")  # listed, cannot be read: only its own row fails
     out = tmp_path_factory.mktemp("out") / "out"
     assert run_cli("run", src, "-o", out, "--workers", "1", "--no-progress", "--shard-size", "7") == 0
     return str(out)
@@ -64,6 +67,7 @@ EXPECTED = {
     "plain_copy": ("dropped", "duplicate.exact_image"),  # ok_plain is the smaller key
     "cmyk": ("kept", ""), "palette": ("kept", ""), "rgba": ("kept", ""), "photo": ("kept", ""), "rotated": ("kept", ""),
     "sub_nested": ("kept", ""),
+    "dangling": ("failed", "input.unreadable"),
 }
 
 
@@ -89,18 +93,18 @@ def test_duplicate_keys_keep_the_first_file(run):
 
 def test_counts_and_identity(run):
     s = stats(run)
-    assert s["inputs"] == 23  # 22 images + 1 orphan caption; README.md is not a sample
+    assert s["inputs"] == 24  # 23 images + 1 orphan caption; README.md is not a sample
     assert s["ignored_files"] == 1
     assert s["kept"] == 10
-    assert s["failed"] == {"image.empty_file": 1, "image.truncated": 1, "image.unidentified": 1}
+    assert s["failed"] == {"image.empty_file": 1, "image.truncated": 1, "image.unidentified": 1, "input.unreadable": 1}
     assert s["dropped"] == {
         "duplicate.exact_image": 1, "image.too_many_pixels": 2, "image.too_small": 1, "input.duplicate_key": 1,
         "input.missing_caption": 1, "input.missing_image": 1, "text.empty": 1, "text.invalid_utf8": 1, "text.too_long": 1,
     }
     assert s["inputs"] == s["kept"] + sum(s["dropped"].values()) + sum(s["failed"].values())
-    assert s["stages"]["prepare"]["inputs"] == 23 and s["stages"]["dedup"]["inputs"] == 12 and s["stages"]["dedup"]["kept"] == 10
+    assert s["stages"]["prepare"]["inputs"] == 24 and s["stages"]["dedup"]["inputs"] == 12 and s["stages"]["dedup"]["kept"] == 10
     assert s["identity_ok"] is True
-    assert len(s["shards"]) == 4  # 22 stems in folder chunks of 7
+    assert len(s["shards"]) == 4  # 23 stems in folder chunks of 7
 
 
 def test_kept_samples_read_back(run):
