@@ -10,7 +10,7 @@ from typing import Iterator
 
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import ReadTask
+from mmcurate.pipelines.sources.base import ReadTask, caption_texts
 from mmcurate.schemas.record import SourceRow, Verdict
 
 
@@ -47,12 +47,25 @@ def read_coco(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
     if not isinstance(images, list) or not isinstance(annotations, list):
         raise ValueError(f"{task.locator}: not COCO captions JSON (needs 'images' and 'annotations' lists)")
     by_image: dict = {}
-    for ann in annotations:
-        if isinstance(ann, dict) and "image_id" in ann:
-            by_image.setdefault(ann["image_id"], []).append(str(ann.get("caption", "")))
+    not_text: dict = {}  # image id -> the first of its captions that is not text
     i = 0
+    for n, ann in enumerate(annotations):  # an annotation no image can claim is a row of its own
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            yield SourceRow(f"badrow_{task.task:05d}_{n:09d}", (task.task, i), f"{task.locator}#annotations[{n}]",
+                            verdict=Verdict.reject("input.bad_row", f"annotation {n} is not an object with an image_id: {repr(ann)[:80]}"))
+            i += 1
+            continue
+        texts, verdict = caption_texts(ann.get("caption"), f"annotation {n}'s caption")
+        by_image.setdefault(ann["image_id"], []).extend(texts)
+        if not verdict.kept:
+            not_text.setdefault(ann["image_id"], verdict)
     known = set()
-    for img in images:
+    for n, img in enumerate(images):
+        if not isinstance(img, dict):
+            yield SourceRow(f"badrow_{task.task:05d}_{len(annotations) + n:09d}", (task.task, i), f"{task.locator}#images[{n}]",
+                            verdict=Verdict.reject("input.bad_row", f"image {n} is not an object: {repr(img)[:80]}"))
+            i += 1
+            continue
         name = str(img.get("file_name", ""))
         known.add(img.get("id"))
         path = fileio.join(root, name)
@@ -61,8 +74,8 @@ def read_coco(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
         row = SourceRow(make_key(stem_of(name) or f"id_{img.get('id')}"), (task.task, i), path, media=path, captions=texts, extra=extra)
         if not name:
             row.verdict = Verdict.reject("input.missing_url")
-        elif not texts:
-            row.verdict = Verdict.reject("input.missing_caption")
+        elif not texts:  # (captions that were not text: say so rather than "missing")
+            row.verdict = not_text.get(img.get("id")) or Verdict.reject("input.missing_caption")
         yield row
         i += 1
     for image_id in sorted((k for k in by_image if k not in known), key=str):

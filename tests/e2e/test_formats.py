@@ -158,6 +158,29 @@ def test_coco(tmp_path):
     assert got["COCO_000000000001"]["caption"] == "A man riding a horse." and got["COCO_000000000001"]["id"] == 1
 
 
+def test_coco_annotations_that_are_not_captions(tmp_path):
+    images = [{"id": i, "file_name": f"c{i}.jpg"} for i in (1, 2, 3)] + ["not an image entry"]
+    for img in images[:3]:
+        write(str(tmp_path / "images" / img["file_name"]), jpeg(300, 240, seed=img["id"]))
+    annotations = [
+        {"image_id": 1, "caption": None}, {"image_id": 1, "caption": ["A dog on a sofa.", "A sleeping dog."]},
+        {"image_id": 2, "caption": 7}, {"image_id": 3, "caption": None},
+        {"caption": "no image_id"}, "not an annotation",
+    ]
+    write(str(tmp_path / "captions.json"), json.dumps({"images": images, "annotations": annotations}))
+    out = tmp_path / "out"
+    s = curate([tmp_path / "captions.json"], out, "--dedup", "none")
+    assert (s["inputs"], s["kept"]) == (6, 1)
+    assert s["dropped"] == {"input.bad_caption": 1, "input.missing_caption": 1}
+    assert s["failed"] == {"input.bad_row": 3}  # two annotations and one image entry
+    rows = {r["key"]: r for r in manifest(out)}
+    assert rows["c1"]["captions"] == ["A dog on a sofa.", "A sleeping dog."]  # null is no caption, not "None"
+    assert rows["c2"]["error"] == "annotation 2's caption is a number, not text: 7"
+    assert rows["c3"]["reason"] == "input.missing_caption"
+    assert sorted(r["error"][:24] for r in rows.values() if r["reason"] == "input.bad_row") == [
+        "annotation 4 is not an o", "annotation 5 is not an o", "image 3 is not an object"]
+
+
 def test_flickr_with_images_flag(tmp_path):
     lines = ["image,caption"]
     for i in range(3):
