@@ -12,7 +12,7 @@ from typing import Iterator
 
 from mmcurate.filters.keys import make_key
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import IMAGE_EXTS, ReadTask, is_unsafe_member
+from mmcurate.pipelines.sources.base import IMAGE_EXTS, ReadTask, caption_texts, is_unsafe_member
 from mmcurate.schemas.record import SourceRow, Verdict
 
 TEXT_EXTS = ("txt", "caption", "text")
@@ -42,13 +42,14 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
         text = next((members[e] for e in TEXT_EXTS if e in members), None)
         if text is not None:
             row.caption_bytes = text.payload
-        elif doc is not None and isinstance(doc.payload, dict) and isinstance(doc.payload.get("caption"), str):
-            row.caption = doc.payload["caption"]
+        elif doc is not None and isinstance(doc.payload, dict):  # a json's caption: one text or several
+            texts, row.verdict = caption_texts(doc.payload.get("caption"), f"{doc.name}'s caption")
+            row.caption, row.captions = (texts[0], []) if len(texts) == 1 else (None, texts)
         if image is None:
             row.verdict = Verdict.reject("input.missing_image")
         else:
             row.media, row.member = task.locator, image.name
-            if text is None and row.caption is None:
+            if text is None and row.caption is None and not row.captions and row.verdict.kept:
                 row.verdict = Verdict.reject("input.missing_caption")
         yield row
         i += 1

@@ -212,14 +212,17 @@ def test_webdataset_recuration(tmp_path):
     members += [("../../etc/x.jpg", jpeg(300, 240, seed=50)), ("../../etc/x.txt", b"escape")]
     members += [("nocap.jpg", jpeg(300, 240, seed=51))]
     members += [("dir/deep.sample.jpg", jpeg(300, 240, seed=52)), ("dir/deep.sample.txt", b"key with a dir and a dot")]
+    members += [("j0.jpg", jpeg(300, 240, seed=53)), ("j0.json", json.dumps({"caption": ["a json caption", "and another"]}).encode())]
+    members += [("j1.jpg", jpeg(300, 240, seed=54)), ("j1.json", json.dumps({"caption": 3}).encode())]
     make_tar(tmp_path / "in-000.tar", members)
     make_tar(tmp_path / "in-001.tar", [("t0.jpg", jpeg(300, 240, seed=60)), ("t0.txt", b"second shard")])
     out = tmp_path / "out"
     s = curate([str(tmp_path / "in-{000..001}.tar")], out)
     assert s["format"] == "webdataset"
-    assert s["kept"] == 6
-    assert s["dropped"] == {"input.missing_caption": 1, "input.unsafe_path": 1}
+    assert s["kept"] == 7
+    assert s["dropped"] == {"input.bad_caption": 1, "input.missing_caption": 1, "input.unsafe_path": 1}
     got = {x["__key__"]: x for x in samples(out)}
+    assert json.loads(got["j0"]["json"])["captions"] == ["a json caption", "and another"] and got["j0"]["txt"] == b"a json caption"
     assert json.loads(got["s2"]["json"])["score"] == 2 and got["s2"]["txt"] == b"sample 2"
     assert "dir_deep" in got and got["dir_deep"]["txt"] == b"key with a dir and a dot"
     assert not os.path.exists(tmp_path / "etc")
