@@ -22,7 +22,7 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from mmcurate.filters.keys import make_key
 from mmcurate.pipelines import fileio
@@ -100,11 +100,12 @@ def _librispeech(lines) -> Iterator[Entry]:
         yield Entry(n, media_id(ident), text) if text else Entry(n, "", "", f"line {n}: expected 'utterance-id text'")
 
 
-def _pick(record: dict, names: tuple[str, ...]) -> Optional[str]:
+def _pick(record: dict, names: tuple[str, ...]) -> Any:
+    """The value of the first of these columns (in any case) that has one, as stored."""
     lowered = {str(k).lower(): k for k in record}
     for name in names:
         if name in lowered and record[lowered[name]] not in (None, ""):
-            return str(record[lowered[name]])
+            return record[lowered[name]]
     return None
 
 
@@ -112,6 +113,9 @@ def _record_entry(n: int, record) -> Entry:
     if not isinstance(record, dict):
         return Entry(n, "", "", f"line {n}: not an object")
     ident, text = _pick(record, ID_COLUMNS), _pick(record, TEXT_COLUMNS)
+    if text is not None and not isinstance(text, str):  # a number or a list in a json line: not str()-ed into text
+        return Entry(n, "", "", f"line {n}: its text is {type(text).__name__} {repr(text)[:60]}, not a string")
+    ident = None if ident is None else str(ident)  # (ids may be numbers)
     start, end = _pick(record, ("start",)), _pick(record, ("end",))
     if ident is not None and start is not None and end is not None:  # MSVD: VideoID_Start_End.avi
         ident = f"{ident}_{start}_{end}"

@@ -22,9 +22,10 @@ def test_sphinx_librispeech_tables_and_msrvtt(tmp_path):
     assert _entries(libri) == [(1, "84-121123-0000", "GO DO YOU HEAR", ""), (2, "", "", "line 2: expected 'utterance-id text'")]
     tsv = write(tmp_path / "t.tsv", "file\ttranscript\nclips/a.wav\thello\nb\t\n")
     assert _entries(tsv)[0] == (2, "a", "hello", "") and _entries(tsv)[1][3].startswith("line 3: needs a media column")
-    jsonl = write(tmp_path / "c.jsonl", '{"video": "video9149.mp4", "caption": "a boy sings"}\n[1]\n{bad\n')
+    jsonl = write(tmp_path / "c.jsonl", '{"video": "video9149.mp4", "caption": "a boy sings"}\n[1]\n{bad\n{"id": 7, "text": ["a", "b"]}\n{"id": 8, "text": "eight"}\n')
     got = _entries(jsonl)
     assert got[0] == (1, "video9149", "a boy sings", "") and got[1][3] == "line 2: not an object" and got[2][3].startswith("line 3: ")
+    assert got[3][3] == "line 4: its text is list ['a', 'b'], not a string" and got[4] == (5, "8", "eight", "")  # (ids may be numbers)
     msrvtt = write(tmp_path / "train_val.json", json.dumps({"sentences": [{"video_id": "video0", "caption": "a car"}, {"video_id": "video0", "caption": "a red car"}]}))
     texts, bad = transcripts.captions_by_id([str(msrvtt)])
     assert texts == {"video0": ["a car", "a red car"]} and bad == []
