@@ -29,7 +29,7 @@ from mmcurate.pipelines import fileio
 from mmcurate.pipelines.fetch import FetchFailed
 from mmcurate.pipelines.sources.base import ext_of
 from mmcurate.pipelines.tario import FRAME_PREFIX
-from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict
+from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, error_text
 
 
 def _dumps(doc: dict) -> str:
@@ -72,6 +72,8 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
         return [(apply_verdict(row, e.verdict), {})]
     except SubtitleError as e:
         return [(apply_verdict(row, Verdict.reject("video.bad_subtitles", f"{src.subtitles or 'subtitle stream'}: {e}")), {})]
+    except OSError as e:  # the sidecar cannot be read (a dangling link, an I/O error)
+        return [(apply_verdict(row, Verdict.reject("input.unreadable", error_text(e, 300))), {})]
     if cues is not None:  # cut at the cues; each clip's text is its cues' text
         if not cues:
             return [(apply_verdict(row, Verdict.reject("video.no_cues", "the subtitles hold no cue")), {})]

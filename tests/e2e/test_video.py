@@ -169,6 +169,19 @@ def test_uncued_video_cut_at_its_scenes_with_its_caption(tmp_path):
     assert all(x["txt"] == b"three scenes of coloured squares" for x in got.values())
 
 
+def test_a_subtitle_sidecar_that_cannot_be_read_fails_its_video_alone(tmp_path):
+    os.makedirs(tmp_path / "in")
+    for name in ("a", "b"):
+        vm.make_video(tmp_path / "in" / f"{name}.mp4", seconds=2.0)
+    write(str(tmp_path / "in" / "b.srt"), "1\n00:00:00,000 --> 00:00:01,500\nhello there\n")
+    os.symlink(tmp_path / "gone.srt", tmp_path / "in" / "a.srt")
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "in", "--format", "video", "-o", out, "--workers", "1", "--no-progress") == 0
+    rows = {r["key"]: r for r in manifest(out)}
+    assert (rows["a"]["reason"], rows["a"]["error"].split(":")[0]) == ("input.unreadable", "FileNotFoundError")
+    assert rows["b_0000"]["status"] == "kept" and rows["b_0000"]["caption"] == "hello there"
+
+
 def test_an_h264_avi_undecodable_audio_and_a_rotated_phone_video_are_clips_not_failures(tmp_path):
     """AVI labels h264 frames in decode order; a truncated audio packet does not decode; a
     phone video is shown turned. All come out whole, with what was done in the sample json."""
