@@ -84,7 +84,8 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
         if not caption_verdict.kept:
             return [(apply_verdict(row, caption_verdict), {})]
         try:
-            clips = _uncued_clips(media, info, cfg)
+            with ctx.cpu_slots:  # (finding scene cuts decodes the whole video)
+                clips = _uncued_clips(media, info, cfg)
         except VideoRejected as e:
             return [(apply_verdict(row, e.verdict), {})]
     cued = cues is not None
