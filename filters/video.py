@@ -206,19 +206,36 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
     clip = times[lo:hi]
     after = times[hi] if hi < len(times) else None  # the first frame not in the clip
     length = (after if after is not None else clip[-1] + 1 / info.fps) - clip[0]  # until the next frame
+    kept = subsampled(clip, cfg.fps)  # video.fps: fewer frames, re-encoded
     keys = set(info.keyframes)
     copy = (cfg.reencode == "auto" and info.codec == _COPY_VIDEO and clip[0] in keys
-            and info.container != "avi" and not info.rotation
+            and info.container != "avi" and not info.rotation and kept == clip
             and output_size(info, cfg) == (info.width, info.height)
             and (after is None or after in keys))
     try:
         data = _copy(src, info, clip, after) if copy else None
         if data is not None:
             return _result(data, clip, length, "copy", _sample_jpegs(src, info, clip, length, cfg.frames))
-        data, jpegs, gap = _reencode(src, info, clip, length, cfg)  # samples its frames while it decodes
-        return _result(data, clip, length, "reencode", jpegs, gap)
+        data, jpegs, gap = _reencode(src, info, clip, kept, length, cfg)  # samples its frames while it decodes
+        return _result(data, kept, length, "reencode", jpegs, gap)
     except _ERRORS as e:
         raise _reject("video.cut_error", _describe(e)) from None
+
+
+def subsampled(clip: list[float], fps: float) -> list[float]:
+    """The clip's frames at no more than `fps` a second (video2dataset's frame-rate
+    subsampling): the first frame in each 1/fps slot from the clip's first frame, so the rate
+    is `fps` on average and every kept frame keeps its source time. All of them for fps 0 or a
+    rate at or above the source's."""
+    if not fps:
+        return clip
+    kept, slot = [], -1
+    for t in clip:
+        k = math.floor((t - clip[0]) * fps + 1e-6)
+        if k > slot:
+            kept.append(t)
+            slot = k
+    return kept
 
 
 def _copy(src: Source, info: VideoInfo, clip: list[float], after: Optional[float]) -> Optional[bytes]:
@@ -291,21 +308,21 @@ def output_size(info: VideoInfo, cfg: VideoConfig) -> tuple[int, int]:
     return width // 2 * 2, height // 2 * 2
 
 
-def _reencode(src: Source, info: VideoInfo, clip: list[float], length: float, cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
-    """Decode from the keyframe before the clip; encode its frames (and its audio span), and
-    keep JPEGs of the sample frames on the way. Also returns the seconds of audio gaps."""
+def _reencode(src: Source, info: VideoInfo, clip: list[float], kept: list[float], length: float, cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
+    """Decode from the keyframe before the clip; encode its `kept` frames (and its audio span),
+    and keep JPEGs of the sample frames on the way. Also returns the seconds of audio gaps."""
     with _open(src) as container:
-        return _encode(container, info, clip, length, cfg)
+        return _encode(container, info, clip, kept, length, cfg)
 
 
-def _encode(container, info: VideoInfo, clip: list[float], length: float, cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
+def _encode(container, info: VideoInfo, clip: list[float], kept: list[float], length: float, cfg: VideoConfig) -> tuple[bytes, list[bytes], float]:
     video, audio = _video_stream(container), _audio_stream(container)
     video.thread_type = "AUTO"  # decoding only: the output does not depend on it
-    rate = Fraction(info.fps).limit_denominator(1001)
+    rate = Fraction(min(info.fps, cfg.fps or info.fps)).limit_denominator(1001)
     eps = 0.25 / info.fps
     begin = clip[0] + info.origin
     span = (begin, begin + length)  # the audio kept: the clip's duration
-    wanted, jpegs = _sample_times(info, clip, length, cfg.frames), {}
+    wanted, jpegs = _sample_times(info, kept, length, cfg.frames), {}
     buf = io.BytesIO()
     with _output(buf) as out:
         encoder = out.add_stream("libx264", rate=rate)
@@ -337,6 +354,8 @@ def _encode(container, info: VideoInfo, clip: list[float], length: float, cfg: V
             if t > clip[-1] + eps:
                 if sound is None or sound.full:
                     break
+                continue
+            if kept is not clip and not _near(kept, t, eps):  # left out by video.fps
                 continue
             frame = _upright(frame, info.rotation, turn)
             match = next((w for w in wanted if abs(w - t) < eps), None)
@@ -544,6 +563,12 @@ def _output(buf: io.BytesIO):
 def _rate(stream) -> Optional[Fraction]:
     rate = stream.average_rate or stream.guessed_rate
     return Fraction(rate) if rate else None
+
+
+def _near(times: list[float], t: float, eps: float) -> bool:
+    """Whether a time within eps of t is in the sorted `times`."""
+    i = bisect_left(times, t - eps)
+    return i < len(times) and times[i] <= t + eps
 
 
 def _keyframe_before(info: VideoInfo, t: float) -> float:

@@ -186,6 +186,7 @@ class VideoConfig:
     frames: int = 3  # frames sampled per clip: CLIP score (their mean); near-dup: most must match (1: the middle one)
     keep_frame: bool = True  # also store the middle frame as KEY.jpg
     max_height: int = 0  # > 0: clips taller than this are scaled down to it (e.g. 360; forces re-encoding)
+    fps: float = 0.0  # > 0: clips of faster sources keep at most this many frames a second (e.g. 8; forces re-encoding)
     reencode: str = "auto"  # auto: stream copy when a clip starts and ends on keyframes | always
     crf: int = 20  # libx264 quality when re-encoding
     preset: str = "veryfast"
@@ -200,6 +201,8 @@ class VideoConfig:
         _positive("video.max_bytes", self.max_bytes)
         for name in ("window", "scene_threshold", "max_clip", "max_fps", "frames", "videos_per_shard"):
             _positive(f"video.{name}", getattr(self, name))
+        if self.fps < 0:
+            raise ConfigError("video.fps must be 0 (the source's rate) or a positive rate")
         if self.max_height < 0 or self.max_height % 2:
             raise ConfigError("video.max_height must be 0 (keep) or a positive even number")
         if self.merge_gap < 0 or self.padding < 0 or self.min_clip < 0:

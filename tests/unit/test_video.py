@@ -225,6 +225,18 @@ def test_max_height_scales_down_and_reencodes_even_on_keyframes(mp4, info):
     assert cut(mp4, info, 1.0, 3.0, config(max_height=240)).method == "copy"  # never scaled up
 
 
+def test_fps_keeps_the_first_frame_of_each_slot_at_its_source_time(mp4, info):
+    r = cut(mp4, info, 1.0, 3.0, config(fps=8))  # on keyframes: would be a copy at the source rate
+    times, indices, sound = decoded(r.data)
+    # 25 fps: the first frame at or after each 1/8 s from frame 25 (frame 25 + ceil(25 k / 8)); 16 slots in 2 s
+    assert indices == [25, 29, 32, 35, 38, 41, 44, 47, 50, 54, 57, 60, 63, 66, 69, 72]
+    assert times == pytest.approx([(i - 25) / FPS for i in indices], abs=1e-6)  # source times kept
+    assert (r.method, r.frames, r.fps, r.duration) == ("reencode", 16, 8.0, pytest.approx(2.0))
+    assert sound[1] == pytest.approx(2.0, abs=0.05)  # the audio is the whole span (in whole AAC frames)
+    assert [frame_index(Image.open(io.BytesIO(j))) for j in r.frame_jpegs] == [32, 50, 66]  # sample frames are clip frames
+    assert cut(mp4, info, 1.0, 3.0, config(fps=30)).method == "copy"  # never more frames than the source
+
+
 # --- awkward sources ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("start,end,first,n,jpegs", [
