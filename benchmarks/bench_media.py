@@ -7,8 +7,8 @@ Generates (once, kept in --workdir) AUDIO 6-s 44.1 kHz stereo wav files with sid
 and VIDEOS h264+aac mp4s of VIDEO_SECONDS at 640x360, 25 fps, a keyframe every 2 s, each with
 an .srt whose 2.6-s cues start every 4 s off the keyframes (so every clip is re-encoded: the
 costly path). Then measures, in one process: `ProcessAudio` (decode, resample to 16 kHz mono,
-FLAC) per file, and `probe` + `cut` per cue, at the source size and scaled to 240 px
-(video.max_height); and (unless --filters-only), end to end, `mmcurate run --workers 2` on
+FLAC) per file, and `probe` + `cut` per cue, at the source size, scaled to 240 px
+(video.max_height) and at 8 frames a second (video.fps); and (unless --filters-only), end to end, `mmcurate run --workers 2` on
 the audio folder, on the cued videos, and on the same videos kept whole (stream copy). The
 generated videos share their content, so the video runs use `--dedup none` (dedup comes after
 the costly prepare; with it on, identical clips would be dropped, not skipped).
@@ -78,7 +78,7 @@ def filters_alone(audio_dir: str, video_dir: str) -> dict:
     videos = sorted(os.path.join(video_dir, p) for p in os.listdir(video_dir) if p.endswith(".mp4"))
     result = {"audio_files": len(wavs), "audio_files_per_s": round(len(wavs) / audio_wall, 1),
               "audio_seconds_per_s": round(audio_s / audio_wall, 1)}
-    for name, cfg in (("", VideoConfig()), ("scaled_240_", VideoConfig(max_height=240))):
+    for name, cfg in (("", VideoConfig()), ("scaled_240_", VideoConfig(max_height=240)), ("fps_8_", VideoConfig(fps=8))):
         started, source_s, clip_s, clips = time.perf_counter(), 0.0, 0.0, 0
         for path in videos:
             info = probe(path, cfg)
