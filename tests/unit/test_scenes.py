@@ -51,6 +51,15 @@ def test_cuts_are_found_at_their_frames(three_scenes):
     assert scene_cuts(three_scenes, info, threshold=200.0, min_scene=1.0) == []
 
 
+def test_a_flash_is_not_a_cut(tmp_path):
+    """A white frame (a camera flash) 1.6 s into a scene: the picture before it comes back."""
+    frames = scene(1, 40, drift=1) + [np.full((120, 160, 3), 255, np.uint8)] + scene(1, 60, drift=1)[41:] + scene(2, 30)
+    path = tmp_path / "flash.mp4"
+    encode_frames(path, frames, FPS, crf=18)
+    info = probe(str(path), VideoConfig())
+    assert scene_cuts(str(path), info, threshold=27.0, min_scene=1.0) == [60 / FPS]
+
+
 def test_scenes_become_clips():
     assert scene_clips([2.0, 3.5], 6.0, min_clip=1.0, max_clip=30.0) == [Clip(0.0, 2.0, ""), Clip(2.0, 3.5, ""), Clip(3.5, 6.0, "")]
     # too long: equal parts no longer than max_clip; too short: marked (and dropped, counted)
