@@ -82,3 +82,8 @@ def caption_texts(value: Any, where: str) -> tuple[list[str], Verdict]:
     kinds = {bool: "true/false", int: "a number", float: "a number", dict: "an object", list: "a list with non-text items", tuple: "a list with non-text items"}
     kind = kinds.get(type(value), f"a {type(value).__name__}")
     return [], Verdict.reject("input.bad_caption", f"{where} is {kind}, not text: {repr(value)[:60]}")
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether text read with errors="surrogateescape" held bytes that are not UTF-8."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import ReadTask, caption_texts
+from mmcurate.pipelines.sources.base import ReadTask, caption_texts, has_surrogates
 from mmcurate.schemas.record import SourceRow, Verdict
 
 
@@ -18,7 +18,7 @@ def read_flickr(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
     root = task.options["images"]
     captions: dict[str, list[str]] = {}
     with fileio.open_read(task.locator, compressed=True) as raw:
-        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=""))
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline=""))
         header = [h.strip().lower() for h in next(reader, [])]
         if "image" not in header or "caption" not in header:
             raise ValueError(f"{task.locator}: expected a CSV header with 'image' and 'caption'")
@@ -28,7 +28,8 @@ def read_flickr(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
             if len(values) <= max(ci, ti):
                 bad.append(reader.line_num)
                 continue
-            captions.setdefault(values[ci].strip(), []).append(values[ti])
+            text = values[ti]  # not UTF-8: its bytes, which prepare drops as text.invalid_utf8 (not U+FFFD text)
+            captions.setdefault(values[ci].strip(), []).append(text.encode("utf-8", "surrogateescape") if has_surrogates(text) else text)
     i = 0
     for line in bad:
         yield SourceRow(f"badrow_{task.task:05d}_{line:09d}", (task.task, i), f"{task.locator}:{line}", verdict=Verdict.reject("input.bad_row", "too few fields"))

@@ -187,14 +187,18 @@ def test_flickr_with_images_flag(tmp_path):
         write(str(tmp_path / "pics" / f"{1000 + i}_abc.jpg"), jpeg(320, 240, seed=i))
         lines += [f"{1000 + i}_abc.jpg,caption {j} of image {i}" for j in range(5)]
     lines.append('1000_abc.jpg,"a quoted, comma caption"')
-    write(str(tmp_path / "captions.txt"), "\n".join(lines) + "\n")
+    write(str(tmp_path / "pics" / "1003_abc.jpg"), jpeg(320, 240, seed=3))
+    data = ("\n".join(lines) + "\n").encode() + "1001_abc.jpg,a caf\u00e9 in latin-1\n1003_abc.jpg,only caf\u00e9\n".encode("latin-1")
+    write(str(tmp_path / "captions.txt"), data)
     out = tmp_path / "out"
     s = curate([tmp_path / "captions.txt"], out, "--images", tmp_path / "pics")
-    assert s["format"] == "flickr" and s["kept"] == 3 and s["inputs"] == 3
+    assert s["format"] == "flickr" and s["kept"] == 3 and s["inputs"] == 4
+    assert s["dropped"] == {"text.invalid_utf8": 1}  # 1003's only caption is not UTF-8 (never "caf\ufffd")
     got = {x["__key__"]: x for x in samples(out)}
     doc = json.loads(got["1000_abc"]["json"])
     assert len(doc["captions"]) == 6 and doc["captions"][-1] == "a quoted, comma caption"
     assert got["1000_abc"]["txt"] == b"caption 0 of image 0"
+    assert len(json.loads(got["1001_abc"]["json"])["captions"]) == 5  # the latin-1 one is left out
 
 
 def make_tar(path, members):
