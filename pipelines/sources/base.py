@@ -87,3 +87,9 @@ def caption_texts(value: Any, where: str) -> tuple[list[str], Verdict]:
 def has_surrogates(text: str) -> bool:
     """Whether text read with errors="surrogateescape" held bytes that are not UTF-8."""
     return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def as_checked_text(text: str):
+    """Text as prepare should check it: its original bytes when they were not UTF-8 (prepare
+    then drops it as text.invalid_utf8), else the text itself."""
+    return text.encode("utf-8", "surrogateescape") if has_surrogates(text) else text

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import ReadTask, caption_texts, has_surrogates
+from mmcurate.pipelines.sources.base import ReadTask, as_checked_text, caption_texts
 from mmcurate.schemas.record import SourceRow, Verdict
 
 
@@ -28,8 +28,7 @@ def read_flickr(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
             if len(values) <= max(ci, ti):
                 bad.append(reader.line_num)
                 continue
-            text = values[ti]  # not UTF-8: its bytes, which prepare drops as text.invalid_utf8 (not U+FFFD text)
-            captions.setdefault(values[ci].strip(), []).append(text.encode("utf-8", "surrogateescape") if has_surrogates(text) else text)
+            captions.setdefault(values[ci].strip(), []).append(as_checked_text(values[ti]))  # (not U+FFFD text)
     i = 0
     for line in bad:
         yield SourceRow(f"badrow_{task.task:05d}_{line:09d}", (task.task, i), f"{task.locator}:{line}", verdict=Verdict.reject("input.bad_row", "too few fields"))

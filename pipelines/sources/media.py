@@ -15,7 +15,7 @@ from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.sources import transcripts
 from mmcurate.pipelines.sources.folder import read_sidecar
-from mmcurate.pipelines.sources.base import ReadTask, ext_of
+from mmcurate.pipelines.sources.base import ReadTask, as_checked_text, ext_of
 from mmcurate.schemas.record import SourceRow, Verdict
 
 MEDIA_EXTS = {
@@ -75,7 +75,7 @@ def _media_row(task, i, root, stem, rel, files, texts) -> SourceRow:
     row = SourceRow(make_key(stem), (task.task, i), path, media=path, caption_bytes=sidecar.caption_bytes,
                     captions=list(sidecar.captions), extra=sidecar.extra, verdict=sidecar.verdict)
     if texts and not sidecar.has_text:
-        row.captions = list(texts)
+        row.captions = [as_checked_text(t) for t in texts]
     subtitles = [f for ext in SUBTITLE_EXTS for f in files.get(ext, [])]
     if subtitles:
         row.subtitles = fileio.join(root, subtitles[0])

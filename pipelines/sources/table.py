@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from mmcurate.filters.keys import make_key, position_key
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import ReadTask, caption_texts, has_surrogates, parent_of, resolve
+from mmcurate.pipelines.sources.base import ReadTask, as_checked_text, caption_texts, has_surrogates, parent_of, resolve
 from mmcurate.schemas.config import InputConfig
 from mmcurate.schemas.record import SourceRow, Verdict
 
@@ -33,7 +33,7 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
             key = make_key(str(record[cfg.key_col]))
         row = SourceRow(key, (task.task, i), where, extra=_jsonable(record), verdict=caption_verdict)
         # text that was not valid UTF-8 (csv read with surrogateescape) goes as its bytes: text.invalid_utf8
-        texts = [t.encode("utf-8", "surrogateescape") if has_surrogates(t) else t for t in texts]
+        texts = [as_checked_text(t) for t in texts]
         if len(texts) == 1 and isinstance(texts[0], bytes):
             row.caption_bytes = texts[0]
         elif len(texts) == 1:

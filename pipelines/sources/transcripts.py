@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional
 
 from mmcurate.filters.keys import make_key
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import ReadTask
+from mmcurate.pipelines.sources.base import ReadTask, as_checked_text
 from mmcurate.schemas.record import SourceRow, Verdict
 
 ID_COLUMNS = ("video", "video_id", "videoid", "audio", "file", "path", "filename", "file_name", "utterance_id", "id", "key")
@@ -72,7 +72,9 @@ def _entries(path: str) -> Iterator[Entry]:
         yield from _msrvtt(path)
         return
     with fileio.open_read(path, compressed=True) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        # bytes that are not UTF-8 stay recognisable (surrogates): their text is dropped as
+        # text.invalid_utf8 in prepare, not kept with U+FFFD in their place
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
         stem = low[:-3] if low.endswith(".gz") else low
         if stem.endswith((".jsonl", ".ndjson")):
             yield from _jsonl(text)
@@ -179,4 +181,4 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
         if e.error:
             yield SourceRow(f"bad_{task.task:05d}_{i:09d}", (task.task, i), where, role="text", verdict=Verdict.reject(e.reason, e.error))
         else:
-            yield SourceRow(make_key(e.media_id), (task.task, i), where, caption=e.text, captions=[e.text], role="text")
+            yield SourceRow(make_key(e.media_id), (task.task, i), where, caption=e.text, captions=[as_checked_text(e.text)], role="text")

@@ -49,3 +49,18 @@ def test_image_folder_joined_with_a_captions_table(tmp_path):
     assert sorted((r["key"], r["reason"]) for r in manifest(out)) == [("p1", ""), ("p2", ""), ("p3", "align.missing_text"), ("p9", "align.missing_image")]
     got = {x["__key__"]: x["txt"].decode() for x in samples(out)}
     assert got == {"p1": "a first photo", "p2": "a second photo"}
+
+
+def test_a_transcript_that_is_not_utf8_is_dropped_not_garbled(tmp_path):
+    """In a transcripts file (joined by key, or inside an audio folder), a line in latin-1 is
+    text.invalid_utf8 for its key, never a transcript with U+FFFD in it."""
+    for key in ("u1", "u2"):
+        write(tmp_path / "wavs" / f"{key}.wav", am.tone(1.0, freq=300.0))
+    lines = "id\ttext\nu1\tplain text\n".encode() + "u2\tcaf\u00e9 cr\u00e8me\n".encode("latin-1")
+    write(tmp_path / "trans.tsv", lines)
+    write(tmp_path / "wavs" / "transcripts.tsv", lines)
+    for args in ([f"audio={tmp_path / 'wavs'}", f"text={tmp_path / 'trans.tsv'}"], [str(tmp_path / "wavs"), "--format", "audio"]):
+        out = tmp_path / f"out{len(args)}"
+        assert run_cli("run", *args, "-o", out, *COMMON) == 0
+        rows = by_key(out)
+        assert (rows["u1"]["status"], rows["u2"]["reason"]) == ("kept", "text.invalid_utf8")
