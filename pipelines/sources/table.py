@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from typing import Iterator
 
 import pyarrow.parquet as pq
@@ -29,8 +30,9 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
         url = record.pop(cfg.audio_col or cfg.video_col or cfg.url_col, None)
         texts, caption_verdict = caption_texts(record.pop(cfg.caption_col, None), f"column {cfg.caption_col!r}")
         key = position_key(task.task, i)
-        if cfg.key_col and record.get(cfg.key_col) not in (None, ""):
-            key = make_key(str(record[cfg.key_col]))
+        ident = record.get(cfg.key_col) if cfg.key_col else None
+        if ident not in (None, "") and not (isinstance(ident, float) and math.isnan(ident)):  # (NaN: pandas' missing value)
+            key = make_key(str(ident))
         row = SourceRow(key, (task.task, i), where, extra=_jsonable(record), verdict=caption_verdict)
         # text that was not valid UTF-8 (csv read with surrogateescape) goes as its bytes: text.invalid_utf8
         texts = [as_checked_text(t) for t in texts]

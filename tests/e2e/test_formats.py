@@ -77,6 +77,10 @@ def test_table_columns_and_key_column(tmp_path):
     keys = sorted(x["__key__"] for x in samples(out))
     assert len(keys) == 3 and all(k.startswith("img-") and "." not in k for k in keys)
     assert json.loads(samples(out)[0]["json"])["id"].startswith("img-")
+    # ids that pandas wrote as NaN (missing): those rows keep their position keys, not one key "nan"
+    pq.write_table(pa.table({"URL": [r["URL"] for r in rows], "TEXT": [r["TEXT"] for r in rows], "id": [1.0, float("nan"), float("nan")]}), tmp_path / "n.parquet")
+    curate([tmp_path / "n.parquet"], tmp_path / "nan", "--url-col", "URL", "--caption-col", "TEXT", "--key-col", "id", "--dedup", "none")
+    assert sorted(x["__key__"] for x in samples(tmp_path / "nan")) == ["00000_000000001", "00000_000000002", "1_0-e8dc057d33"]  # ("1.0": its dot changed, so a hash)
 
 
 @pytest.mark.parametrize("kind", ["parquet", "jsonl"])
