@@ -5,7 +5,7 @@ text.min_language_score asks)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Union
 
 import ftfy
@@ -29,13 +29,17 @@ class Caption(NamedTuple):
 @dataclass(frozen=True)
 class CleanCaption:
     cfg: TextConfig
+    wanted: list = field(init=False)  # text.languages, parsed once (not per caption)
+
+    def __post_init__(self):
+        object.__setattr__(self, "wanted", self.cfg.wanted_languages())
 
     def __call__(self, raw: Union[str, bytes, None]) -> Caption:
         text, verdict = self._clean(raw)
         if not verdict.kept:
             return Caption(text, verdict)
         found = detect(text, self.cfg.language_model)
-        why = language_verdict_detail(found, self.cfg.wanted_languages(), self.cfg.min_language_score)
+        why = language_verdict_detail(found, self.wanted, self.cfg.min_language_score)
         return Caption(text, Verdict.reject("text.language", why) if why else verdict, found.code, found.score)
 
     def _clean(self, raw: Union[str, bytes, None]) -> tuple[str, Verdict]:

@@ -355,7 +355,7 @@ def _encode(container, info: VideoInfo, clip: list[float], kept: list[float], le
                 if sound is None or sound.full:
                     break
                 continue
-            if kept is not clip and not _near(kept, t, eps):  # left out by video.fps
+            if len(kept) < len(clip) and not _near(kept, t, eps):  # left out by video.fps
                 continue
             frame = _upright(frame, info.rotation, turn)
             match = next((w for w in wanted if abs(w - t) < eps), None)

@@ -41,8 +41,8 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
         images = [f for ext in IMAGE_EXTS for f in files.get(ext, [])]
         sidecar = read_sidecar(root, files)
         if not images:
-            sidecar = (files.get("txt") or files.get("json"))[0]
-            yield SourceRow(make_key(stem), (task.task, i), fileio.join(root, sidecar), verdict=Verdict.reject("input.missing_image"))
+            name = (files.get("txt") or files.get("json"))[0]
+            yield SourceRow(make_key(stem), (task.task, i), fileio.join(root, name), verdict=Verdict.reject("input.missing_image"))
             i += 1
             continue
         for image in images:  # a.jpg and a.png share a key: the second becomes input.duplicate_key

@@ -89,9 +89,6 @@ def _records(path: str) -> Iterator[dict]:
             yield dict(zip(header, values))
 
 
-
-
-
 def _jsonable(record: dict) -> dict:
     out = {}
     for k, v in record.items():
