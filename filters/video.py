@@ -52,8 +52,8 @@ _ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError)  # what a bad fi
 _JPEG_QUALITY = 90
 # staged clips cut by an older version are redone. 2: AVI frames in decoder order, audio gaps;
 # 3: source frame times kept; 4: rotated videos upright; 5: the best video stream, not a cover;
-# 6: no silence for vorbis's late-then-early time stamps
-CUTS_VERSION = 6
+# 6: no silence for vorbis's late-then-early time stamps; 7: soundtracks span the whole clip
+CUTS_VERSION = 7
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
@@ -97,7 +97,7 @@ class ClipResult:
     height: int
     codec: str  # of the stored clip
     frame_jpegs: list[bytes]  # cfg.frames frames at (i + 0.5) / n of the clip, decoded from the source, at the clip's size
-    audio_gap: float = 0.0  # seconds of the clip's audio that were silence for source audio that did not decode
+    audio_gap: float = 0.0  # seconds of the clip with no source audio (see _Audio), silence in their place
 
 
 # --- probing ------------------------------------------------------------------------------
@@ -215,11 +215,17 @@ def cut(src: Source, info: VideoInfo, start: float, end: float, cfg: VideoConfig
     try:
         data = _copy(src, info, clip, after) if copy else None
         if data is not None:
-            return _result(data, clip, length, "copy", _sample_jpegs(src, info, clip, length, cfg.frames))
-        data, jpegs, gap = _reencode(src, info, clip, kept, length, cfg)  # samples its frames while it decodes
-        return _result(data, kept, length, "reencode", jpegs, gap)
+            jpegs, gap = _sample_jpegs(src, info, clip, length, cfg.frames), _copied_gap(data, length, 1 / info.fps)
+            result = _result(data, clip, length, "copy", jpegs, gap)
+        else:
+            data, jpegs, gap = _reencode(src, info, clip, kept, length, cfg)  # samples its frames while it decodes
+            result = _result(data, kept, length, "reencode", jpegs, gap)
     except _ERRORS as e:
         raise _reject("video.cut_error", _describe(e)) from None
+    if result.audio_gap > cfg.max_audio_gap:
+        raise _reject("video.audio_gap", f"{result.audio_gap:.3f} s of the clip's {length:.3f} s have no source audio; "
+                                         f"video.max_audio_gap is {cfg.max_audio_gap} s")
+    return result
 
 
 def subsampled(clip: list[float], fps: float) -> list[float]:
@@ -338,7 +344,7 @@ def _encode(container, info: VideoInfo, clip: list[float], kept: list[float], le
         # PyAV 18's wheels, at widths not a multiple of 128 px; asm=avx2 would also fix it but
         # would force AVX2 on CPUs without it). It costs a few % of bitrate.
         encoder.options = {"crf": str(cfg.crf), "preset": cfg.preset, "x264-params": "mbtree=0"}
-        sound = _Audio(out, audio, span) if audio is not None else None
+        sound = _Audio(out, audio, span, edge=1 / info.fps) if audio is not None else None
 
         _seek(container, video, _keyframe_before(info, clip[0]) + info.origin)
         # one of each for all frames: a frame's own .reformat sets up swscale anew each time (~2 ms)
@@ -412,12 +418,15 @@ class _Audio:
     between decoded frames (a packet skipped, a hole in the stream) becomes silence, so the
     audio after it stays in sync; `gap` is the seconds of it inside the span. A jump ahead
     counts only if the next frame does not take it back: vorbis in ogg labels the frames at a
-    change of block size a few milliseconds late, then early (as in filters/audio.py)."""
+    change of block size a few milliseconds late, then early (as in filters/audio.py). The
+    soundtrack spans the whole clip: silence before audio that starts late and after audio
+    that ends early, which counts in `gap` too when longer than `edge` (a video frame: sources
+    routinely start their audio a few milliseconds late)."""
 
-    def __init__(self, out, source, span: tuple[float, float]):
+    def __init__(self, out, source, span: tuple[float, float], edge: float = 0.0):
         ctx = source.codec_context
         self.rate = ctx.sample_rate if ctx.sample_rate in _AAC_RATES else 48_000
-        self.layout, self.span = av.AudioLayout(_AAC_LAYOUTS.get(len(ctx.layout.channels), "stereo")), span
+        self.layout, self.span, self.edge = av.AudioLayout(_AAC_LAYOUTS.get(len(ctx.layout.channels), "stereo")), span, edge
         self.stream = out.add_stream("aac", rate=self.rate, layout=self.layout)
         self.stream.codec_context.flags |= CodecFlags.bitexact.value
         self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
@@ -456,14 +465,14 @@ class _Audio:
     def encode(self) -> None:
         self._settle(confirmed=False)
         self.chunks += [f.to_ndarray() for f in self.resampler.resample(None)]
-        if not self.chunks:
-            return
-        pcm = np.concatenate(self.chunks, axis=1)
-        first = round((self.span[0] - self.t0) * self.rate)
-        if first < 0:  # the audio starts after the clip does: silence keeps them in sync
-            pcm = np.concatenate([np.zeros((pcm.shape[0], -first), pcm.dtype), pcm], axis=1)
-            first = 0
-        pcm = pcm[:, first:first + round((self.span[1] - self.span[0]) * self.rate)]
+        channels, want = len(self.layout.channels), round((self.span[1] - self.span[0]) * self.rate)
+        pcm = np.concatenate(self.chunks, axis=1) if self.chunks else np.zeros((channels, 0), np.float32)
+        first = round((self.span[0] - self.t0) * self.rate) if self.t0 is not None else 0
+        late = max(0, -first)  # the audio starts after the clip does: silence keeps them in sync
+        pcm = np.concatenate([np.zeros((channels, late), np.float32), pcm], axis=1)[:, max(0, first):max(0, first) + want]
+        early = want - pcm.shape[1]  # the audio ends before the clip does
+        pcm = np.concatenate([pcm, np.zeros((channels, early), np.float32)], axis=1)
+        self.gap += sum(n / self.rate for n in (late, early) if n / self.rate > self.edge)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm), format="fltp", layout=self.layout)
         frame.sample_rate, frame.pts, frame.time_base = self.rate, 0, Fraction(1, self.rate)
         self.out.mux(self.stream.encode(frame))  # PyAV cuts it to the encoder's frame size
@@ -531,6 +540,38 @@ def _result(data: bytes, clip: list[float], length: float, method: str, jpegs: l
         raise ValueError(f"clip has {frames} frames, expected {len(clip)}")
     return ClipResult(data, clip[0], clip[0] + length, length, frames, method, _nominal(frames / length),
                       width, height, codec, jpegs, round(audio_gap, 6))
+
+
+def _copied_gap(data: bytes, length: float, edge: float) -> float:
+    """Seconds of a stream-copied clip's [0, length) that its audio does not cover, as _Audio
+    counts them when it re-encodes: packets that do not decode, holes between packets, and a
+    start later or an end earlier than the clip's by more than `edge`."""
+    with _open(data) as container:
+        audio = _audio_stream(container)
+        if audio is None:
+            return 0.0
+        spans = []
+        for packet in container.demux(audio):
+            try:
+                spans += [(f.time, f.time + f.samples / f.sample_rate) for f in packet.decode() if f.time is not None]
+            except av.error.InvalidDataError:
+                continue
+    return uncovered(spans, length, edge)
+
+
+def uncovered(spans: list[tuple[float, float]], length: float, edge: float, slack: float = 0.001) -> float:
+    """Seconds of [0, length) outside the (start, end) spans: holes longer than `slack`
+    inside, and at either end only when longer than `edge`."""
+    gap, at = 0.0, None  # at: where the audio so far ends (None: before the first span)
+    for start, end in sorted(spans):
+        if end <= 0 or start >= length:
+            continue
+        hole = max(start, 0.0) - (at or 0.0)
+        if hole > (slack if at is not None else edge):
+            gap += hole
+        at = max(at or 0.0, min(end, length))
+    tail = length - (at or 0.0)
+    return gap + (tail if tail > edge else 0.0)
 
 
 def _count_frames(data: bytes) -> int:

@@ -189,6 +189,9 @@ class VideoConfig:
     fps: float = 0.0  # > 0: clips of faster sources keep at most this many frames a second (e.g. 8; forces re-encoding)
     reencode: str = "auto"  # auto: stream copy when a clip starts and ends on keyframes | always
     crf: int = 20  # libx264 quality when re-encoding
+    # clips with more seconds than this without source audio (damaged packets, holes, a soundtrack
+    # that starts after or ends before the clip; silence stands in) are dropped as video.audio_gap
+    max_audio_gap: float = 0.25
     preset: str = "veryfast"
     dedup_within_video: bool = False  # near-dup also between clips of one video (default: only across videos)
     # remote videos (http, gs://, s3://) are streamed to a temporary file, not held in memory
@@ -205,8 +208,8 @@ class VideoConfig:
             raise ConfigError("video.fps must be 0 (the source's rate) or a positive rate")
         if self.max_height < 0 or self.max_height % 2:
             raise ConfigError("video.max_height must be 0 (keep) or a positive even number")
-        if self.merge_gap < 0 or self.padding < 0 or self.min_clip < 0:
-            raise ConfigError("video.merge_gap, video.padding and video.min_clip must be >= 0")
+        if min(self.merge_gap, self.padding, self.min_clip, self.max_audio_gap) < 0:
+            raise ConfigError("video.merge_gap, video.padding, video.min_clip and video.max_audio_gap must be >= 0")
         if self.min_clip > self.max_clip:
             raise ConfigError("video.min_clip must not exceed video.max_clip")
         if not 0 <= self.crf <= 51:

@@ -61,6 +61,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "video.no_cues": (DROPPED, "prepare", "subtitles with no usable cue inside the video"),
     "video.clip_too_short": (DROPPED, "prepare", "a planned clip (cue) shorter than video.min_clip"),
     "video.cut_error": (FAILED, "prepare", "cutting or re-encoding this clip failed"),
+    "video.audio_gap": (DROPPED, "prepare", "more than video.max_audio_gap seconds of the clip have no source audio (packets that do not decode, holes, a soundtrack that starts after or ends before the clip); less is kept, silence standing in, and recorded as audio_gap"),
     # alignment of several inputs by key
     "align.missing_image": (DROPPED, "prepare", "a piece whose key has no image in the image input"),
     "align.missing_text": (DROPPED, "prepare", "a piece whose key has no text (caption, transcript) in any input"),

@@ -25,7 +25,7 @@ ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\
 
 
 def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="libx264", container="mp4",
-               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=(), ticks=1, pause=None, audio_codec="aac", rotation=0) -> bytes:
+               audio=True, subtitles=None, subtitle_codec=None, open_gop=False, broken_audio=(), ticks=1, pause=None, audio_codec="aac", rotation=0, audio_span=None) -> bytes:
     """Encode `seconds` of numbered frames (+ a 440 Hz tone, + text subtitles given as
     (start, end, text) seconds); keyframes exactly every `gop` frames. Returns the bytes
     (also written to `path` when given). `open_gop`: x264's open GOPs, where the B-frames
@@ -33,7 +33,8 @@ def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="l
     numbers of audio packets cut to 3 bytes (they do not decode). `ticks`: the stream is timed
     at ticks * fps, a frame every `ticks` ticks (as some AVI writers do). `pause`: (frame, n)
     holds that frame n frames longer (a variable frame rate; the tone goes on). `rotation`:
-    a display matrix turning the picture that many degrees counterclockwise (as phones write)."""
+    a display matrix turning the picture that many degrees counterclockwise (as phones write).
+    `audio_span`: (start, end) seconds the tone covers (default: the whole video)."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as out:
         out.flags |= av.container.Flags.bitexact.value
@@ -59,7 +60,8 @@ def make_video(path=None, seconds=4.0, fps=25, size=(160, 120), gop=25, codec="l
             out.mux(video.encode(frame))
         out.mux(video.encode())
         if sound is not None:
-            _tone(out, sound, (n + (pause[1] if pause else 0)) / fps, broken_audio)
+            first, last = audio_span or (0.0, (n + (pause[1] if pause else 0)) / fps)
+            _tone(out, sound, last - first, broken_audio, start=first)
         for start, end, text in subtitles or ():
             tb = subs.time_base  # the muxer's choice, known once the header is written
             cue = av.subtitles.subtitle.SubtitleSet.create(  # an ASS event: ReadOrder,Layer,Style,...,Text
@@ -100,15 +102,15 @@ def frame_index(image) -> int:
     return value
 
 
-def _tone(out, stream, seconds: float, broken=()):
-    samples = round(seconds * SAMPLE_RATE)
+def _tone(out, stream, seconds: float, broken=(), start: float = 0.0):
+    samples, offset = round(seconds * SAMPLE_RATE), round(start * SAMPLE_RATE)
     t = np.arange(samples) / SAMPLE_RATE
     wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     step = stream.codec_context.frame_size or 1024
     packets = []
     for at in range(0, samples, step):
         frame = av.AudioFrame.from_ndarray(wave[None, at:at + step], format="fltp", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, at, Fraction(1, SAMPLE_RATE)
+        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, offset + at, Fraction(1, SAMPLE_RATE)
         packets += stream.encode(frame)
     packets += stream.encode()
     for i, packet in enumerate(packets):

@@ -356,6 +356,7 @@ def test_real_clips_with_and_without_captions(tmp_path):
             assert (stream.width, stream.height) == tuple(doc["size"])
         assert doc["frames"] == frames and doc["duration"] == pytest.approx(frames / doc["fps"], abs=1e-3), key
         assert doc["end"] - doc["start"] == pytest.approx(doc["duration"], abs=1e-3) and doc["duration"] > 5
+        assert "audio_gap" not in doc, key  # real soundtracks cover their clips to within a frame
     assert got["video9818_0000"]["txt"].decode() == "a woman is applying eye makeup with a black brush."
     assert got["msvd_0000"]["txt"] == b""
 
@@ -386,3 +387,25 @@ def test_real_near_duplicate_clips_match_at_most_frames_not_one(tmp_path):
     assert run_cli("run", folder, "--format", "video", "-o", out, *near, "--set", "video.frames=1") == 0
     got = {r["key"]: (r["reason"], r["dup_of"]) for r in manifest(out)}
     assert got["splice_b_0000"] == ("duplicate.near_image", "splice_a_0000") and got["splice_a_0000"] == ("", "")
+
+
+def test_a_clip_beyond_the_end_of_its_soundtrack_is_dropped_as_audio_gap(tmp_path):
+    """The sound stops at 2 s of a 4-s video: the cue inside it is a clip, the cue after it is
+    video.audio_gap (its detail says how much is missing), unless video.max_audio_gap allows it."""
+    root = tmp_path / "in"
+    os.makedirs(root)
+    vm.make_video(root / "mute.mp4", seconds=4.0, audio_span=(0.0, 2.0))
+    write(root / "mute.srt", "1\n00:00:00,000 --> 00:00:01,500\nwith sound\n\n2\n00:00:02,500 --> 00:00:03,500\nsilent\n")
+    out = tmp_path / "strict"
+    assert run_cli("run", root, "--format", "video", "-o", out, *COMMON) == 0
+    rows = {r["key"]: r for r in manifest(out)}
+    assert {k: (r["status"], r["reason"]) for k, r in rows.items()} == {
+        "mute_0000": ("kept", ""), "mute_0001": ("dropped", "video.audio_gap")}
+    assert rows["mute_0001"]["error"].startswith("1.000 s of the clip's 1.000 s have no source audio")
+    assert (stats(out)["dropped"], stats(out)["kept"]) == ({"video.audio_gap": 1}, 1)
+
+    out = tmp_path / "lenient"
+    assert run_cli("run", root, "--format", "video", "-o", out, *COMMON, "--set", "video.max_audio_gap=1.5") == 0
+    docs = {x["__key__"]: json.loads(x["json"]) for x in samples(out)}
+    assert sorted(docs) == ["mute_0000", "mute_0001"]
+    assert "audio_gap" not in docs["mute_0000"] and docs["mute_0001"]["audio_gap"] == pytest.approx(1.0)

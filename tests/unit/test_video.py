@@ -386,3 +386,63 @@ def test_clip_audio_counts_a_jump_only_when_the_next_frame_keeps_it(damage, gap)
             sound.add(frame)
         sound.encode()
     assert sound.gap == pytest.approx(gap, abs=1e-9)
+
+
+@pytest.mark.parametrize("span, clip, missing", [
+    ((1.0, 3.0), (0.0, 3.0), 1.0),  # the soundtrack starts a second late
+    ((0.0, 2.0), (0.0, 3.0), 1.0),  # ... ends a second early
+    ((0.0, 1.2), (1.0, 2.0), 0.8),  # ... ends inside the clip
+    ((0.0, 2.0), (0.0, 2.0), 0.0),  # ... covers the clip
+])
+def test_a_soundtrack_shorter_than_the_clip_counts_as_audio_gap_whether_copied_or_reencoded(span, clip, missing):
+    """The tone covers `span` of a 3-s video. Copied and re-encoded clips count the same seconds
+    without audio (to an AAC frame: the encoder's priming and padding decode as audio too); a
+    re-encoded clip's audio lasts as long as its video, silence standing in."""
+    src = make_video(seconds=3, fps=FPS, audio_span=span)
+    clips = {m: cut(src, probe(src, config()), *clip, config(reencode=m, max_audio_gap=5)) for m in ("auto", "always")}
+    assert [c.method for c in clips.values()] == ["copy", "reencode"]
+    assert clips["auto"].audio_gap == pytest.approx(missing, abs=0.065)
+    assert clips["always"].audio_gap == pytest.approx(clips["auto"].audio_gap, abs=1e-3)
+    _, _, (first, seconds) = decoded(clips["always"].data)
+    assert first == pytest.approx(0, abs=1e-3) and seconds == pytest.approx(clip[1] - clip[0], abs=0.065)
+    silent = sum(b - a for a, b in _silent_spans(clips["always"].data) if b - a > 0.1)
+    assert silent == pytest.approx(missing, abs=0.1)
+
+
+def test_a_clip_with_more_audio_gap_than_allowed_is_dropped_with_the_seconds():
+    src = make_video(seconds=3, fps=FPS, audio_span=(0.0, 2.0))
+    for method in ("auto", "always"):
+        with pytest.raises(VideoRejected) as e:
+            cut(src, probe(src, config()), 0.0, 3.0, config(reencode=method))
+        verdict = e.value.verdict
+        assert verdict.reason == "video.audio_gap"
+        assert verdict.detail == "0.952 s of the clip's 3.000 s have no source audio; video.max_audio_gap is 0.25 s"
+    assert cut(src, probe(src, config()), 0.0, 2.0, config()).audio_gap == 0.0  # the clip the audio covers is kept
+
+
+def test_a_soundtrack_that_never_decodes_is_all_gap():
+    src = make_video(seconds=3, fps=FPS, broken_audio=range(100))
+    for method in ("auto", "always"):
+        assert cut(src, probe(src, config()), 0.0, 2.0, config(reencode=method, max_audio_gap=5)).audio_gap == pytest.approx(2.0)
+        assert reason_of_cut(src, 0.0, 2.0, reencode=method) == "video.audio_gap"
+
+
+def reason_of_cut(src, start, end, **cfg) -> str:
+    with pytest.raises(VideoRejected) as e:
+        cut(src, probe(src, config()), start, end, config(**cfg))
+    return e.value.verdict.reason
+
+
+@pytest.mark.parametrize("spans, expected", [
+    ([(0.02, 1.0), (1.0, 2.0)], 0.0),  # a start 20 ms late: within the edge
+    ([(0.05, 1.0), (1.0, 2.0)], 0.05),  # 50 ms late: counted
+    ([(-0.06, 0.5), (0.6, 2.0)], 0.1),  # a hole inside; audio before the clip is no help
+    ([(0.0, 0.5), (0.5005, 1.97)], 0.0),  # a hole below 1 ms; an end 30 ms early
+    ([(0.0, 1.5), (0.4, 0.9), (1.2, 1.9)], 0.1),  # overlapping spans; a 100-ms early end
+    ([(2.5, 3.0)], 2.0),
+    ([], 2.0),
+])
+def test_uncovered_seconds(spans, expected):
+    from mmcurate.filters.video import uncovered
+
+    assert uncovered(spans, 2.0, edge=0.04) == pytest.approx(expected, abs=1e-9)
