@@ -28,8 +28,9 @@ from mmcurate.schemas.record import Rejected, Verdict, error_text
 _ENCODERS = {"flac": ("flac", "flac"), "wav": ("wav", "pcm_s16le"), "mp3": ("mp3", "libmp3lame")}  # ext -> (container, codec)
 _DECODE_ERRORS = (av.error.FFmpegError, ValueError, EOFError)
 # in audio runs' staging fingerprint: audio staged by an older version is decoded again.
-# 2: damaged packets skipped (silence in their place), truncation found, the default track
-AUDIO_DECODE_VERSION = 2
+# 2: damaged packets skipped (silence in their place), truncation found, the default track;
+# 3: the source's bit rate recorded (survivor rank)
+AUDIO_DECODE_VERSION = 3
 _SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64, "flt": np.float32, "dbl": np.float64}
 
 
@@ -43,6 +44,7 @@ class AudioResult:
     original_sample_rate: int
     original_channels: int
     original_codec: str  # e.g. pcm_s16le, mp3, flac, vorbis, opus
+    original_bit_rate: int  # bits/s of the source: its codec's declared rate, else the container's average (0: unknown)
     # SHA-256 of the stored PCM (int16 little-endian, interleaved) before encoding: the same
     # sound as wav and as flac hashes alike, so exact dedup works on decoded audio
     pcm_sha256: str
@@ -62,6 +64,7 @@ class _Decoded:
     original_rate: int
     original_channels: int
     codec: str
+    bit_rate: int
     gap: float
 
 
@@ -99,6 +102,7 @@ class ProcessAudio:
             data=encode(d.pcm, d.rate, d.channels, fmt), ext=fmt, duration_s=duration,
             sample_rate=d.rate, channels=d.channels,
             original_sample_rate=d.original_rate, original_channels=d.original_channels, original_codec=d.codec,
+            original_bit_rate=d.bit_rate,
             pcm_sha256=hashlib.sha256(d.pcm.astype("<i2", copy=False).tobytes()).hexdigest(),
             gap_s=round(d.gap, 6), hashes=audio_hashes(d.pcm, d.rate, d.channels) if self.hashes else None,
         )
@@ -135,7 +139,8 @@ class ProcessAudio:
             raise _reject("audio.empty", "no audio frame")
         pcm.finish()
         self._check_complete(pcm, data, container, stream)
-        return _Decoded(pcm.samples(), pcm.rate, pcm.channels, pcm.src_rate, pcm.src_channels, _codec_name(stream), pcm.gap)
+        bit_rate = stream.codec_context.bit_rate or container.bit_rate or 0
+        return _Decoded(pcm.samples(), pcm.rate, pcm.channels, pcm.src_rate, pcm.src_channels, _codec_name(stream), bit_rate, pcm.gap)
 
     def _check_complete(self, pcm: "_Pcm", data: bytes, container, stream) -> None:
         """Less audio than the file declares: after damage midway, frames lost without a trace

@@ -156,11 +156,16 @@ def survivor_rank(policy: str, key: str, source_quality: int) -> tuple:
 LOSSLESS_CODECS = ("flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd")
 
 
-def audio_quality(original_sample_rate, original_codec: str) -> int:
+_BIT_RATE_STEPS = 1 << 24  # bit rates rank in kbit/s, up to 16 Gbit/s
+
+
+def audio_quality(original_sample_rate, original_codec: str, original_bit_rate=0) -> int:
     """Survivor rank of a near-duplicate sound (larger is better): the higher source sample
-    rate, then a lossless source (pcm_*, flac, alac, ...) before a lossy one."""
+    rate, then a lossless source (pcm_*, flac, alac, ...) before a lossy one, then the higher
+    source bit rate (an mp3 at 128 kbit/s before the same at 32; 24-bit before 16-bit)."""
     lossless = original_codec.startswith("pcm_") or original_codec in LOSSLESS_CODECS
-    return 2 * int(original_sample_rate or 0) + int(lossless)
+    kbits = min(int(original_bit_rate or 0) // 1000, _BIT_RATE_STEPS - 1)
+    return (2 * int(original_sample_rate or 0) + int(lossless)) * _BIT_RATE_STEPS + kbits
 
 
 # -- clusters: one survivor per group -------------------------------------------------------

@@ -46,10 +46,10 @@ def slim_table(rows: list[dict]) -> pa.Table:
 
 def source_quality(row: dict) -> int:
     """How good a sample's source is (larger is better): original pixels for images and video
-    clips; for audio the original sample rate, then lossless before lossy."""
+    clips; for audio the original sample rate, then lossless before lossy, then the bit rate."""
     if row.get("modality") == "audio" and row.get("media"):
         media = json.loads(row["media"])
-        return audio_quality(media.get("original_sample_rate"), media.get("original_codec", ""))
+        return audio_quality(media.get("original_sample_rate"), media.get("original_codec", ""), media.get("original_bit_rate"))
     return int(row.get("original_width") or 0) * int(row.get("original_height") or 0)
 
 

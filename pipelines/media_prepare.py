@@ -49,7 +49,8 @@ def audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, di
     row["media"] = _dumps({
         "duration": round(result.duration_s, 6), "sample_rate": result.sample_rate, "channels": result.channels,
         "original_sample_rate": result.original_sample_rate, "original_channels": result.original_channels,
-        "original_codec": result.original_codec, "format": result.ext, "sha256_of": "pcm_s16le",
+        "original_codec": result.original_codec, "original_bit_rate": result.original_bit_rate,
+        "format": result.ext, "sha256_of": "pcm_s16le",
     } | ({"audio_gap": result.gap_s} if result.gap_s else {}))
     ctx.sign_caption(row)
     return [(row, {result.ext: result.data})]

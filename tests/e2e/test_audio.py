@@ -88,6 +88,7 @@ def test_audio_folder_reasons_pcm_dedup_and_members(speech, tmp_path):
     doc = json.loads(got["a"]["json"])
     assert (doc["modality"], doc["duration"], doc["sample_rate"], doc["channels"]) == ("audio", 2.0, 16000, 1)
     assert (doc["original_sample_rate"], doc["original_channels"], doc["original_codec"]) == (44100, 2, "pcm_s16le")
+    assert doc["original_bit_rate"] == 44100 * 2 * 16
     rate, channels, n = _decode(got["c"]["flac"])
     assert (rate, channels) == (16000, 1) and doc["source"].endswith("a.wav")
     assert json.loads(got["c"]["json"])["duration"] == pytest.approx(n / 16000, abs=1e-6)
@@ -115,8 +116,9 @@ def test_audio_table_with_audio_col(speech, tmp_path):
 
 def test_near_duplicate_sounds_are_dropped_for_their_original(tmp_path):
     """Speech-like sounds and copies of them (mp3; quieter flac padded with silence; made at
-    8 kHz): each copy is dropped as `duplicate.near_audio` of its original, which survives as
-    the higher source rate (a_phone) or the lossless source (u0_copy.mp3)."""
+    8 kHz; an mp3 at 32 and at 128 kbit/s): each copy is dropped as `duplicate.near_audio` of
+    its original, which survives as the higher source rate (a_phone), the lossless source
+    (u0_copy.mp3) or the higher bit rate (m_low)."""
     root = tmp_path / "in"
     for seed in range(4):
         write(root / f"u{seed}.wav", am.encode(am.babble(seed), 16000, "wav"))
@@ -125,7 +127,9 @@ def test_near_duplicate_sounds_are_dropped_for_their_original(tmp_path):
     write(root / "u1_quiet.flac", am.encode(quiet, 16000, "flac"))
     write(root / "u2_8k.wav", am.encode(am.babble(2, rate=8000), 8000, "wav"))
     write(root / "a_phone.wav", am.encode(am.babble(3, rate=8000), 8000, "wav"))  # the smaller key, but 8 kHz: u3 survives
-    for name in ("u0", "u1", "u2", "u3", "u0_copy", "u1_quiet", "u2_8k", "a_phone"):
+    write(root / "m_low.mp3", am.encode(am.babble(4), 16000, "mp3", bit_rate=32000))  # the smaller key, but 32 kbit/s
+    write(root / "n_high.mp3", am.encode(am.babble(4), 16000, "mp3", bit_rate=128000))
+    for name in ("u0", "u1", "u2", "u3", "u0_copy", "u1_quiet", "u2_8k", "a_phone", "m_low", "n_high"):
         write(root / f"{name}.txt", f"utterance {name.replace('_', ' ')}")
 
     out = tmp_path / "out"
@@ -134,18 +138,18 @@ def test_near_duplicate_sounds_are_dropped_for_their_original(tmp_path):
     assert {k: (r["reason"], r["dup_of"]) for k, r in rows.items()} == {
         "u0": ("", ""), "u1": ("", ""), "u2": ("", ""), "u3": ("", ""),
         "u0_copy": ("duplicate.near_audio", "u0"), "u1_quiet": ("duplicate.near_audio", "u1"), "u2_8k": ("duplicate.near_audio", "u2"),
-        "a_phone": ("duplicate.near_audio", "u3"),
+        "a_phone": ("duplicate.near_audio", "u3"), "n_high": ("", ""), "m_low": ("duplicate.near_audio", "n_high"),
     }
     assert all(0 <= rows[k]["dup_distance"] <= 8 for k in ("u0_copy", "u1_quiet", "u2_8k", "a_phone"))
     assert all(isinstance(r["phash"], int) and isinstance(r["dhash"], int) for r in rows.values())
     s = stats(out)
-    assert s["identity_ok"] and s["kept"] == 4 and s["dropped"] == {"duplicate.near_audio": 4}
-    assert sorted(x["__key__"] for x in samples(out)) == ["u0", "u1", "u2", "u3"]
+    assert s["identity_ok"] and s["kept"] == 5 and s["dropped"] == {"duplicate.near_audio": 5}
+    assert sorted(x["__key__"] for x in samples(out)) == ["n_high", "u0", "u1", "u2", "u3"]
     assert run_cli("validate", out) == 0
 
     exact = tmp_path / "exact"  # the same folder without near-dup removal keeps every sound
     assert run_cli("run", root, "--format", "audio", "-o", exact, *COMMON, "--dedup", "exact") == 0
-    assert stats(exact)["kept"] == 8 and all(r["phash"] is None for r in by_key(exact).values())
+    assert stats(exact)["kept"] == 10 and all(r["phash"] is None for r in by_key(exact).values())
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(os.path.dirname(__file__), "../../../shared/data/audio")), reason="../shared/data/audio is absent")

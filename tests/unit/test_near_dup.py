@@ -151,7 +151,11 @@ def test_signatures_equal_the_libraries_own():
         assert near_dup._bits(h) == int(str(h), 16)
 
 
-def test_audio_quality_ranks_rate_then_lossless():
+def test_audio_quality_ranks_rate_then_lossless_then_bit_rate():
     assert near_dup.audio_quality(44100, "mp3") > near_dup.audio_quality(16000, "pcm_s16le") > near_dup.audio_quality(16000, "mp3")
+    assert near_dup.audio_quality(44100, "mp3", 32_000) > near_dup.audio_quality(16000, "pcm_s16le", 256_000)
+    assert near_dup.audio_quality(16000, "flac", 90_000) > near_dup.audio_quality(16000, "mp3", 320_000)
+    assert near_dup.audio_quality(16000, "mp3", 128_000) > near_dup.audio_quality(16000, "mp3", 32_000) > near_dup.audio_quality(16000, "mp3")
+    assert near_dup.audio_quality(16000, "mp3", 32_400) == near_dup.audio_quality(16000, "mp3", 32_000)  # in kbit/s
     assert near_dup.audio_quality(16000, "flac") == near_dup.audio_quality(16000, "pcm_s24le") > near_dup.audio_quality(8000, "flac")
     assert near_dup.audio_quality(None, "") == 0
