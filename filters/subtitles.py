@@ -1,4 +1,5 @@
-"""Subtitle cues (SRT, WebVTT) and the clips a video is cut into, from its cues or in fixed windows.
+"""Subtitle cues (SRT, WebVTT) and the clips a video is cut into: from its cues, at spans a
+table gives (`--clips-col`), or in fixed windows.
 
 Our own rather than a dependency: the PyPI parsers (pysrt, webvtt-py) are unmaintained or
 would add a dependency for ~150 lines, and a malformed file must name its line, since that
@@ -8,6 +9,7 @@ is the detail recorded with the drop reason.
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ class Clip:
     end: float
     text: str
     too_short: bool = False  # planned but shorter than min_clip: the caller records it as a dropped row
+    outside: bool = False  # a given span wholly outside the video: recorded as a dropped row
 
 
 class SubtitleError(ValueError):
@@ -196,6 +199,73 @@ def plan_clips(cues: list[Cue], duration: float, *, merge_gap: float, min_clip: 
             a = start + (end - start) * i / n
             b = end if i == n - 1 else start + (end - start) * (i + 1) / n
             clips.append(Clip(a, b, text, too_short=b - a < min_clip - _EPS))
+    return clips
+
+
+# --- clip spans a table gives (--clips-col) -------------------------------------------------
+
+_CLOCK = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)")  # [H:]MM:SS[.fff]
+
+
+def span_seconds(value) -> float:
+    """A time of a given span: seconds (a number, or text such as "12.5") or a clock time
+    "H:MM:SS.fff" / "MM:SS.fff" (as video2dataset's and HowTo100M's spans are written)."""
+    if isinstance(value, str):
+        clock = _CLOCK.fullmatch(value.strip())
+        if clock:
+            hours, minutes, seconds = clock.groups()
+            t = int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+        else:
+            try:
+                t = float(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a time (seconds, or H:MM:SS.fff)") from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        t = float(value)
+    else:
+        raise ValueError(f"{value!r} is not a time (seconds, or H:MM:SS.fff)")
+    if not math.isfinite(t) or t < 0:
+        raise ValueError(f"{value!r} is not a time >= 0")
+    return t
+
+
+def clip_spans(value) -> list[tuple[float, float]]:
+    """(start, end) seconds from a table cell: a list of [start, end] pairs, or one pair, or
+    either as JSON text (a csv cell). A ValueError names the span that is wrong."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"{value[:80]!r} is not a JSON list of [start, end] spans") from None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and not any(isinstance(v, (list, tuple)) for v in value):
+        value = [value]  # one pair
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{value!r} is not a list of [start, end] spans")
+    spans = []
+    for i, pair in enumerate(value):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ValueError(f"span {i}: {pair!r} is not a [start, end] pair")
+        try:
+            start, end = span_seconds(pair[0]), span_seconds(pair[1])
+        except ValueError as e:
+            raise ValueError(f"span {i}: {e}") from None
+        if end <= start:
+            raise ValueError(f"span {i}: it ends at {end:g} s, not after its start at {start:g} s")
+        spans.append((start, end))
+    return spans
+
+
+def given_clips(spans: list[Cue], duration: float, min_clip: float) -> list[Clip]:
+    """One clip per given span, in the given order (clip i is span i), cut as given: clamped
+    to the video but not merged, padded or split (they are the dataset's own clips); `outside`
+    when a span lies wholly outside the video, too_short when shorter than `min_clip`."""
+    clips = []
+    for span in spans:
+        start, end = max(span.start, 0.0), min(span.end, duration)
+        if start >= end:
+            clips.append(Clip(span.start, span.end, span.text, outside=True))
+        else:
+            clips.append(Clip(start, end, span.text, too_short=end - start < min_clip - _EPS))
     return clips
 
 

@@ -23,6 +23,7 @@ audio and video:
   mmcurate run clips/ --format video -o out         # a.mp4 + a.srt (cut at its cues) or a.txt / captions.jsonl
   mmcurate run clips/ --format video --require video --set video.uncued=windows -o out   # uncaptioned: 10 s windows
   mmcurate run videos.csv --video-col path --caption-col text -o out
+  mmcurate run clips.parquet --video-col video --clips-col spans --caption-col captions -o out   # given spans, a caption each
 
 several inputs joined by key (ROLE=PATH; roles image, audio, video, text):
   mmcurate run audio=wavs/ text=transcripts.tsv -o out            # a sample needs both (--require to change)
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--require", metavar="MODALITIES", help="what a sample must have, e.g. audio,text or video (default: every input's role; a single input: its media and text)")
     run.add_argument("--audio-col", help="table: column with an audio path or URL (the rows are audio)")
     run.add_argument("--video-col", help="table: column with a video path or URL (the rows are video)")
+    run.add_argument("--clips-col", help="table of videos: column with each video's clip spans, [[start, end], ...] in seconds or H:MM:SS.fff; each span is cut as given, with its own caption when the caption column holds a list of one per span")
     run.add_argument("--config", help="YAML file with config sections (input, fetch, text, image, audio, video, dedup, clip, output; see `mmcurate config`)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
     run.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
@@ -144,6 +146,7 @@ def _run_config(args):
         ("clip_threshold", "clip.threshold"), ("clip_top_fraction", "clip.top_fraction"),
         ("dedup", "dedup.mode"), ("duplicates", "dedup.duplicates"), ("splits", "output.splits"),
         ("require", "input.require"), ("languages", "text.languages"), ("audio_col", "input.audio_col"), ("video_col", "input.video_col"),
+        ("clips_col", "input.clips_col"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

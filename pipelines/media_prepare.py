@@ -2,8 +2,8 @@
 
 Audio: one row, its re-encoded audio as KEY.<format>, `sha256` of the decoded PCM (so the
 same sound in wav and flac is an exact duplicate). Video: one row per planned clip, keyed
-VIDEOKEY_NNNN: clips at subtitle cues (a sidecar .srt/.vtt, else the container's subtitle
-stream), or, without cues, the whole video, fixed windows or its scenes (video.uncued) with its caption.
+VIDEOKEY_NNNN: clips at the spans a table gives (input.clips_col), at subtitle cues (a
+sidecar .srt/.vtt, else the container's subtitle stream), or, without either, the whole video, fixed windows or its scenes (video.uncued) with its caption.
 Each clip row carries KEY.mp4, KEY.jpg (the middle frame, video.keep_frame) and, in staging
 only, KEY.frameN.jpg for the scorer. Near-dup hashes: the middle frame's (phash, dhash) and
 every sampled frame's (`frame_hashes`: a near-duplicate clip matches at most positions).
@@ -22,7 +22,7 @@ from mmcurate.filters.audio import AudioRejected
 from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.near_dup import frame_hashes
 from mmcurate.filters.scenes import scene_cuts
-from mmcurate.filters.subtitles import Clip, SubtitleError, fixed_windows, parse_subtitles, plan_clips, scene_clips
+from mmcurate.filters.subtitles import Clip, SubtitleError, fixed_windows, given_clips, parse_subtitles, plan_clips, scene_clips
 from mmcurate.filters.text import caption_sha256
 from mmcurate.filters.video import VideoRejected, cut, probe
 from mmcurate.pipelines import fileio
@@ -68,14 +68,18 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
     cfg = ctx.cfg.video
     try:
         info = probe(media, cfg)
-        cues = _sidecar_cues(src) if src.subtitles else info.cues
+        cues = None if src.clips is not None else _sidecar_cues(src) if src.subtitles else info.cues
     except VideoRejected as e:
         return [(apply_verdict(row, e.verdict), {})]
     except SubtitleError as e:
         return [(apply_verdict(row, Verdict.reject("video.bad_subtitles", f"{src.subtitles or 'subtitle stream'}: {e}")), {})]
     except OSError as e:  # the sidecar cannot be read (a dangling link, an I/O error)
         return [(apply_verdict(row, Verdict.reject("input.unreadable", error_text(e, 300))), {})]
-    if cues is not None:  # cut at the cues; each clip's text is its cues' text
+    if src.clips is not None:  # the spans a table gives, each with its caption
+        if not src.clips:
+            return [(apply_verdict(row, Verdict.reject("video.no_cues", f"column {ctx.cfg.input.clips_col!r} holds no span")), {})]
+        clips = given_clips(src.clips, info.duration, cfg.min_clip)
+    elif cues is not None:  # cut at the cues; each clip's text is its cues' text
         if not cues:
             return [(apply_verdict(row, Verdict.reject("video.no_cues", "the subtitles hold no cue")), {})]
         clips = plan_clips(cues, info.duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding)
@@ -89,7 +93,7 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
                 clips = _uncued_clips(media, info, cfg)
         except VideoRejected as e:
             return [(apply_verdict(row, e.verdict), {})]
-    cued = cues is not None
+    cued = cues is not None or src.clips is not None
     return [_clip_row(ctx, src, row, media, info, i, clip, cued) for i, clip in enumerate(clips)]
 
 
@@ -139,7 +143,7 @@ def _clip_hashes(jpegs: list[bytes], mirror: bool) -> dict:
 
 
 def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cued: bool) -> tuple[dict, dict]:
-    """One clip: its own text when cut at cues (else the video's caption), cut and framed."""
+    """One clip: its own text when cut at cues or given spans (else the video's caption), cut and framed."""
     row = dict(video_row, key=f"{src.key}_{index:04d}")
     row["media"] = _dumps({"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index})
     if cued:
@@ -149,6 +153,8 @@ def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cu
             return apply_verdict(row, cleaned.verdict), {}
         if cleaned.verdict.kept:
             row["caption_sha256"] = caption_sha256(cleaned.text)
+    if clip.outside:
+        return apply_verdict(row, Verdict.reject("video.clip_outside", f"{clip.start:.3f}-{clip.end:.3f} s; the video lasts {info.duration:.3f} s")), {}
     if clip.too_short:
         return apply_verdict(row, Verdict.reject("video.clip_too_short", f"{clip.end - clip.start:.3f} s < {ctx.cfg.video.min_clip:g} s")), {}
     try:

@@ -32,12 +32,18 @@ class InputConfig:
     images: str = ""  # coco/flickr: image root (default: images/ or Images/ beside the file)
     audio_col: str = ""  # table: column with an audio path/URL (the table's rows are audio)
     video_col: str = ""  # table: column with a video path/URL (the table's rows are video)
+    # table of videos: column with each video's clips, [[start, end], ...] in seconds or
+    # "H:MM:SS.fff" (a list or JSON text); each is cut as given, with its own caption when the
+    # caption column holds one per span
+    clips_col: str = ""
     # several inputs joined by key (`ROLE=PATH` inputs): the modalities a sample must have;
     # "" = every role given. A piece without a required partner is dropped as align.missing_ROLE.
     require: str = ""
 
     def validate(self):
         _choice("input.format", self.format, FORMATS)
+        if self.clips_col and not self.video_col:
+            raise ConfigError("input.clips_col (--clips-col) needs input.video_col (--video-col): it gives the clips of a table of videos")
         for name in filter(None, (r.strip() for r in self.require.split(","))):
             _choice("input.require", name, MODALITIES)
 

@@ -60,6 +60,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "video.bad_subtitles": (FAILED, "prepare", "the .srt/.vtt sidecar or subtitle stream cannot be parsed (line and cause in the error)"),
     "video.no_cues": (DROPPED, "prepare", "subtitles with no usable cue inside the video"),
     "video.clip_too_short": (DROPPED, "prepare", "a planned clip (cue) shorter than video.min_clip"),
+    "video.clip_outside": (DROPPED, "prepare", "a clip span the table gives (--clips-col) lies wholly outside the video"),
     "video.cut_error": (FAILED, "prepare", "cutting or re-encoding this clip failed"),
     "video.audio_gap": (DROPPED, "prepare", "more than video.max_audio_gap seconds of the clip have no source audio (packets that do not decode, holes, a soundtrack that starts after or ends before the clip); less is kept, silence standing in, and recorded as audio_gap"),
     # alignment of several inputs by key

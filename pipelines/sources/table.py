@@ -1,5 +1,6 @@
 """`table`: parquet / csv / tsv / jsonl (optionally gzipped), one row per sample, like
-img2dataset's url lists (or audio/video paths with --audio-col/--video-col). Columns other than the URL and caption are carried into KEY.json."""
+img2dataset's url lists (or audio/video paths with --audio-col/--video-col; a video's clip spans
+with --clips-col). Columns other than the URL and caption are carried into KEY.json."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Iterator
 import pyarrow.parquet as pq
 
 from mmcurate.filters.keys import make_key, position_key
+from mmcurate.filters.subtitles import Cue, clip_spans
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.sources.base import ReadTask, as_checked_text, caption_texts, has_surrogates, parent_of, resolve
 from mmcurate.schemas.config import InputConfig
@@ -28,6 +30,7 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
             yield SourceRow(position_key(task.task, i), (task.task, i), where, verdict=Verdict.reject("input.bad_row", record.detail))
             continue
         url = record.pop(cfg.audio_col or cfg.video_col or cfg.url_col, None)
+        spans = record.pop(cfg.clips_col, None) if cfg.clips_col else None
         texts, caption_verdict = caption_texts(record.pop(cfg.caption_col, None), f"column {cfg.caption_col!r}")
         key = position_key(task.task, i)
         ident = record.get(cfg.key_col) if cfg.key_col else None
@@ -47,7 +50,32 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
         else:
             row.media = resolve(base, url.strip())
             row.source = row.media
+        if not _missing(spans) and row.verdict.kept:
+            _give_clips(row, spans, texts, cfg.clips_col)
         yield row
+
+
+def _missing(value) -> bool:
+    """No value in a cell: None, "" (csv) or NaN (pandas' missing value)."""
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _give_clips(row: SourceRow, spans, texts: list, column: str) -> None:
+    """The row's clips from its spans: each span takes its own caption when the caption
+    column holds one per span, else the one caption (or none) they share."""
+    try:
+        times = clip_spans(spans)
+    except ValueError as e:
+        row.verdict = Verdict.reject("input.bad_row", f"column {column!r}: {e}")
+        return
+    if any(isinstance(t, bytes) for t in texts):
+        row.verdict = Verdict.reject("text.invalid_utf8", "a caption of the row")
+        return
+    if len(texts) > 1 and len(texts) != len(times):
+        row.verdict = Verdict.reject("input.bad_row", f"{len(texts)} captions for {len(times)} spans in column {column!r}: give one caption, or one per span")
+        return
+    per_span = texts if len(texts) == len(times) else (texts or [""]) * len(times)
+    row.clips = [Cue(start, end, text) for (start, end), text in zip(times, per_span)]
 
 
 class _BadRow:

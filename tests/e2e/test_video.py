@@ -5,6 +5,7 @@ uncued windows, frame-mean CLIP scores; and the real clips in ../shared/data/vid
 
 from __future__ import annotations
 
+import csv
 import glob
 import io
 import json
@@ -409,3 +410,60 @@ def test_a_clip_beyond_the_end_of_its_soundtrack_is_dropped_as_audio_gap(tmp_pat
     docs = {x["__key__"]: json.loads(x["json"]) for x in samples(out)}
     assert sorted(docs) == ["mute_0000", "mute_0001"]
     assert "audio_gap" not in docs["mute_0000"] and docs["mute_0001"]["audio_gap"] == pytest.approx(1.0)
+
+
+def test_a_table_of_videos_with_given_clip_spans_and_a_caption_each(tmp_path):
+    """--clips-col: each span is cut as given (clip i is span i, frame-exact), with the caption
+    at its place in the caption list, or the one caption every span shares. Spans too short,
+    outside the video, malformed or with a caption count that fits neither way are rows with
+    their reasons."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "in"
+    os.makedirs(root)
+    vm.make_video(root / "v1.mp4", seconds=4.0)
+    vm.make_video(root / "v2.mp4", seconds=2.0)
+    pq.write_table(pa.table({
+        "id": ["talk", "pair", "count"],
+        "video": ["v1.mp4", "v2.mp4", "v2.mp4"],
+        "spans": [[[1.0, 3.0], [0.0, 0.5], [2.5, 9.0], [10.0, 12.0]], [[0.0, 1.0], [1.0, 2.0]], [[0.0, 1.0], [1.0, 2.0]]],
+        "captions": [["first words", "too short", "clamped at the end", "outside"], ["shared"], ["a", "b", "c"]],
+    }), root / "clips.parquet")
+    with open(root / "clips.csv", "w", newline="") as f:
+        csv.writer(f).writerows([
+            ("id", "video", "spans", "captions"),
+            ("clock", "v1.mp4", '[["0:00:01.000", "0:00:02"]]', "by the clock"),
+            ("bad", "v1.mp4", "[[1, 2], [3]]", "never cut"),
+            ("whole", "v2.mp4", "", "no spans: the whole video"),
+        ])
+    flags = ("--video-col", "video", "--clips-col", "spans", "--caption-col", "captions", "--key-col", "id")
+    out = tmp_path / "out"
+    assert run_cli("run", root / "clips.parquet", root / "clips.csv", "-o", out, *flags, *COMMON) == 0
+    rows = {r["key"]: r for r in manifest(out)}
+    assert {k: (r["reason"], r["error"]) for k, r in rows.items() if r["status"] != "kept"} == {
+        "talk_0001": ("video.clip_too_short", "0.500 s < 1 s"),
+        "talk_0003": ("video.clip_outside", "10.000-12.000 s; the video lasts 4.000 s"),
+        "count": ("input.bad_row", "3 captions for 2 spans in column 'spans': give one caption, or one per span"),
+        "bad": ("input.bad_row", "column 'spans': span 1: [3] is not a [start, end] pair"),
+    }
+    got = {x["__key__"]: x for x in samples(out)}
+    expected = {  # key: (first frame, frames, text)
+        "talk_0000": (25, 50, "first words"), "talk_0002": (63, 37, "clamped at the end"),
+        "pair_0000": (0, 25, "shared"), "pair_0001": (25, 25, "shared"),
+        "clock_0000": (25, 25, "by the clock"), "whole_0000": (0, 50, "no spans: the whole video"),
+    }
+    assert sorted(got) == sorted(expected)
+    for key, (first, n, text) in expected.items():
+        assert _clip_frames(got[key]["mp4"]) == list(range(first, first + n)), key
+        assert got[key]["txt"].decode() == text
+    assert json.loads(got["talk_0002"]["json"])["end"] == pytest.approx(4.0)
+    s = stats(out)
+    assert s["identity_ok"] and s["kept"] == 6
+
+
+def test_clips_col_without_video_col_is_a_config_error(tmp_path, capsys):
+    write(tmp_path / "t.csv", "url,caption\na.jpg,x\n")
+    assert run_cli("run", tmp_path / "t.csv", "--clips-col", "spans", "-o", tmp_path / "out", *COMMON) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "mmcurate: error: ConfigError: input.clips_col (--clips-col) needs input.video_col (--video-col): it gives the clips of a table of videos"]

@@ -4,12 +4,15 @@ from mmcurate.filters.subtitles import (
     Clip,
     Cue,
     SubtitleError,
+    clip_spans,
     cue_text,
     fixed_windows,
+    given_clips,
     parse_srt,
     parse_subtitles,
     parse_vtt,
     plan_clips,
+    span_seconds,
 )
 
 SRT = """\
@@ -274,3 +277,57 @@ def test_nonpositive_limits_are_rejected():
         fixed_windows(10.0, 0.0, 1.0)
     with pytest.raises(ValueError):
         _plan([Cue(0.0, 1.0, "x")], 10.0, max_clip=0.0)
+
+
+# --- clip spans a table gives (--clips-col) ---------------------------------------------------
+
+@pytest.mark.parametrize("value, seconds", [
+    (12, 12.0), (2.5, 2.5), ("7.25", 7.25), (" 0:01:02.5 ", 62.5), ("01:02", 62.0), ("1:00:00", 3600.0), ("00:00:03.040", 3.04),
+])
+def test_span_seconds(value, seconds):
+    assert span_seconds(value) == pytest.approx(seconds, abs=1e-9)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("abc", "'abc' is not a time (seconds, or H:MM:SS.fff)"), (True, "True is not a time (seconds, or H:MM:SS.fff)"),
+    (None, "None is not a time (seconds, or H:MM:SS.fff)"), (-1, "-1 is not a time >= 0"), (float("nan"), "nan is not a time >= 0"),
+])
+def test_span_seconds_refuses(value, message):
+    with pytest.raises(ValueError) as e:
+        span_seconds(value)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("value, spans", [
+    ([[0, 1.5], [2, 3]], [(0.0, 1.5), (2.0, 3.0)]),
+    ([0, 1.5], [(0.0, 1.5)]),  # one pair
+    ('[["0:00:01.000", "0:00:02.500"], [4, 5]]', [(1.0, 2.5), (4.0, 5.0)]),  # csv: JSON text
+    ("[]", []),
+])
+def test_clip_spans(value, spans):
+    assert clip_spans(value) == spans
+
+
+@pytest.mark.parametrize("value, message", [
+    ("[[1, 2], [3]]", "span 1: [3] is not a [start, end] pair"),
+    ([[1, 2], [5, 4]], "span 1: it ends at 4 s, not after its start at 5 s"),
+    ([["a", 2]], "span 0: 'a' is not a time (seconds, or H:MM:SS.fff)"),
+    ("1-2", "'1-2' is not a JSON list of [start, end] spans"),
+    (7, "7 is not a list of [start, end] spans"),
+    ({"start": 1, "end": 2}, "{'start': 1, 'end': 2} is not a list of [start, end] spans"),
+])
+def test_clip_spans_name_what_is_wrong(value, message):
+    with pytest.raises(ValueError) as e:
+        clip_spans(value)
+    assert str(e.value) == message
+
+
+def test_given_clips_are_cut_as_given_in_their_order():
+    spans = [Cue(5.0, 6.0, "c"), Cue(0.5, 3.0, "a"), Cue(2.9, 3.1, "b"), Cue(9.0, 12.0, "d"), Cue(12.0, 13.0, "e")]
+    assert given_clips(spans, duration=10.0, min_clip=0.5) == [
+        Clip(5.0, 6.0, "c"),  # not sorted: clip i is span i
+        Clip(0.5, 3.0, "a"),  # overlaps the next one: not merged
+        Clip(2.9, 3.1, "b", too_short=True),
+        Clip(9.0, 10.0, "d"),  # clamped to the video
+        Clip(12.0, 13.0, "e", outside=True),
+    ]
