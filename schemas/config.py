@@ -33,8 +33,8 @@ class InputConfig:
     audio_col: str = ""  # table: column with an audio path/URL (the table's rows are audio)
     video_col: str = ""  # table: column with a video path/URL (the table's rows are video)
     # table of videos: column with each video's clips, [[start, end], ...] in seconds or
-    # "H:MM:SS.fff" (a list or JSON text); each is cut as given, with its own caption when the
-    # caption column holds one per span
+    # "H:MM:SS.fff" (a list or JSON text), or "START,END": two columns giving one clip per row;
+    # each is cut as given, with its own caption when the caption column holds one per span
     clips_col: str = ""
     # several inputs joined by key (`ROLE=PATH` inputs): the modalities a sample must have;
     # "" = every role given. A piece without a required partner is dropped as align.missing_ROLE.
@@ -44,6 +44,9 @@ class InputConfig:
         _choice("input.format", self.format, FORMATS)
         if self.clips_col and not self.video_col:
             raise ConfigError("input.clips_col (--clips-col) needs input.video_col (--video-col): it gives the clips of a table of videos")
+        names = self.clips_col.split(",") if self.clips_col else []
+        if len(names) > 2 or any(not n.strip() for n in names):
+            raise ConfigError(f"input.clips_col {self.clips_col!r}: one column of span lists, or two columns START,END")
         for name in filter(None, (r.strip() for r in self.require.split(","))):
             _choice("input.require", name, MODALITIES)
 

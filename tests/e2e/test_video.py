@@ -462,8 +462,36 @@ def test_a_table_of_videos_with_given_clip_spans_and_a_caption_each(tmp_path):
     assert s["identity_ok"] and s["kept"] == 6
 
 
+def test_kinetics_layout_start_and_end_columns_give_one_clip_per_row(tmp_path):
+    """--clips-col time_start,time_end (Kinetics' csv): a clip per row; the label is its caption."""
+    root = tmp_path / "in"
+    os.makedirs(root)
+    vm.make_video(root / "abc.mp4", seconds=4.0)
+    write(root / "kinetics.csv", "label,youtube_id,time_start,time_end,split,path\n"
+          "juggling balls,abc,1,3,train,abc.mp4\n"
+          "unboxing,abc,,,train,abc.mp4\n"
+          "tying knot,abc,2,x,train,abc.mp4\n")
+    out = tmp_path / "out"
+    assert run_cli("run", root / "kinetics.csv", "-o", out, "--video-col", "path", "--clips-col", "time_start,time_end",
+                   "--caption-col", "label", *COMMON, "--set", "video.uncued=windows", "--set", "video.window=2") == 0
+    rows = {r["key"]: r for r in manifest(out)}
+    assert {k: (r["status"], r["reason"]) for k, r in rows.items()} == {
+        "00000_000000000_0000": ("kept", ""), "00000_000000001_0000": ("kept", ""), "00000_000000001_0001": ("kept", ""),
+        "00000_000000002": ("failed", "input.bad_row")}
+    assert rows["00000_000000002"]["error"] == "column 'time_start,time_end': span 0: 'x' is not a time (seconds, or H:MM:SS.fff)"
+    got = {x["__key__"]: x for x in samples(out)}
+    assert _clip_frames(got["00000_000000000_0000"]["mp4"]) == list(range(25, 75))
+    assert got["00000_000000000_0000"]["txt"].decode() == "juggling balls"
+    assert json.loads(got["00000_000000000_0000"]["json"])["split"] == "train"  # other columns ride along
+    # a row without times is an uncued video: here 2-s windows with the row's caption
+    assert [_clip_frames(got[f"00000_000000001_000{i}"]["mp4"])[0] for i in (0, 1)] == [0, 50]
+
+
 def test_clips_col_without_video_col_is_a_config_error(tmp_path, capsys):
     write(tmp_path / "t.csv", "url,caption\na.jpg,x\n")
     assert run_cli("run", tmp_path / "t.csv", "--clips-col", "spans", "-o", tmp_path / "out", *COMMON) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
         "mmcurate: error: ConfigError: input.clips_col (--clips-col) needs input.video_col (--video-col): it gives the clips of a table of videos"]
+    assert run_cli("run", tmp_path / "t.csv", "--video-col", "url", "--clips-col", "a,b,c", "-o", tmp_path / "out", *COMMON) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "mmcurate: error: ConfigError: input.clips_col 'a,b,c': one column of span lists, or two columns START,END"]
