@@ -3,7 +3,8 @@
 Audio: one row, its re-encoded audio as KEY.<format>, `sha256` of the decoded PCM (so the
 same sound in wav and flac is an exact duplicate). Video: one row per planned clip, keyed
 VIDEOKEY_NNNN: clips at the spans a table gives (input.clips_col), at subtitle cues (a
-sidecar .srt/.vtt, else the container's subtitle stream), or, without either, the whole video, fixed windows or its scenes (video.uncued) with its caption.
+sidecar .srt/.vtt, else the container's subtitle stream), or, without either, the whole
+video, fixed windows or its scenes (video.uncued) with its caption.
 Each clip row carries KEY.mp4, KEY.jpg (the middle frame, video.keep_frame) and, in staging
 only, KEY.frameN.jpg for the scorer. Near-dup hashes: the middle frame's (phash, dhash) and
 every sampled frame's (`frame_hashes`: a near-duplicate clip matches at most positions).
