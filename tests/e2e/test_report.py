@@ -40,6 +40,9 @@ CHROMIUM_FLAGS = [
     "--disable-features=NetworkTimeServiceQuerying,AimEnabled,AimServerEligibilityEnabled,AimServerRequestOnStartupEnabled,PreconnectToSearch",
     # the account check has no off switch: point its URL at one that is not on the network
     '--gaia-config-contents={"urls":{"list_accounts_url":{"url":"data:,"}}}',
+    # Chromium 156's component updater still asks update.googleapis.com with
+    # --disable-component-update: the same trick for its server
+    "--component-updater=url-source=data:,",
 ]
 
 
