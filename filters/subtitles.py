@@ -21,14 +21,14 @@ _EPS = 1e-6
 class Cue:
     start: float  # seconds
     end: float
-    text: str
+    text: str | None  # None: a span a table gives with a null caption
 
 
 @dataclass(frozen=True)
 class Clip:
     start: float
     end: float
-    text: str
+    text: str | None
     too_short: bool = False  # planned but shorter than min_clip: the caller records it as a dropped row
     outside: bool = False  # a given span wholly outside the video: recorded as a dropped row
 

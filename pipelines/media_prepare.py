@@ -150,7 +150,7 @@ def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cu
     if cued:
         cleaned = ctx.clean_caption(clip.text)
         row.update(caption=cleaned.text, captions=[cleaned.text] if cleaned.verdict.kept else [], caption_sha256="", **cleaned.fields())
-        if not cleaned.verdict.kept and (ctx.cfg.input.requires_text or clip.text.strip()):
+        if not cleaned.verdict.kept and (ctx.cfg.input.requires_text or (clip.text or "").strip()):
             return apply_verdict(row, cleaned.verdict), {}
         if cleaned.verdict.kept:
             row["caption_sha256"] = caption_sha256(cleaned.text)

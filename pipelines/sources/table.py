@@ -31,7 +31,8 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
             continue
         url = record.pop(cfg.audio_col or cfg.video_col or cfg.url_col, None)
         spans = _spans_cell(record, cfg.clips_col) if cfg.clips_col else None
-        texts, caption_verdict = caption_texts(record.pop(cfg.caption_col, None), f"column {cfg.caption_col!r}")
+        caption = record.pop(cfg.caption_col, None)
+        texts, caption_verdict = caption_texts(caption, f"column {cfg.caption_col!r}")
         key = position_key(task.task, i)
         ident = record.get(cfg.key_col) if cfg.key_col else None
         if ident not in (None, "") and not (isinstance(ident, float) and math.isnan(ident)):  # (NaN: pandas' missing value)
@@ -51,7 +52,7 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
             row.media = resolve(base, url.strip())
             row.source = row.media
         if not _missing(spans) and row.verdict.kept:
-            _give_clips(row, spans, texts, cfg.clips_col)
+            _give_clips(row, spans, caption, texts, cfg.clips_col)
         yield row
 
 
@@ -70,14 +71,17 @@ def _missing(value) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
-def _give_clips(row: SourceRow, spans, texts: list, column: str) -> None:
+def _give_clips(row: SourceRow, spans, caption, texts: list, column: str) -> None:
     """The row's clips from its spans: each span takes its own caption when the caption
-    column holds one per span, else the one caption (or none) they share."""
+    column holds a list of one per span (a null: that span has none), else the one caption
+    (or none) they share."""
     try:
         times = clip_spans(spans)
     except ValueError as e:
         row.verdict = Verdict.reject("input.bad_row", f"column {column!r}: {e}")
         return
+    if isinstance(caption, (list, tuple)) and len(caption) == len(times):  # (caption_texts drops the nulls)
+        texts = [as_checked_text(t) if t is not None else None for t in caption]
     if any(isinstance(t, bytes) for t in texts):
         row.verdict = Verdict.reject("text.invalid_utf8", "a caption of the row")
         return

@@ -425,10 +425,11 @@ def test_a_table_of_videos_with_given_clip_spans_and_a_caption_each(tmp_path):
     vm.make_video(root / "v1.mp4", seconds=4.0)
     vm.make_video(root / "v2.mp4", seconds=2.0)
     pq.write_table(pa.table({
-        "id": ["talk", "pair", "count"],
-        "video": ["v1.mp4", "v2.mp4", "v2.mp4"],
-        "spans": [[[1.0, 3.0], [0.0, 0.5], [2.5, 9.0], [10.0, 12.0]], [[0.0, 1.0], [1.0, 2.0]], [[0.0, 1.0], [1.0, 2.0]]],
-        "captions": [["first words", "too short", "clamped at the end", "outside"], ["shared"], ["a", "b", "c"]],
+        "id": ["talk", "pair", "count", "gap"],
+        "video": ["v1.mp4", "v2.mp4", "v2.mp4", "v1.mp4"],
+        "spans": [[[1.0, 3.0], [0.0, 0.5], [2.5, 9.0], [10.0, 12.0]], [[0.0, 1.0], [1.0, 2.0]], [[0.0, 1.0], [1.0, 2.0]],
+                  [[0.0, 1.0], [2.0, 3.0]]],
+        "captions": [["first words", "too short", "clamped at the end", "outside"], ["shared"], ["a", "b", "c"], [None, "second only"]],
     }), root / "clips.parquet")
     with open(root / "clips.csv", "w", newline="") as f:
         csv.writer(f).writerows([
@@ -445,6 +446,7 @@ def test_a_table_of_videos_with_given_clip_spans_and_a_caption_each(tmp_path):
         "talk_0001": ("video.clip_too_short", "0.500 s < 1 s"),
         "talk_0003": ("video.clip_outside", "10.000-12.000 s; the video lasts 4.000 s"),
         "count": ("input.bad_row", "3 captions for 2 spans in column 'spans': give one caption, or one per span"),
+        "gap_0000": ("input.missing_caption", ""),  # its caption is null: the other span keeps its own
         "bad": ("input.bad_row", "column 'spans': span 1: [3] is not a [start, end] pair"),
     }
     got = {x["__key__"]: x for x in samples(out)}
@@ -452,6 +454,7 @@ def test_a_table_of_videos_with_given_clip_spans_and_a_caption_each(tmp_path):
         "talk_0000": (25, 50, "first words"), "talk_0002": (63, 37, "clamped at the end"),
         "pair_0000": (0, 25, "shared"), "pair_0001": (25, 25, "shared"),
         "clock_0000": (25, 25, "by the clock"), "whole_0000": (0, 50, "no spans: the whole video"),
+        "gap_0001": (50, 25, "second only"),
     }
     assert sorted(got) == sorted(expected)
     for key, (first, n, text) in expected.items():
@@ -459,7 +462,7 @@ def test_a_table_of_videos_with_given_clip_spans_and_a_caption_each(tmp_path):
         assert got[key]["txt"].decode() == text
     assert json.loads(got["talk_0002"]["json"])["end"] == pytest.approx(4.0)
     s = stats(out)
-    assert s["identity_ok"] and s["kept"] == 6
+    assert s["identity_ok"] and s["kept"] == 7
 
 
 def test_kinetics_layout_start_and_end_columns_give_one_clip_per_row(tmp_path):
