@@ -35,7 +35,7 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
         texts, caption_verdict = caption_texts(caption, f"column {cfg.caption_col!r}")
         key = position_key(task.task, i)
         ident = record.get(cfg.key_col) if cfg.key_col else None
-        if ident not in (None, "") and not (isinstance(ident, float) and math.isnan(ident)):  # (NaN: pandas' missing value)
+        if not _missing(ident):
             key = make_key(str(ident))
         row = SourceRow(key, (task.task, i), where, extra=_jsonable(record), verdict=caption_verdict)
         # text that was not valid UTF-8 (csv read with surrogateescape) goes as its bytes: text.invalid_utf8
@@ -88,7 +88,7 @@ def _give_clips(row: SourceRow, spans, caption, texts: list, column: str) -> Non
     if len(texts) > 1 and len(texts) != len(times):
         row.verdict = Verdict.reject("input.bad_row", f"{len(texts)} captions for {len(times)} spans in column {column!r}: give one caption, or one per span")
         return
-    per_span = texts if len(texts) == len(times) else (texts or [""]) * len(times)
+    per_span = texts if len(texts) == len(times) else (texts or [None]) * len(times)  # None: input.missing_caption
     row.clips = [Cue(start, end, text) for (start, end), text in zip(times, per_span)]
 
 

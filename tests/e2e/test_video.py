@@ -425,11 +425,11 @@ def test_a_table_of_videos_with_given_clip_spans_and_a_caption_each(tmp_path):
     vm.make_video(root / "v1.mp4", seconds=4.0)
     vm.make_video(root / "v2.mp4", seconds=2.0)
     pq.write_table(pa.table({
-        "id": ["talk", "pair", "count", "gap"],
-        "video": ["v1.mp4", "v2.mp4", "v2.mp4", "v1.mp4"],
+        "id": ["talk", "pair", "count", "gap", "nocap"],
+        "video": ["v1.mp4", "v2.mp4", "v2.mp4", "v1.mp4", "v1.mp4"],
         "spans": [[[1.0, 3.0], [0.0, 0.5], [2.5, 9.0], [10.0, 12.0]], [[0.0, 1.0], [1.0, 2.0]], [[0.0, 1.0], [1.0, 2.0]],
-                  [[0.0, 1.0], [2.0, 3.0]]],
-        "captions": [["first words", "too short", "clamped at the end", "outside"], ["shared"], ["a", "b", "c"], [None, "second only"]],
+                  [[0.0, 1.0], [2.0, 3.0]], [[3.0, 4.0]]],
+        "captions": [["first words", "too short", "clamped at the end", "outside"], ["shared"], ["a", "b", "c"], [None, "second only"], None],
     }), root / "clips.parquet")
     with open(root / "clips.csv", "w", newline="") as f:
         csv.writer(f).writerows([
@@ -447,6 +447,7 @@ def test_a_table_of_videos_with_given_clip_spans_and_a_caption_each(tmp_path):
         "talk_0003": ("video.clip_outside", "10.000-12.000 s; the video lasts 4.000 s"),
         "count": ("input.bad_row", "3 captions for 2 spans in column 'spans': give one caption, or one per span"),
         "gap_0000": ("input.missing_caption", ""),  # its caption is null: the other span keeps its own
+        "nocap_0000": ("input.missing_caption", ""),  # no caption at all, as for a video without spans
         "bad": ("input.bad_row", "column 'spans': span 1: [3] is not a [start, end] pair"),
     }
     got = {x["__key__"]: x for x in samples(out)}
