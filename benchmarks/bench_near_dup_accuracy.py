@@ -211,7 +211,7 @@ def cmd_curve(args):
 def cmd_pipeline(args):
     import pyarrow.parquet as pq
 
-    cluster = read_truth(args.truth)[0]
+    cluster, variant, _ = read_truth(args.truth)
     files = sorted(glob.glob(os.path.join(args.out, "shards", "*.parquet")))
     if not files:
         sys.exit(f"no manifests in {os.path.join(args.out, 'shards')}")
@@ -224,6 +224,9 @@ def cmd_pipeline(args):
     if other or unseen:
         print(f"not scored (dropped/failed before dedup, or absent): {dict(other)}, {unseen} truth keys absent")
     s = score(drops, cluster)
+    wrong = Counter(variant.get(k, "?") for k, d in drops.items() if cluster.get(k) != cluster.get(d) or k not in cluster)
+    if wrong:
+        print(f"wrong drops by variant of the dropped sample: {dict(sorted(wrong.items()))}")
     print(f"drops {s['drops']}  right {s['right']}  precision {s['precision']:.4f}  recall {s['recall']:.4f}  "
           f"(target precision >= {TARGET_P}, recall >= {TARGET_R}: {'met' if margin(s) >= 0 else 'NOT met'})")
 

@@ -17,6 +17,11 @@ decoded original:
     png      lossless PNG re-save
     mix      2-3 of the above applied together (never both jpeg and png)
 
+With --recolour, each photo also gets a negative: `recolour`, the photo with every pixel's
+chroma turned by 90-270 degrees around grey (YCbCr), its lightness kept, so its grey levels
+and perceptual hashes barely change (a product photographed in another colour). It is a true
+cluster of its own: dropping it for its photo is a wrong drop.
+
 Pixel variants (scale, crop, tone, overlay, and mix without jpeg/png) are saved as JPEG quality 90.
 Deterministic: each photo's variants come from its own generator seeded by (seed, photo index), so
 the same arguments give byte-identical files whatever the number of processes.
@@ -82,6 +87,17 @@ def overlay(img, rng):
     return img, f"{(r - l) * (b - t) / (img.width * img.height):.1%} of area"
 
 
+def recolour(img, rng):
+    """Chroma (Cb, Cr) turned around grey by a random angle; luma (Y) untouched."""
+    angle = rng.uniform(90, 270)
+    ycc = np.asarray(img.convert("YCbCr"), dtype=np.float64).copy()
+    cb, cr = ycc[..., 1] - 128, ycc[..., 2] - 128
+    c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
+    ycc[..., 1], ycc[..., 2] = c * cb - s * cr + 128, s * cb + c * cr + 128
+    out = Image.fromarray(np.clip(np.round(ycc), 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
+    return out, f"hue {angle:.0f}deg"
+
+
 PIXEL = {"scale": scale, "crop": crop, "tone": tone, "overlay": overlay}
 
 
@@ -94,7 +110,7 @@ def encode(img, fmt: str, quality: int = DEFAULT_QUALITY) -> bytes:
     return buf.getvalue()
 
 
-def variants(index: int, path: str, seed: int) -> list[tuple[str, str, bytes, str]]:
+def variants(index: int, path: str, seed: int, with_recolour: bool = False) -> list[tuple[str, str, bytes, str]]:
     """One photo -> [(variant, ext, file bytes, parameters)]."""
     rng = np.random.default_rng([seed, index])
     with open(path, "rb") as f:
@@ -122,20 +138,24 @@ def variants(index: int, path: str, seed: int) -> list[tuple[str, str, bytes, st
     else:
         q = int(rng.integers(30, 96)) if "jpeg" in kinds else DEFAULT_QUALITY
         out.append(("mix", "jpg", encode(mixed, "jpg", q), "; ".join(steps + [f"jpeg q{q}"] * ("jpeg" in kinds))))
+    if with_recolour:  # drawn last: the other variants stay byte-identical with and without it
+        changed, params = recolour(img, rng)
+        out.append(("recolour", "jpg", encode(changed, "jpg"), params))
     return out
 
 
 def _write_photo(job):
-    index, path, caption, images_dir, seed = job
+    index, path, caption, images_dir, seed, with_recolour = job
     stem = os.path.splitext(os.path.basename(path))[0]
     rows = []
-    for variant, ext, data, params in variants(index, path, seed):
+    for variant, ext, data, params in variants(index, path, seed, with_recolour):
         name = f"{stem}__{variant}"
         with open(os.path.join(images_dir, f"{name}.{ext}"), "wb") as f:
             f.write(data)
         with open(os.path.join(images_dir, f"{name}.txt"), "w", encoding="utf-8") as f:
             f.write(caption)
-        rows.append((make_key(name), make_key(stem), variant, params))  # keys as pipelines/sources/folder.py makes them
+        cluster = make_key(name if variant == "recolour" else stem)  # a recoloured photo is a cluster of its own
+        rows.append((make_key(name), cluster, variant, params))  # keys as pipelines/sources/folder.py makes them
     return rows
 
 
@@ -155,6 +175,7 @@ def main(argv=None):
     ap.add_argument("--source", default=FLICKR, help="folder with images/ and captions.txt (default %(default)s)")
     ap.add_argument("--procs", type=int, default=2, help="worker processes (output does not depend on it)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR/images")
+    ap.add_argument("--recolour", action="store_true", help="also write a recoloured negative of each photo (see above)")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
@@ -167,7 +188,7 @@ def main(argv=None):
             ap.error(f"{images_dir} is not empty (use --overwrite)")
         shutil.rmtree(images_dir)
     os.makedirs(images_dir, exist_ok=True)
-    jobs = [(i, os.path.join(src, p), caps[p], images_dir, args.seed) for i, p in enumerate(photos)]
+    jobs = [(i, os.path.join(src, p), caps[p], images_dir, args.seed, args.recolour) for i, p in enumerate(photos)]
     with Pool(args.procs) as pool:
         rows = [r for rs in tqdm(pool.imap(_write_photo, jobs, chunksize=4), total=len(jobs), unit="photo") for r in rs]
     with open(os.path.join(args.out_dir, "truth.csv"), "w", newline="") as f:

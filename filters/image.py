@@ -15,7 +15,7 @@ from typing import Optional, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mmcurate.filters.near_dup import image_hashes
+from mmcurate.filters.near_dup import colour_signature, image_hashes
 from mmcurate.schemas.config import ImageConfig
 from mmcurate.schemas.record import Rejected, Verdict, error_text
 
@@ -39,7 +39,7 @@ class ImageResult:
     height: int
     original_width: int
     original_height: int
-    hashes: Optional[dict] = None  # perceptual hashes of the decoded image, when asked for
+    hashes: Optional[dict] = None  # perceptual hashes and colour signature of the decoded image, when asked for
 
 
 class ImageRejected(Rejected):
@@ -51,7 +51,7 @@ class ProcessImage:
     """Bytes in; an `ImageResult`, or `ImageRejected` carrying a verdict, out."""
 
     cfg: ImageConfig
-    hashes: bool = False  # also compute pHash/dHash of the decoded, upright image (before resizing)
+    hashes: bool = False  # also compute pHash/dHash and the colour signature of the decoded, upright image (before resizing)
     mirror: bool = False  # ... and of its mirror image
 
     def __call__(self, data: bytes) -> ImageResult:
@@ -76,7 +76,7 @@ class ProcessImage:
         if orientation not in (None, 1):
             img = ImageOps.exif_transpose(img)
         img = to_rgb(img)
-        hashes = image_hashes(img, self.mirror) if self.hashes else None
+        hashes = dict(image_hashes(img, self.mirror), colour=colour_signature(img)) if self.hashes else None
         img = self._resize(img, w, h)
         out = io.BytesIO()
         fmt = self.cfg.format

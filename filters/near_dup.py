@@ -8,6 +8,8 @@ are also the single-machine reference the tests compare against brute force.
   <= k agree on at least one whole block. Group by (block index, block value), verify the
   distance inside each bucket. A pair is reported only from the FIRST block it agrees on, so
   no global de-duplication of pairs is needed.
+- Colour: the hashes see grey levels only, so images also carry the mean CIELAB colour of each
+  quarter (`colour_signature`); a pair near by its hashes must be near in colour too.
 - Captions: MinHash (datasketch) with LSH banding over the same (bands, rows) as
   datasketch's `MinHashLSH`, records sharing a band's values are candidates: the same pairs.
 - Connected components: labelled by the smallest node (scipy; union-find as the reference).
@@ -49,6 +51,65 @@ def image_hashes(img, mirror: bool = False) -> dict[str, Optional[int]]:
     return out
 
 
+# -- colour (the hashes above see only grey levels) ------------------------------------------
+# pHash and dHash of a red square, a blue one and a white one are identical, and so are those of
+# a product photo in two colours. Images therefore also carry their mean colour in a 2x2 grid,
+# in CIELAB, and two images are near only when every cell is within `dedup.max_colour_distance`.
+# (imagehash's colorhash is not used: its hue and saturation bins have hard edges, so a slight
+# tone change flips a pixel's bin, and Hamming distance over its bits is no colour difference.)
+COLOUR_GRID = 2  # cells per side
+COLOUR_CELLS = COLOUR_GRID * COLOUR_GRID
+COLOUR_BYTES = 3 * COLOUR_CELLS  # per cell: L * 2.55, a + 128, b + 128, each rounded to a byte
+COLOUR_LIGHTNESS_WEIGHT = 0.5  # lightness counts half: brightness edits are common in copies
+_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]])
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+
+
+def colour_signature(img) -> bytes:
+    """The mean colour of each cell of a 2x2 grid (row-major) of an RGB image, in CIELAB (D65),
+    as 12 bytes. Computed here in a few lines of the CIE formulas rather than with lcms
+    (PIL's ImageCms), whose rounding may differ between builds: signatures must be reproducible."""
+    from PIL import Image
+
+    cells = np.asarray(img.resize((COLOUR_GRID, COLOUR_GRID), Image.Resampling.BOX), dtype=np.float64).reshape(-1, 3) / 255.0
+    linear = np.where(cells <= 0.04045, cells / 12.92, ((cells + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _SRGB_TO_XYZ.T / _WHITE_D65
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    lab = np.stack([(116 * f[:, 1] - 16) * 2.55, 500 * (f[:, 0] - f[:, 1]) + 128, 200 * (f[:, 1] - f[:, 2]) + 128], axis=1)
+    return np.clip(np.round(lab), 0, 255).astype(np.uint8).tobytes()
+
+
+def mirror_colour(colours: np.ndarray) -> np.ndarray:
+    """(n, 12) colour signatures -> those of the mirror images (each row's cells reversed)."""
+    grid = colours.reshape(len(colours), COLOUR_GRID, COLOUR_GRID, 3)
+    return np.ascontiguousarray(grid[:, :, ::-1]).reshape(len(colours), COLOUR_BYTES)
+
+
+def colour_matrix(blobs: Sequence[Optional[bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    """Colour signatures (None for audio, video clips and images staged before them) -> an
+    (n, 12) uint8 array (zeros where none) and which rows have one."""
+    has = np.array([b is not None for b in blobs], dtype=bool)
+    out = np.zeros((len(blobs), COLOUR_BYTES), dtype=np.uint8)
+    if has.any():
+        out[has] = np.frombuffer(b"".join(b for b in blobs if b is not None), dtype=np.uint8).reshape(-1, COLOUR_BYTES)
+    return out, has
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise distance of (n, 12) colour signatures: the largest over the cells of the CIE76
+    colour difference with lightness weighted by COLOUR_LIGHTNESS_WEIGHT."""
+    d = (a.astype(np.float32) - b.astype(np.float32)).reshape(-1, COLOUR_CELLS, 3)
+    d[..., 0] *= COLOUR_LIGHTNESS_WEIGHT / 2.55
+    return np.sqrt((d * d).sum(axis=-1)).max(axis=-1)
+
+
+def colour_near(a: np.ndarray, has_a: np.ndarray, b: np.ndarray, has_b: np.ndarray, max_distance: float) -> np.ndarray:
+    """Pairs (row-wise, broadcast) whose colours do not tell them apart: within max_distance,
+    or either has no colour signature."""
+    return ~(has_a & has_b) | (colour_distance(a, b) <= max_distance)
+
+
+IMAGE_SIGNATURE = "hashes+colour-v1"  # names an image's signature: images staged under another are redone
 VIDEO_SIGNATURE = "frames-v1"  # names the clip signature: clips staged under another are redone
 
 
@@ -199,13 +260,17 @@ class Nearness:
     caption_threshold), between member i and each member in js; never between members of one
     `groups` value.
 
-    Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None), minhash
-    (signature bytes or None), and for video clips frame_hashes and frame_hashes_mirror
-    (`frame_hashes`' lists or None: `majority_distance` decides between clips with them)."""
+    Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None), colour
+    (`colour_signature` or None), minhash (signature bytes or None), and for video clips
+    frame_hashes and frame_hashes_mirror (`frame_hashes`' lists or None: `majority_distance`
+    decides between clips with them)."""
 
     def __init__(self, members: Sequence[dict], duplicates: str, image_hash: str, max_distance: int, mirror: bool,
-                 caption_threshold: float, num_perm: int, groups: Optional[np.ndarray] = None):
+                 caption_threshold: float, num_perm: int, groups: Optional[np.ndarray] = None, max_colour_distance: float = 0.0):
         self.duplicates, self.image_hash, self.k, self.mirror = duplicates, image_hash, max_distance, mirror
+        self.max_colour_distance = max_colour_distance
+        colours, self.has_colour = colour_matrix([m.get("colour") for m in members])
+        self.colours = {"": colours, "_mirror": mirror_colour(colours)}
         self.groups = groups  # members of one group (clips of one video) are never near each other
         self.threshold = caption_threshold
         self.hashes = {}
@@ -236,8 +301,13 @@ class Nearness:
                 if comparable.any():
                     d = majority_distance(fa[i : i + 1], na[i : i + 1], fb[js], nb[js], self.image_hash)
                     hit = np.where(comparable, d <= self.k, hit)
-            near |= hit
+            near |= hit & self._colour_near(i, js, a, b)
         return near
+
+    def _colour_near(self, i: int, js: np.ndarray, a: str, b: str) -> np.ndarray:
+        if self.max_colour_distance <= 0:
+            return np.ones(len(js), dtype=bool)
+        return colour_near(self.colours[a][i], self.has_colour[i], self.colours[b][js], self.has_colour[js], self.max_colour_distance)
 
     def caption(self, i: int, js: np.ndarray) -> np.ndarray:
         if self.sigs is None:

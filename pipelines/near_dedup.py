@@ -26,8 +26,9 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
-    LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, estimated_jaccard, frame_matrix,
-    frames_comparable, greedy_leaders, lsh_params, majority_distance, mix64, pad_frames, signature_matrix, survivor_rank,
+    COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, colour_matrix, colour_near,
+    estimated_jaccard, frame_matrix, frames_comparable, greedy_leaders, lsh_params, majority_distance, mirror_colour, mix64, pad_frames,
+    signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
@@ -51,7 +52,7 @@ CLUSTER_SCHEMA = pa.schema(
 )
 MEMBER_COLUMNS = (
     "shard", "order_task", "order_row", "key", "source_quality", "phash", "dhash", "phash_mirror", "dhash_mirror",
-    "frame_hashes", "frame_hashes_mirror",
+    "colour", "frame_hashes", "frame_hashes_mirror",
 )
 
 
@@ -70,10 +71,23 @@ def _frames(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     return frame_matrix(table.column(name).to_pylist())
 
 
+def _colours(table: pa.Table) -> dict:
+    """The rows' colour signatures (filters/near_dup.colour_matrix) as item fields; none when no
+    row has one (audio, video clips, images staged before them)."""
+    if "colour" not in table.column_names or table.column("colour").null_count == table.num_rows:
+        return {}
+    colour, has = colour_matrix(table.column("colour").to_pylist())
+    return {"colour": colour, "has_colour": has}
+
+
 def merge_items(batches: list[dict]) -> dict:
-    """Item batches -> one dict of arrays; frame arrays are padded to one width, and batches
-    without them (images, clips staged without frame hashes) get none (which always pass)."""
+    """Item batches -> one dict of arrays. Frame arrays are padded to one width; batches
+    without frames (images, clips staged without frame hashes) or without colours (audio,
+    images staged before them) get empty ones, which always pass."""
     keys = set().union(*batches)
+    if "colour" in keys:
+        batches = [b if "colour" in b else dict(b, colour=np.zeros((len(b["id"]), COLOUR_BYTES), dtype=np.uint8), has_colour=np.zeros(len(b["id"]), dtype=bool))
+                   for b in batches]
     if "frames" in keys:
         width = max(b["frames"].shape[1] for b in batches if "frames" in b)
         batches = [dict(b, frames=pad_frames(b["frames"], width)) if "frames" in b
@@ -115,11 +129,15 @@ class ImageBlocks(beam.DoFn):
             items = {"id": node_ids(t), "h": _hash_column(t, kind)}
             if self.cfg.image_hash == "both":
                 items["h2"] = _hash_column(t, "dhash")
+            if self.cfg.max_colour_distance > 0:
+                items.update(_colours(t))
             if frames.shape[1]:  # clips with frames are told apart by them
                 items["frames"], items["nframes"] = frames[has], nframes[has]
             if self.cfg.mirror:
                 m = t.column(kind + "_mirror").is_valid().to_numpy(zero_copy_only=False)
                 extra = {"id": items["id"][m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m]}
+                if "colour" in items:
+                    extra["colour"], extra["has_colour"] = mirror_colour(items["colour"][m]), items["has_colour"][m]
                 if "frames" in items:
                     extra["frames"], extra["nframes"] = mirrored[has][m], nframes[has][m]
                 yield 0, _with_mirrors(items, extra)
@@ -179,6 +197,9 @@ class ImagePairs(beam.DoFn):
             keep &= ~comparable  # (found by the frame searches)
             if self.cfg.image_hash == "both":
                 keep &= np.bitwise_count(items["h2"][i] ^ items["h2"][j]) <= k
+            if "colour" in items:  # near in grey levels, far apart in colour: no edge
+                c, has = items["colour"], items["has_colour"]
+                keep &= colour_near(c[i], has[i], c[j], has[j], self.cfg.max_colour_distance)
         else:
             keep &= comparable
             if keep.any():
@@ -328,7 +349,8 @@ class ResolveClusters(beam.DoFn):
         videos = None
         if self.group_shift:  # which clips are siblings: never near each other
             videos = np.array([r["node"] >> self.group_shift for r in component])
-        near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm, videos)
+        near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm, videos,
+                        cfg.max_colour_distance)
         leader_of = greedy_leaders(len(component), near, LeaderIndex(near, cfg.caption_threshold, cfg.num_perm))
         groups: dict[int, list[dict]] = {}
         for r, lead in zip(component, leader_of.tolist()):

@@ -27,7 +27,7 @@ from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.audio import AUDIO_DECODE_VERSION, ProcessAudio
 from mmcurate.filters.image import ImageRejected, ProcessImage
 from mmcurate.filters.audio_hash import AUDIO_SIGNATURE
-from mmcurate.filters.near_dup import CLIP_BITS, VIDEO_SIGNATURE, caption_signature
+from mmcurate.filters.near_dup import CLIP_BITS, IMAGE_SIGNATURE, VIDEO_SIGNATURE, caption_signature
 from mmcurate.filters.video import CUTS_VERSION
 from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, media_prepare, sources
@@ -70,6 +70,8 @@ def staging_fingerprint(cfg: RunConfig) -> bytes:
         shaping["video_cuts"] = CUTS_VERSION
     if d.mode == "near" and cfg.input.media_modality == "video":  # staged with the middle frame's hashes only: redo
         shaping["video_signature"] = VIDEO_SIGNATURE
+    if d.mode == "near" and cfg.input.media_modality == "image":  # staged before images had a colour signature: redo
+        shaping["image_signature"] = IMAGE_SIGNATURE
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest().encode()
 
 

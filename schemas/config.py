@@ -236,6 +236,11 @@ class DedupConfig:
     # recall 0.97 on flickr8k variants; `both` at 12 is as precise but quadratic at scale.
     image_hash: str = "either"
     max_distance: int = 8  # k: Hamming distance (bits of 64) at or below which images are near-duplicates
+    # images near by their hashes must also be near in colour (the hashes see grey levels only):
+    # the mean colour of each quarter within this CIE76 difference, lightness counting half
+    # (filters/near_dup.colour_signature). 15 keeps every planted copy of the accuracy benchmark
+    # and tells a red square from a blue one; 0 turns the check off
+    max_colour_distance: float = 15.0
     # audio runs: the hashes of the spectrogram picture (filters/audio_hash.py) that must be within
     # k. `both` finds >= 99.5 % of re-encoded copies and no false pair in the benchmark; `either`
     # falsely joins about 5 in 100,000 pairs of utterances, and most long recordings of one voice
@@ -264,6 +269,8 @@ class DedupConfig:
         _choice("dedup.clustering", self.clustering, ("leader", "connected"))
         if not 0 <= self.max_distance <= 31:
             raise ConfigError(f"dedup.max_distance must be in [0, 31]; got {self.max_distance!r}")
+        if not 0 <= self.max_colour_distance:
+            raise ConfigError(f"dedup.max_colour_distance must be >= 0 (0 turns the colour check off); got {self.max_colour_distance!r}")
         if not 0 < self.caption_threshold <= 1:
             raise ConfigError(f"dedup.caption_threshold must be in (0, 1]; got {self.caption_threshold!r}")
         for name in ("num_perm", "ngram", "rows_per_partition", "max_bucket"):

@@ -114,6 +114,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("dhash", pa.uint64()),
         ("phash_mirror", pa.uint64()),
         ("dhash_mirror", pa.uint64()),
+        ("colour", pa.binary()),  # images: mean CIELAB colour of a 2x2 grid (filters/near_dup.colour_signature)
         # video clips: [phash, dhash] of each sampled frame in time order (filters/near_dup.frame_hashes)
         ("frame_hashes", pa.list_(pa.uint64())),
         ("frame_hashes_mirror", pa.list_(pa.uint64())),
@@ -128,7 +129,7 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 # columns that manifests written by earlier versions lack (readers take them as null)
-LATER_COLUMNS = frozenset({"frame_hashes", "frame_hashes_mirror", "caption_language", "caption_language_score"})
+LATER_COLUMNS = frozenset({"frame_hashes", "frame_hashes_mirror", "caption_language", "caption_language_score", "colour"})
 _NULL_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_binary(f.type)} | {"frame_hashes", "frame_hashes_mirror"}
 
 

@@ -18,13 +18,24 @@ from mmcurate.pipelines.runner import make_pipeline
 from mmcurate.schemas.config import DedupConfig
 
 
-def rec(row, key=None, phash=None, dhash=None, caption=None, w=100, h=100, task=0):
+def rec(row, key=None, phash=None, dhash=None, caption=None, w=100, h=100, task=0, colour=None):
     return {
         "shard": f"t{task:05d}-c{row // 100:05d}", "order_task": task, "order_row": row, "key": key or f"k{row:06d}",
         "sha256": f"sha{task}-{row}", "caption_sha256": "", "original_width": w, "original_height": h,
         "phash": phash, "dhash": dhash if dhash is not None else phash, "phash_mirror": None, "dhash_mirror": None,
-        "minhash": caption_signature(caption) if caption is not None else None,
+        "colour": colour, "minhash": caption_signature(caption) if caption is not None else None,
     }
+
+
+def lab_cells(*cells) -> bytes:
+    """A colour signature from four (L, a, b) cells: top-left, top-right, bottom-left, bottom-right."""
+    return bytes(v for L, a, b in cells for v in (round(L * 2.55), a + 128, b + 128))
+
+
+GREY = lab_cells(*[(50, 0, 0)] * 4)
+GREY_BRIGHTER = lab_cells(*[(60, 4, -3)] * 4)  # 7.2 from GREY: near
+RED_BLUE = lab_cells((50, 60, 40), (50, 20, -60), (50, 60, 40), (50, 20, -60))  # red left, blue right
+BLUE_RED = lab_cells((50, 20, -60), (50, 60, 40), (50, 20, -60), (50, 60, 40))  # RED_BLUE's mirror image
 
 
 def tables(records, n=4):
@@ -71,16 +82,41 @@ def test_mirror_finds_flipped_copies_and_never_pairs_a_record_with_itself():
         assert_that(got | beam.Distinct(), equal_to([(0, 1, 1)]))
 
 
+def test_colours_split_pairs_that_grey_hashes_join_and_mirrors_match_flipped_colours():
+    """Four images with the same hashes: a grey, a brighter grey (7.2 apart: near), a picture red
+    on the left and blue on the right, and its mirror image. Without mirrors only the greys
+    pair up; with them the red/blue pair too (the mirror's colours are flipped); an image
+    without a colour signature (staged before them) pairs by its hashes alone; and with
+    dedup.max_colour_distance 0 every pair is an edge, as before colours."""
+    h = 0x0123456789ABCDEF
+    recs = [rec(0, phash=h, colour=GREY), rec(1, phash=h, colour=GREY_BRIGHTER), rec(2, phash=h, colour=RED_BLUE), rec(3, phash=h, colour=BLUE_RED)]
+    recs[2]["phash_mirror"] = recs[2]["dhash_mirror"] = recs[3]["phash_mirror"] = recs[3]["dhash_mirror"] = h
+    runs = {"plain": (DedupConfig(max_distance=4), recs), "mirror": (DedupConfig(max_distance=4, mirror=True), recs),
+            "uncoloured": (DedupConfig(max_distance=4), recs + [rec(4, phash=h)]), "off": (DedupConfig(max_distance=4, max_colour_distance=0), recs)}
+    want = {"plain": [(0, 1, 0)], "mirror": [(0, 1, 0), (2, 3, 0)],
+            "uncoloured": [(0, 1, 0), (0, 4, 0), (1, 4, 0), (2, 4, 0), (3, 4, 0)],
+            "off": [(0, 1, 0), (0, 2, 0), (0, 3, 0), (1, 2, 0), (1, 3, 0), (2, 3, 0)]}
+    for name, (cfg, records) in runs.items():
+        with make_pipeline(1) as p:
+            parts = p | "Parts" >> beam.Create([2])
+            got = edge_pairs(p | beam.Create([slim_table(records)]) | ImageEdges(cfg, parts))
+            assert_that(got | beam.Distinct(), equal_to(want[name]))
+    for name, (cfg, records) in runs.items():  # leader clustering's test agrees
+        near = Nearness(records, "image", "either", 4, cfg.mirror, 0.8, 128, max_colour_distance=cfg.max_colour_distance)
+        got = [(i, int(j), 0) for i in range(len(records)) for j in np.flatnonzero(near(i, np.arange(len(records)))) if i < j]
+        assert got == want[name], name
+
+
 @pytest.mark.parametrize("image_hash,mirror", [("phash", False), ("dhash", True), ("both", True), ("either", True), ("either", False)])
 def test_leader_nearness_is_exactly_the_edge_test(tmp_path, image_hash, mirror):
     """Leader clustering asks `Nearness` whether two members are near: it must say yes for
-    exactly the pairs the edge search links (hash kinds, `both`/`either`, mirrors)."""
-    rng = random.Random(5)
+    exactly the pairs the edge search links (hash kinds, `both`/`either`, mirrors, colours)."""
+    rng, paint = random.Random(5), random.Random(7)
     ph, dh = planted_hashes(400, 6, seed=1), planted_hashes(400, 6, seed=1)
     recs = []
     for i in range(400):
         d = dh[i] ^ (1 << rng.randrange(64)) if i % 3 else dh[i]  # dHash sometimes a bit off pHash's neighbours
-        r = rec(i, phash=ph[i], dhash=d)
+        r = rec(i, phash=ph[i], dhash=d, colour=paint.choices([GREY, GREY_BRIGHTER, RED_BLUE, BLUE_RED, None], weights=[4, 3, 1, 1, 1])[0])
         if mirror and i % 4 == 0:  # a few records' mirrors are near another record
             other = rng.randrange(400)
             r["phash_mirror"], r["dhash_mirror"] = ph[other] ^ (1 << rng.randrange(64)), dh[other]
@@ -94,9 +130,12 @@ def test_leader_nearness_is_exactly_the_edge_test(tmp_path, image_hash, mirror):
         _ = pairs | "Write" >> beam.Map(lambda d: found.write_text(repr(sorted(d))))
     want = eval(found.read_text())
     assert len(want) > 20
-    near = Nearness(recs, "image", image_hash, 6, mirror, 0.8, 128)
+    near = Nearness(recs, "image", image_hash, 6, mirror, 0.8, 128, max_colour_distance=cfg.max_colour_distance)
     got = [(i, int(j)) for i in range(400) for j in np.flatnonzero(near(i, np.arange(400))) if i < j]
     assert got == want
+    uncoloured = Nearness(recs, "image", image_hash, 6, mirror, 0.8, 128)  # colours ignored
+    by_hash = [(i, int(j)) for i in range(400) for j in np.flatnonzero(uncoloured(i, np.arange(400))) if i < j]
+    assert set(want) < set(by_hash)  # the colours split some pairs
 
 
 def test_an_oversized_bucket_is_counted_and_still_searched_exactly():

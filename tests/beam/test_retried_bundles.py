@@ -151,6 +151,22 @@ def test_video_staging_is_redone_when_its_clip_signature_changes(monkeypatch):
     assert [s for s in before if before[s] != after[s]] == [("input.format=video",)]
 
 
+def test_image_staging_is_redone_when_its_signature_changes(monkeypatch):
+    """Images staged without a colour signature (or under another image signature) are
+    prepared again in near mode; exact-mode images, audio and video staging are not, and the
+    colour threshold is a dedup setting only."""
+    from mmcurate.pipelines import prepare
+
+    def fingerprint(*sets):
+        return prepare.staging_fingerprint(RunConfig.load(None, list(sets)).validate())
+
+    before = {s: fingerprint(*s) for s in [(), ("dedup.mode=exact",), ("input.format=video",), ("input.format=audio",)]}
+    monkeypatch.setattr(prepare, "IMAGE_SIGNATURE", "another-signature")
+    after = {s: fingerprint(*s) for s in before}
+    assert [s for s in before if before[s] != after[s]] == [()]
+    assert fingerprint("dedup.max_colour_distance=5") == after[()]
+
+
 def test_video_staging_is_redone_when_clips_are_cut_differently(monkeypatch):
     """A new cutting version (e.g. AVI frames timed by decoder order) redoes video staging in
     every dedup mode, and leaves image and audio staging alone."""

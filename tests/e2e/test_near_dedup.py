@@ -89,3 +89,37 @@ def test_staging_is_reused_only_when_its_settings_match(tmp_path):
     assert run_cli("run", src, *common, "--dedup", "near") == 0
     assert manifest.stat().st_mtime_ns != first  # signatures needed now: redone
     assert stats(out)["dropped"] == {"duplicate.near_image": 3, "duplicate.exact_image": 1}
+
+
+def recoloured(img: Image.Image) -> Image.Image:
+    """The picture with its chroma turned half-way round grey; luma (what the hashes see) kept."""
+    ycc = np.asarray(img.convert("YCbCr")).astype(np.int16)
+    ycc[..., 1:] = 256 - ycc[..., 1:]  # Cb, Cr mirrored through grey (128)
+    return Image.fromarray(np.clip(ycc, 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
+
+
+def test_colour_tells_apart_pictures_whose_grey_levels_match(tmp_path):
+    """Flat swatches hash identically and a recoloured picture nearly so: only the true copy
+    (the red swatch, smaller and re-encoded) is dropped. With dedup.max_colour_distance 0
+    (colours ignored) the swatches and the recoloured picture are dropped too."""
+    d = tmp_path / "in"
+    swatches = {"blue": (30, 60, 200), "red": (220, 30, 30), "white": (250, 250, 250)}
+    for name, rgb in swatches.items():
+        write(d / f"{name}.png", save(Image.new("RGB", (256, 256), rgb), "PNG"))
+    write(d / "red_small.jpg", save(Image.new("RGB", (200, 200), swatches["red"]), quality=80))
+    write(d / "b05.jpg", save(picture(5), quality=92))
+    write(d / "b05_recoloured.jpg", save(recoloured(picture(5)), quality=92))
+    for name in (*swatches, "red_small", "b05", "b05_recoloured"):
+        write(d / f"{name}.txt", f"a caption for {name}")
+    out = tmp_path / "out"
+    assert run_cli("run", d, "-o", out, "--workers", "1", "--no-progress") == 0
+    rows = by_key(out)
+    assert {k: (r["reason"], r["dup_of"]) for k, r in rows.items() if r["status"] != "kept"} == {"red_small": ("duplicate.near_image", "red")}
+    assert all(len(r["colour"]) == 12 for r in rows.values())
+    out_off = tmp_path / "out_off"
+    assert run_cli("run", d, "-o", out_off, "--workers", "1", "--no-progress", "--set", "dedup.max_colour_distance=0") == 0
+    dropped = {k: (r["reason"], r["dup_of"]) for k, r in by_key(out_off).items() if r["status"] != "kept"}
+    assert dropped == {  # same pixel count: the smallest key survives
+        "red": ("duplicate.near_image", "blue"), "white": ("duplicate.near_image", "blue"), "red_small": ("duplicate.near_image", "blue"),
+        "b05_recoloured": ("duplicate.near_image", "b05"),
+    }

@@ -159,3 +159,92 @@ def test_audio_quality_ranks_rate_then_lossless_then_bit_rate():
     assert near_dup.audio_quality(16000, "mp3", 32_400) == near_dup.audio_quality(16000, "mp3", 32_000)  # in kbit/s
     assert near_dup.audio_quality(16000, "flac") == near_dup.audio_quality(16000, "pcm_s24le") > near_dup.audio_quality(8000, "flac")
     assert near_dup.audio_quality(None, "") == 0
+
+
+# -- colour signatures ------------------------------------------------------------------------
+def _solid(rgb, size=(64, 48)):
+    from PIL import Image
+
+    return Image.new("RGB", size, rgb)
+
+
+def _field(seed=3, size=(320, 240)):
+    """A smooth, colourful picture (an 8x8 random field scaled up)."""
+    from PIL import Image
+
+    cells = np.random.default_rng(seed).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(cells).resize(size, Image.Resampling.BICUBIC)
+
+
+def _recoloured(img, degrees=180):
+    """The picture with its chroma turned around grey; luma (what the hashes see) kept."""
+    from PIL import Image
+
+    ycc = np.asarray(img.convert("YCbCr"), dtype=np.float64).copy()
+    cb, cr = ycc[..., 1] - 128, ycc[..., 2] - 128
+    c, s = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
+    ycc[..., 1], ycc[..., 2] = c * cb - s * cr + 128, s * cb + c * cr + 128
+    return Image.fromarray(np.clip(np.round(ycc), 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
+
+
+def test_colour_signature_is_the_cielab_mean_of_each_quarter():
+    from PIL import Image
+
+    img = Image.new("RGB", (40, 40))
+    for (x, y), rgb in zip([(0, 0), (20, 0), (0, 20), (20, 20)], [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]):
+        img.paste(rgb, (x, y, x + 20, y + 20))
+    # CIELAB (D65) of sRGB red, green, blue, white: (53.24, 80.09, 67.20), (87.73, -86.18, 83.18),
+    # (32.30, 79.19, -107.86), (100, 0, 0); stored as L * 2.55, a + 128, b + 128
+    assert list(near_dup.colour_signature(img)) == [136, 208, 195, 224, 42, 211, 82, 207, 20, 255, 128, 128]
+
+
+def test_flat_pictures_hash_alike_but_their_colours_tell_them_apart():
+    swatches = {name: _solid(rgb) for name, rgb in
+                {"red": (220, 30, 30), "blue": (30, 60, 200), "white": (250, 250, 250), "black": (5, 5, 5), "grey": (128, 128, 128)}.items()}
+    hashes = {name: near_dup.image_hashes(img) for name, img in swatches.items()}
+    assert len({(h["phash"], h["dhash"]) for h in hashes.values()}) == 1  # grey levels cannot tell them apart
+    colours, has = near_dup.colour_matrix([near_dup.colour_signature(img) for img in swatches.values()])
+    assert has.all()
+    a, b = np.triu_indices(len(swatches), 1)
+    d = near_dup.colour_distance(colours[a], colours[b])
+    assert d.min() > 20  # every pair is beyond the default 15 (grey is 22 from white, 26 from black)
+
+
+def test_copies_keep_their_colours_and_a_recoloured_picture_does_not():
+    from PIL import Image, ImageEnhance
+
+    img = _field()
+    copies = [
+        img.resize((160, 120), Image.Resampling.LANCZOS),
+        Image.open(__import__("io").BytesIO(_jpeg(img, 40))),
+        ImageEnhance.Contrast(ImageEnhance.Brightness(img).enhance(1.15)).enhance(0.85),
+        img.crop((16, 12, 304, 228)),
+    ]
+    sig = np.frombuffer(near_dup.colour_signature(img), dtype=np.uint8)[None]
+    near = [float(near_dup.colour_distance(sig, np.frombuffer(near_dup.colour_signature(c), dtype=np.uint8)[None])[0]) for c in copies]
+    assert max(near) <= 15, near
+    recoloured = _recoloured(img)
+    hashes, re_hashes = near_dup.image_hashes(img), near_dup.image_hashes(recoloured)
+    assert (hashes["phash"] ^ re_hashes["phash"]).bit_count() <= 8  # a duplicate to the grey hashes
+    far = near_dup.colour_distance(sig, np.frombuffer(near_dup.colour_signature(recoloured), dtype=np.uint8)[None])[0]
+    assert far > 30
+
+
+def _jpeg(img, quality):
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_mirror_colour_is_the_mirror_images_signature_and_missing_signatures_always_pass():
+    from PIL import ImageOps
+
+    img = _field(seed=4)
+    sig = np.frombuffer(near_dup.colour_signature(img), dtype=np.uint8)[None]
+    assert near_dup.mirror_colour(sig).tobytes() == near_dup.colour_signature(ImageOps.mirror(img))
+    colours, has = near_dup.colour_matrix([near_dup.colour_signature(img), None, near_dup.colour_signature(_recoloured(img))])
+    assert has.tolist() == [True, False, True] and not colours[1].any()
+    near = near_dup.colour_near(colours[[0, 0, 1]], has[[0, 0, 1]], colours[[1, 2, 2]], has[[1, 2, 2]], 15.0)
+    assert near.tolist() == [True, False, True]  # unsigned pairs pass; the recoloured one does not
