@@ -11,7 +11,8 @@ i.e. out of the drops a perfect dedup would make.
 (`open_image` then `image_hashes`), pairs within Hamming distance k (`banded_pairs`) for the
 kinds phash, dhash, both (phash AND dhash within k) and either (OR), connected components
 (`union_find_labels`), the `resolution` survivor per component, the rest dropped.
-`pipeline` scores a real run from its manifests (OUT/shards/*.parquet, rows with reason
+The replay does not apply the colour check (dedup.max_colour_distance): the curve is that of
+the hashes alone. `pipeline` scores a real run from its manifests (OUT/shards/*.parquet, rows with reason
 `duplicate.*`).
 """
 

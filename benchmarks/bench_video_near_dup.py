@@ -1,7 +1,8 @@
 """Accuracy of video near-duplicate removal through `mmcurate run`, by how many sampled frames
 must match (video.frames: 1 = the middle frame alone; 3, the default: 2 of 3; 5: 3 of 5).
 
-    python benchmarks/bench_video_near_dup.py [--extra DIR ...] [--frames 1 3 5] [--workdir benchmarks/_work/video_near_dup]
+    python benchmarks/bench_video_near_dup.py [--extra DIR ...] [--frames 1 3 5] [--colour-distance D]
+                                              [--workdir benchmarks/_work/video_near_dup]
 
 Corpus: every real video in ../shared/data/video (and in each --extra folder, e.g. opencv-doc's
 examples/data: `apt-get download opencv-doc`) cut into 3-second segments, each its own file
@@ -41,7 +42,8 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageEnhance
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mmcurate.filters.near_dup import frame_matrix, frames_comparable, majority_distance  # noqa: E402
+from mmcurate.filters.near_dup import Nearness  # noqa: E402
+from mmcurate.schemas.config import DedupConfig  # noqa: E402
 from tests import video_media as vm  # noqa: E402  (decode, pick frames by time, encode)
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "video")
@@ -97,16 +99,17 @@ def build_corpus(sources: list[str], folder: str) -> int:
     return segments
 
 
-def run(corpus: str, out: str, frames: int) -> float:
+def run(corpus: str, out: str, frames: int, colour_distance: float) -> float:
     cmd = [sys.executable, "-m", "mmcurate", "run", corpus, "--format", "video", "--require", "video", "-o", out, "--workers", "2",
-           "--no-progress", "--set", "output.splits=train=1.0", "--set", "dedup.survivor=key", "--set", f"video.frames={frames}"]
+           "--no-progress", "--set", "output.splits=train=1.0", "--set", "dedup.survivor=key", "--set", f"video.frames={frames}",
+           "--set", f"dedup.max_colour_distance={colour_distance}"]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
 
 
 def clip_table(out: str) -> list[dict]:
-    cols = ["key", "reason", "dup_of", "phash", "dhash", "frame_hashes"]
+    cols = ["key", "reason", "dup_of", "phash", "dhash", "colour", "frame_hashes", "frame_colours"]
     rows = [r for path in glob.glob(os.path.join(out, "shards", "*.parquet")) for r in pq.read_table(path, columns=cols).to_pylist()]
     for r in rows:  # KEY_kind_0000: cluster (source-segment), kind, source
         r["cluster"], r["kind"] = r["key"].rsplit("_", 2)[:2]
@@ -114,24 +117,19 @@ def clip_table(out: str) -> list[dict]:
     return sorted(rows, key=lambda r: r["key"])
 
 
-def near_matrix(rows: list[dict], k: int = 8) -> np.ndarray:
-    """The pipeline's test for every pair (its searches are exact, so this is its edge set):
-    clips with comparable frames by the distance most frames are within, others by the middle
-    frames (either hash within k)."""
-    p = np.array([r["phash"] for r in rows], dtype=np.uint64)
-    d = np.array([r["dhash"] for r in rows], dtype=np.uint64)
-    near = (np.bitwise_count(p[:, None] ^ p[None, :]) <= k) | (np.bitwise_count(d[:, None] ^ d[None, :]) <= k)
-    frames, counts = frame_matrix([r["frame_hashes"] for r in rows])
-    for i in range(len(rows)):
-        comparable = frames_comparable(counts[i], counts)
-        near[i] = np.where(comparable, majority_distance(frames[i : i + 1], counts[i : i + 1], frames, counts, "either") <= k, near[i])
+def near_matrix(rows: list[dict], colour_distance: float, k: int = 8) -> np.ndarray:
+    """The pipeline's test for every pair (its searches are exact, so this is its edge set; the
+    same `Nearness` leader clustering uses): clips with comparable frames by the distance most
+    frames are within, in grey levels and colour, others by the middle frames (either hash)."""
+    test = Nearness(rows, "image", "either", k, False, 0.8, 128, max_colour_distance=colour_distance)
+    near = np.array([test(i, np.arange(len(rows))) for i in range(len(rows))])
     np.fill_diagonal(near, False)
     return near
 
 
-def score(out: str) -> dict:
+def score(out: str, colour_distance: float) -> dict:
     rows = clip_table(out)
-    near = near_matrix(rows)
+    near = near_matrix(rows, colour_distance)
     index = {r["key"]: i for i, r in enumerate(rows)}
     recall = {}
     for kind in KINDS:
@@ -158,6 +156,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--extra", nargs="*", default=[], help="more folders of videos (.avi, .mp4, .mkv)")
     p.add_argument("--frames", type=int, nargs="+", default=[1, 3, 5])
+    p.add_argument("--colour-distance", type=float, default=DedupConfig().max_colour_distance,
+                   help="dedup.max_colour_distance for the runs and the replay (default %(default)s; 0: colours ignored)")
     p.add_argument("--workdir", default=os.path.join(os.path.dirname(__file__), "_work", "video_near_dup"))
     args = p.parse_args()
     sources = sorted(glob.glob(os.path.join(SHARED, "*.mp4")) + glob.glob(os.path.join(SHARED, "*.avi")))
@@ -172,14 +172,14 @@ def main():
     for frames in args.frames:
         out = os.path.join(args.workdir, f"out-frames{frames}")
         subprocess.run(["rm", "-rf", out], check=True)
-        wall = run(corpus, out, frames)
-        results[frames] = dict(score(out), wall_s=round(wall, 1))
+        wall = run(corpus, out, frames, args.colour_distance)
+        results[frames] = dict(score(out, args.colour_distance), wall_s=round(wall, 1))
         r = results[frames]
         print(f"video.frames={frames}: {wall:.1f} s; recall (copy near its original): {r['recall']}")
         print(f"  near pairs of different segments: {r['near_pairs_between_segments'] or 'none'} (of {r['pairs_across_sources']} pairs across sources)")
         print(f"  pipeline: {r['pipeline']}")
     with open(os.path.join(args.workdir, "results.json"), "w") as f:
-        json.dump({"segments": segments, "sources": [os.path.basename(s) for s in sources], "results": results}, f, indent=1)
+        json.dump({"segments": segments, "max_colour_distance": args.colour_distance, "sources": [os.path.basename(s) for s in sources], "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

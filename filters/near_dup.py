@@ -110,18 +110,37 @@ def colour_near(a: np.ndarray, has_a: np.ndarray, b: np.ndarray, has_b: np.ndarr
 
 
 IMAGE_SIGNATURE = "hashes+colour-v1"  # names an image's signature: images staged under another are redone
-VIDEO_SIGNATURE = "frames-v1"  # names the clip signature: clips staged under another are redone
+VIDEO_SIGNATURE = "frames-v2"  # names the clip signature: clips staged under another are redone
 
 
-def frame_hashes(images: Sequence, mirror: bool = False) -> dict[str, Optional[list[int]]]:
+def frame_hashes(images: Sequence, mirror: bool = False) -> dict:
     """A video clip's signature: `image_hashes` of each sampled frame, in time order, as flat
-    [phash, dhash, phash, dhash, ...] lists (the mirror images' too when asked). Two clips are
-    near-duplicates when the frames at most positions are (`majority_distance`)."""
+    [phash, dhash, phash, dhash, ...] lists (the mirror images' too when asked), and each
+    frame's `colour_signature`, concatenated (`frame_colours`). Two clips are near-duplicates
+    when the frames at most positions are, in grey levels and in colour (`majority_distance`)."""
     per_frame = [image_hashes(img, mirror) for img in images]
-    out: dict[str, Optional[list[int]]] = {"frame_hashes": [h for f in per_frame for h in (f["phash"], f["dhash"])], "frame_hashes_mirror": None}
+    out: dict = {"frame_hashes": [h for f in per_frame for h in (f["phash"], f["dhash"])], "frame_hashes_mirror": None,
+                 "frame_colours": b"".join(colour_signature(img.convert("RGB")) for img in images)}
     if mirror:
         out["frame_hashes_mirror"] = [h for f in per_frame for h in (f["phash_mirror"], f["dhash_mirror"])]
     return out
+
+
+def frame_colour_matrix(blobs: Sequence[Optional[bytes]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clips' `frame_colours` (None for images, audio and clips staged without them) -> an
+    (n, width, 12) uint8 array, zero-padded like `frame_matrix`, and which rows have them."""
+    has = np.array([bool(b) for b in blobs], dtype=bool)
+    out = np.zeros((len(blobs), width, COLOUR_BYTES), dtype=np.uint8)
+    for row, blob in enumerate(blobs):
+        if blob:
+            frames = np.frombuffer(blob, dtype=np.uint8).reshape(-1, COLOUR_BYTES)[:width]
+            out[row, : len(frames)] = frames
+    return out, has
+
+
+def mirror_frame_colours(colours: np.ndarray) -> np.ndarray:
+    """(n, F, 12) frame colour signatures -> those of the mirrored frames."""
+    return mirror_colour(colours.reshape(-1, COLOUR_BYTES)).reshape(colours.shape)
 
 
 def frame_matrix(lists: Sequence[Optional[Sequence[int]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -154,18 +173,32 @@ def frames_comparable(na: np.ndarray, nb: np.ndarray) -> np.ndarray:
     return (na == nb) & (na > 1)
 
 
-def majority_distance(fa: np.ndarray, na: np.ndarray, fb: np.ndarray, nb: np.ndarray, image_hash: str) -> np.ndarray:
+def majority_distance(fa: np.ndarray, na: np.ndarray, fb: np.ndarray, nb: np.ndarray, image_hash: str,
+                      colours: Optional[tuple] = None, max_colour_distance: float = 0.0) -> np.ndarray:
     """Row-wise: the distance within which a strict majority of the frame positions lie (the
     2nd smallest of 3, the 3rd of 4 or 5). Two comparable clips are near-duplicates when it is
     at most k: most of their frames match, whichever they are. Not all: in fast motion a copy
     whose timeline is a few frames off differs by 10-20 bits at some positions, the middle one
-    included; not one: distinct videos pass through the same black or title frame."""
+    included; not one: distinct videos pass through the same black or title frame.
+    `colours` = (frame colours a, has a, frame colours b, has b) (`frame_colour_matrix`): a
+    position whose colours are beyond max_colour_distance (> 0) matches at no distance."""
     d = frame_distances(fa, fb, image_hash)
     if not d.shape[1]:
         return np.zeros(len(d), dtype=np.int16)
+    if colours is not None and max_colour_distance > 0:
+        d = np.where(_frame_colours_far(*colours, d.shape, max_colour_distance), HASH_BITS + 1, d)
     n = np.broadcast_to(np.minimum(na, nb), (len(d),))
     d = np.where(np.arange(d.shape[1]) < n[:, None], d, HASH_BITS + 1)  # padding sorts last
     return np.sort(d, axis=1)[np.arange(len(d)), np.clip(n // 2, 0, d.shape[1] - 1)]
+
+
+def _frame_colours_far(ca: np.ndarray, has_a: np.ndarray, cb: np.ndarray, has_b: np.ndarray, shape: tuple, max_distance: float) -> np.ndarray:
+    """(n, F) positions where both clips have colours and they are beyond max_distance."""
+    ca, cb = pad_frames(ca, shape[1]), pad_frames(cb, shape[1])
+    ca, cb = np.broadcast_to(ca, (shape[0], *ca.shape[1:])), np.broadcast_to(cb, (shape[0], *cb.shape[1:]))
+    far = colour_distance(ca.reshape(-1, COLOUR_BYTES), cb.reshape(-1, COLOUR_BYTES)).reshape(shape) > max_distance
+    both = np.broadcast_to(has_a, (shape[0],)) & np.broadcast_to(has_b, (shape[0],))
+    return far & both[:, None]
 
 
 def _bits(h) -> int:
@@ -262,8 +295,8 @@ class Nearness:
 
     Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None), colour
     (`colour_signature` or None), minhash (signature bytes or None), and for video clips
-    frame_hashes and frame_hashes_mirror (`frame_hashes`' lists or None: `majority_distance`
-    decides between clips with them)."""
+    frame_hashes, frame_hashes_mirror and frame_colours (`frame_hashes`' or None:
+    `majority_distance` decides between clips with them)."""
 
     def __init__(self, members: Sequence[dict], duplicates: str, image_hash: str, max_distance: int, mirror: bool,
                  caption_threshold: float, num_perm: int, groups: Optional[np.ndarray] = None, max_colour_distance: float = 0.0):
@@ -279,6 +312,8 @@ class Nearness:
             self.hashes[name] = (np.array([v or 0 for v in values], dtype=np.uint64), np.array([v is not None for v in values]))
         sigs = [m.get("minhash") if duplicates != "image" else None for m in members]  # captions unused: none
         self.frames = {o: frame_matrix([m.get("frame_hashes" + o) for m in members]) for o in ("", "_mirror")}
+        frame_colours, has = frame_colour_matrix([m.get("frame_colours") for m in members], self.frames[""][0].shape[1])
+        self.frame_colours = {"": (frame_colours, has), "_mirror": (mirror_frame_colours(frame_colours), has)}
         self.has_sig = np.array([s is not None for s in sigs])
         self.sigs = signature_matrix([s if s is not None else bytes(4 * num_perm) for s in sigs], num_perm) if self.has_sig.any() else None
 
@@ -295,13 +330,16 @@ class Nearness:
         for a, b in orientations:  # the same orientation for both hashes under `both`
             per_kind = [self._within(kind, i, js, a, b) for kind in kinds]
             hit = np.logical_and.reduce(per_kind) if self.image_hash == "both" else np.logical_or.reduce(per_kind)
+            hit &= self._colour_near(i, js, a, b)
             (fa, na), (fb, nb) = self.frames[a], self.frames[b]
             if fa.shape[1] and fb.shape[1]:  # video clips: most of their frames decide
                 comparable = frames_comparable(na[i], nb[js])
                 if comparable.any():
-                    d = majority_distance(fa[i : i + 1], na[i : i + 1], fb[js], nb[js], self.image_hash)
+                    (ca, hca), (cb, hcb) = self.frame_colours[a], self.frame_colours[b]
+                    d = majority_distance(fa[i : i + 1], na[i : i + 1], fb[js], nb[js], self.image_hash,
+                                          (ca[i : i + 1], hca[i : i + 1], cb[js], hcb[js]), self.max_colour_distance)
                     hit = np.where(comparable, d <= self.k, hit)
-            near |= hit & self._colour_near(i, js, a, b)
+            near |= hit
         return near
 
     def _colour_near(self, i: int, js: np.ndarray, a: str, b: str) -> np.ndarray:

@@ -6,8 +6,9 @@ VIDEOKEY_NNNN: clips at the spans a table gives (input.clips_col), at subtitle c
 sidecar .srt/.vtt, else the container's subtitle stream), or, without either, the whole
 video, fixed windows or its scenes (video.uncued) with its caption.
 Each clip row carries KEY.mp4, KEY.jpg (the middle frame, video.keep_frame) and, in staging
-only, KEY.frameN.jpg for the scorer. Near-dup hashes: the middle frame's (phash, dhash) and
-every sampled frame's (`frame_hashes`: a near-duplicate clip matches at most positions).
+only, KEY.frameN.jpg for the scorer. Near-dup signatures: the middle frame's (phash, dhash,
+colour) and every sampled frame's (`frame_hashes`, `frame_colours`: a near-duplicate clip
+matches at most positions).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from mmcurate.filters.audio import AudioRejected
 from mmcurate.filters.hashing import sha256_hex
-from mmcurate.filters.near_dup import frame_hashes
+from mmcurate.filters.near_dup import COLOUR_BYTES, frame_hashes
 from mmcurate.filters.scenes import scene_cuts
 from mmcurate.filters.subtitles import Clip, SubtitleError, fixed_windows, given_clips, parse_subtitles, plan_clips, scene_clips
 from mmcurate.filters.text import caption_sha256
@@ -132,12 +133,13 @@ def _sidecar_cues(src: SourceRow):
 
 
 def _clip_hashes(jpegs: list[bytes], mirror: bool) -> dict:
-    """The middle frame's pHash/dHash (for pairs the frames cannot decide) and every frame's."""
+    """The middle frame's pHash/dHash and colour (for pairs the frames cannot decide) and every frame's."""
     from PIL import Image
 
     frames = [Image.open(io.BytesIO(jpeg)) for jpeg in jpegs]
     out = frame_hashes(frames, mirror)
     middle = len(jpegs) // 2
+    out["colour"] = out["frame_colours"][middle * COLOUR_BYTES : (middle + 1) * COLOUR_BYTES] or None
     for name, flat in (("", out["frame_hashes"]), ("_mirror", out["frame_hashes_mirror"])):
         out["phash" + name], out["dhash" + name] = flat[2 * middle : 2 * middle + 2] if flat else (None, None)
     return out

@@ -26,9 +26,9 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
-    COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, colour_matrix, colour_near,
-    estimated_jaccard, frame_matrix, frames_comparable, greedy_leaders, lsh_params, majority_distance, mirror_colour, mix64, pad_frames,
-    signature_matrix, survivor_rank,
+    COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, colour_matrix,
+    colour_near, estimated_jaccard, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, lsh_params, majority_distance,
+    mirror_colour, mirror_frame_colours, mix64, pad_frames, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
@@ -52,7 +52,7 @@ CLUSTER_SCHEMA = pa.schema(
 )
 MEMBER_COLUMNS = (
     "shard", "order_task", "order_row", "key", "source_quality", "phash", "dhash", "phash_mirror", "dhash_mirror",
-    "colour", "frame_hashes", "frame_hashes_mirror",
+    "colour", "frame_hashes", "frame_hashes_mirror", "frame_colours",
 )
 
 
@@ -80,20 +80,45 @@ def _colours(table: pa.Table) -> dict:
     return {"colour": colour, "has_colour": has}
 
 
+def _clip_fields(table: pa.Table, colours: bool) -> tuple[dict, dict]:
+    """Per row of the table: the fields that tell video clips apart (frames, nframes and, when
+    the colour check is on, frame_colours and has_frame_colours), as they are and mirrored.
+    Frame arrays have width 0 when no row is a clip with frames."""
+    frames, nframes = _frames(table, "frame_hashes")
+    plain = {"frames": frames, "nframes": nframes}
+    mirrored = {"frames": pad_frames(_frames(table, "frame_hashes_mirror")[0], frames.shape[1]), "nframes": nframes}
+    if colours and frames.shape[1] and "frame_colours" in table.column_names and table.column("frame_colours").null_count < table.num_rows:
+        fc, has = frame_colour_matrix(table.column("frame_colours").to_pylist(), frames.shape[1])
+        plain.update(frame_colours=fc, has_frame_colours=has)
+        mirrored.update(frame_colours=mirror_frame_colours(fc), has_frame_colours=has)
+    return plain, mirrored
+
+
+# item fields that batches may lack -> (their companion, the value both take where absent: never a match)
+_OPTIONAL = {"colour": "has_colour", "frames": "nframes", "frame_colours": "has_frame_colours"}
+
+
 def merge_items(batches: list[dict]) -> dict:
     """Item batches -> one dict of arrays. Frame arrays are padded to one width; batches
     without frames (images, clips staged without frame hashes) or without colours (audio,
-    images staged before them) get empty ones, which always pass."""
+    images staged before them) get empty ones: no frames to compare, colours that always pass."""
     keys = set().union(*batches)
-    if "colour" in keys:
-        batches = [b if "colour" in b else dict(b, colour=np.zeros((len(b["id"]), COLOUR_BYTES), dtype=np.uint8), has_colour=np.zeros(len(b["id"]), dtype=bool))
-                   for b in batches]
-    if "frames" in keys:
-        width = max(b["frames"].shape[1] for b in batches if "frames" in b)
-        batches = [dict(b, frames=pad_frames(b["frames"], width)) if "frames" in b
-                   else dict(b, frames=np.zeros((len(b["id"]), width, 2), dtype=np.uint64), nframes=np.zeros(len(b["id"]), dtype=np.int32))
-                   for b in batches]
-    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+    width = max((b["frames"].shape[1] for b in batches if "frames" in b), default=0)
+    shapes = {"colour": (COLOUR_BYTES,), "frames": (width, 2), "frame_colours": (width, COLOUR_BYTES)}
+    dtypes = {"colour": np.uint8, "frames": np.uint64, "frame_colours": np.uint8, "nframes": np.int32}
+    out = []
+    for b in batches:
+        b, n = dict(b), len(b["id"])
+        for name, companion in _OPTIONAL.items():
+            if name not in keys:
+                continue
+            if name in b:
+                b[name] = pad_frames(b[name], width) if name != "colour" else b[name]
+            else:
+                b[name] = np.zeros((n, *shapes[name]), dtype=dtypes[name])
+                b[companion] = np.zeros(n, dtype=dtypes.get(companion, bool))
+        out.append(b)
+    return {k: np.concatenate([b[k] for b in out]) for k in out[0]}
 
 
 def banded_kinds(image_hash: str) -> tuple[str, ...]:
@@ -112,16 +137,16 @@ class ImageBlocks(beam.DoFn):
         self.bounds = block_bounds(cfg.max_distance)
 
     def process(self, table: pa.Table, parts: int):
-        frames, nframes = _frames(table, "frame_hashes")  # (once for both kinds under `either`)
-        mirrored = pad_frames(_frames(table, "frame_hashes_mirror")[0], frames.shape[1])
+        clips, mirrored = _clip_fields(table, self.cfg.max_colour_distance > 0)  # (once for both kinds under `either`)
         for kind in banded_kinds(self.cfg.image_hash):
-            for search, items in self._searches(table, kind, frames, nframes, mirrored):
+            for search, items in self._searches(table, kind, clips, mirrored):
                 for block in range(len(self.bounds)):
                     buckets = mix64(block_array(items["h"], self.bounds, block) ^ np.uint64(block << 40) ^ np.uint64(search << 48))
                     for p, part in split_arrays(buckets, parts, items):
                         yield (kind, search, block, p), part
 
-    def _searches(self, table: pa.Table, kind: str, frames: np.ndarray, nframes: np.ndarray, mirrored: np.ndarray):
+    def _searches(self, table: pa.Table, kind: str, clips: dict, mirrored: dict):
+        frames, nframes = clips["frames"], clips["nframes"]
         has = table.column(kind).is_valid().to_numpy(zero_copy_only=False)
         if has.any():
             t = table.filter(pa.array(has))
@@ -132,14 +157,14 @@ class ImageBlocks(beam.DoFn):
             if self.cfg.max_colour_distance > 0:
                 items.update(_colours(t))
             if frames.shape[1]:  # clips with frames are told apart by them
-                items["frames"], items["nframes"] = frames[has], nframes[has]
+                items.update({name: v[has] for name, v in clips.items()})
             if self.cfg.mirror:
                 m = t.column(kind + "_mirror").is_valid().to_numpy(zero_copy_only=False)
                 extra = {"id": items["id"][m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m]}
                 if "colour" in items:
                     extra["colour"], extra["has_colour"] = mirror_colour(items["colour"][m]), items["has_colour"][m]
                 if "frames" in items:
-                    extra["frames"], extra["nframes"] = mirrored[has][m], nframes[has][m]
+                    extra.update({name: v[has][m] for name, v in mirrored.items()})
                 yield 0, _with_mirrors(items, extra)
             else:
                 yield 0, items
@@ -149,9 +174,10 @@ class ImageBlocks(beam.DoFn):
             if not rows.any():
                 continue
             ids = node_ids(table.filter(pa.array(rows)))
-            items = {"id": ids, "h": frames[rows, pos, column], "frames": frames[rows], "nframes": nframes[rows]}
+            items = {"id": ids, "h": frames[rows, pos, column], **{name: v[rows] for name, v in clips.items()}}
             if self.cfg.mirror:
-                items = _with_mirrors(items, {"id": ids, "h": mirrored[rows, pos, column], "frames": mirrored[rows], "nframes": nframes[rows]})
+                flipped = mirrored["frames"]
+                items = _with_mirrors(items, {"id": ids, "h": flipped[rows, pos, column], **{name: v[rows] for name, v in mirrored.items()}})
             yield pos + 1, items
 
 
@@ -203,7 +229,11 @@ class ImagePairs(beam.DoFn):
         else:
             keep &= comparable
             if keep.any():
-                dist = majority_distance(f[i], n[i], f[j], n[j], self.cfg.image_hash)
+                colours = None
+                if "frame_colours" in items:  # frames must match in colour too
+                    fc, has = items["frame_colours"], items["has_frame_colours"]
+                    colours = (fc[i], has[i], fc[j], has[j])
+                dist = majority_distance(f[i], n[i], f[j], n[j], self.cfg.image_hash, colours, self.cfg.max_colour_distance)
                 keep &= dist <= k
                 column = 0 if kind == "phash" else 1
                 earlier = np.bitwise_count(f[i, : search - 1, column] ^ f[j, : search - 1, column]) <= k
@@ -396,9 +426,12 @@ class ResolveClusters(beam.DoFn):
         fr, nr = frame_matrix([r["frame_hashes"]])
         if not frames_comparable(ns, nr)[0]:
             return None
-        distance = int(majority_distance(fr, nr, fs, ns, self.cfg.image_hash)[0])
+        (cr, hr), (cs, hs) = (frame_colour_matrix([x.get("frame_colours")], fr.shape[1]) for x in (r, s))
+        distance = int(majority_distance(fr, nr, fs, ns, self.cfg.image_hash, (cr, hr, cs, hs), self.cfg.max_colour_distance)[0])
         if self.cfg.mirror and r.get("frame_hashes_mirror"):  # or its mirror image, if nearer
-            distance = min(distance, int(majority_distance(frame_matrix([r["frame_hashes_mirror"]])[0], nr, fs, ns, self.cfg.image_hash)[0]))
+            flipped = frame_matrix([r["frame_hashes_mirror"]])[0]
+            colours = (mirror_frame_colours(cr), hr, cs, hs)
+            distance = min(distance, int(majority_distance(flipped, nr, fs, ns, self.cfg.image_hash, colours, self.cfg.max_colour_distance)[0]))
         return distance
 
 

@@ -107,6 +107,30 @@ def test_colours_split_pairs_that_grey_hashes_join_and_mirrors_match_flipped_col
         assert got == want[name], name
 
 
+def test_video_clips_must_match_in_colour_at_most_frame_positions():
+    """Five clips whose three frames hash alike, told apart by their frames' colours: a clip
+    is near another when most positions match in colour too. Clip 3's mirror image has clip
+    4's colours. The frame searches and leader clustering's test give the same pairs."""
+    A, B, C = 0x9F3A5C7E12B4D680, 0x0123456789ABCDEF, 0xF0F0F0F00F0F0F0F
+    flat = [A, A, B, B, C, C]
+    frame_colours = [(GREY, GREY, GREY), (GREY, RED_BLUE, GREY), (RED_BLUE, GREY, RED_BLUE), (BLUE_RED,) * 3, (RED_BLUE,) * 3]
+    recs = []
+    for i, colours in enumerate(frame_colours):
+        r = rec(i, phash=B, colour=colours[1])
+        r.update(frame_hashes=flat, frame_colours=b"".join(colours))
+        recs.append(r)
+    recs[3].update(phash_mirror=B, dhash_mirror=B, frame_hashes_mirror=flat)
+    want = {False: [(0, 1, 0), (2, 4, 0)], True: [(0, 1, 0), (2, 3, 0), (2, 4, 0), (3, 4, 0)]}
+    for mirror in (False, True):
+        cfg = DedupConfig(max_distance=4, mirror=mirror)
+        with make_pipeline(1) as p:
+            parts = p | "Parts" >> beam.Create([2])
+            got = edge_pairs(p | beam.Create([slim_table(recs)]) | ImageEdges(cfg, parts))
+            assert_that(got | beam.Distinct(), equal_to(want[mirror]))
+        near = Nearness(recs, "image", "either", 4, mirror, 0.8, 128, max_colour_distance=cfg.max_colour_distance)
+        assert [(i, int(j), 0) for i in range(5) for j in np.flatnonzero(near(i, np.arange(5))) if i < j] == want[mirror], mirror
+
+
 @pytest.mark.parametrize("image_hash,mirror", [("phash", False), ("dhash", True), ("both", True), ("either", True), ("either", False)])
 def test_leader_nearness_is_exactly_the_edge_test(tmp_path, image_hash, mirror):
     """Leader clustering asks `Nearness` whether two members are near: it must say yes for

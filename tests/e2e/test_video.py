@@ -499,3 +499,41 @@ def test_clips_col_without_video_col_is_a_config_error(tmp_path, capsys):
     assert run_cli("run", tmp_path / "t.csv", "--video-col", "url", "--clips-col", "a,b,c", "-o", tmp_path / "out", *COMMON) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
         "mmcurate: error: ConfigError: input.clips_col 'a,b,c': one column of span lists, or two columns START,END"]
+
+
+def _tinted(frames: list, cb: int, cr: int) -> list:
+    """The frames with their luma kept and one flat chroma (what grey-level hashes cannot see)."""
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for rgb in frames:
+        ycc = np.asarray(Image.fromarray(rgb).convert("YCbCr")).copy()
+        ycc[..., 1], ycc[..., 2] = cb, cr
+        out.append(np.asarray(Image.fromarray(ycc, "YCbCr").convert("RGB")))
+    return out
+
+
+def test_clips_alike_in_grey_levels_are_told_apart_by_their_colours(tmp_path):
+    """A red-tinted clip, a blue-tinted clip with the same luma, and a re-encoded copy of the
+    red one: only the copy is a near-duplicate. With dedup.max_colour_distance=0 (colours
+    ignored) the blue clip, whose key sorts first, survives and both red clips are dropped for it."""
+    folder = tmp_path / "in"
+    os.makedirs(folder)
+    frames = [vm.numbered(i) for i in range(75)]
+    vm.encode_frames(folder / "tint_red.mp4", _tinted(frames, 90, 190), 25, crf=18)
+    vm.encode_frames(folder / "tint_red_copy.mp4", _tinted(frames, 90, 190), 25, crf=40)
+    vm.encode_frames(folder / "tint_blue.mp4", _tinted(frames, 190, 90), 25, crf=18)
+    near = ("--workers", "2", "--no-progress", "--set", "output.splits=train=1.0", "--require", "video")
+    out = tmp_path / "out"
+    assert run_cli("run", folder, "--format", "video", "-o", out, *near) == 0
+    rows = {r["key"]: r for r in manifest(out)}
+    assert {k: (r["reason"], r["dup_of"]) for k, r in rows.items()} == {
+        "tint_blue_0000": ("", ""), "tint_red_0000": ("", ""), "tint_red_copy_0000": ("duplicate.near_image", "tint_red_0000")}
+    assert all(len(r["frame_colours"]) == 3 * 12 and r["colour"] == r["frame_colours"][12:24] for r in rows.values())
+
+    out = tmp_path / "colour_blind"
+    assert run_cli("run", folder, "--format", "video", "-o", out, *near, "--set", "dedup.max_colour_distance=0") == 0
+    assert {r["key"]: (r["reason"], r["dup_of"]) for r in manifest(out)} == {
+        "tint_blue_0000": ("", ""), "tint_red_0000": ("duplicate.near_image", "tint_blue_0000"),
+        "tint_red_copy_0000": ("duplicate.near_image", "tint_blue_0000")}

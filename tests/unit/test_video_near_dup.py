@@ -101,3 +101,44 @@ def test_leader_clustering_applies_the_frames_too():
     assert greedy_leaders(4, plain, LeaderIndex(plain, 0.8, 128)).tolist() == [0, 1, 0, 0]
     mirror = Nearness(ms, "image", "either", 8, True, 0.8, 128)
     assert greedy_leaders(5, mirror, LeaderIndex(mirror, 0.8, 128)).tolist() == [0, 1, 0, 0, 0]
+
+
+def _colours(*cells_per_frame: int) -> bytes:
+    """Frame colour signatures: each frame flat (its 4 cells alike) at lightness 50, with a
+    given a* (b* = 0); a* values 40 apart are far beyond the default threshold 15."""
+    return bytes(v for a in cells_per_frame for _ in range(4) for v in (round(50 * 2.55), 128 + a, 128))
+
+
+def test_frames_must_also_match_in_colour_at_most_positions():
+    """Three frames with equal hashes: colours far apart at one position leave a majority that
+    matches; at two positions the clips are not near. A clip without frame colours (staged
+    before them) is compared by its hashes alone; threshold 0 turns the colours off."""
+    from mmcurate.filters.near_dup import frame_colour_matrix
+
+    fa, na = frame_matrix([clip(A, B, C)] * 4)
+    fb, nb = frame_matrix([clip(A, B, C)] * 4)
+    ca, ha = frame_colour_matrix([_colours(0, 0, 0)] * 4, 3)
+    cb, hb = frame_colour_matrix([_colours(0, 40, 0), _colours(40, 0, 40), _colours(5, 5, 5), None], 3)
+    assert hb.tolist() == [True, True, True, False]
+    assert majority_distance(fa, na, fb, nb, "either", (ca, ha, cb, hb), 15.0).tolist() == [0, 65, 0, 0]
+    assert majority_distance(fa, na, fb, nb, "either", (ca, ha, cb, hb), 0.0).tolist() == [0, 0, 0, 0]
+    assert majority_distance(fa, na, fb, nb, "either").tolist() == [0, 0, 0, 0]
+
+
+def test_frame_colours_are_each_frames_colour_signature_and_leader_clustering_uses_them():
+    from mmcurate.filters.near_dup import colour_signature
+
+    rng = np.random.default_rng(1)
+    images = [Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)) for _ in range(3)]
+    assert frame_hashes(images)["frame_colours"] == b"".join(colour_signature(img) for img in images)
+
+    def member(colours):
+        flat = clip(A, B, C)
+        return {"phash": flat[2], "dhash": flat[3], "phash_mirror": None, "dhash_mirror": None, "minhash": None,
+                "frame_hashes": flat, "frame_hashes_mirror": None, "frame_colours": colours}
+
+    ms = [member(_colours(0, 0, 0)), member(_colours(40, 40, 0)), member(_colours(0, 40, 0)), member(None)]
+    near = Nearness(ms, "image", "either", 8, False, 0.8, 128, max_colour_distance=15.0)
+    assert greedy_leaders(4, near, LeaderIndex(near, 0.8, 128)).tolist() == [0, 1, 0, 0]
+    colour_blind = Nearness(ms, "image", "either", 8, False, 0.8, 128)
+    assert greedy_leaders(4, colour_blind, LeaderIndex(colour_blind, 0.8, 128)).tolist() == [0, 0, 0, 0]
