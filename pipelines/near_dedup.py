@@ -94,7 +94,7 @@ def _clip_fields(table: pa.Table, colours: bool) -> tuple[dict, dict]:
     return plain, mirrored
 
 
-# item fields that batches may lack -> (their companion, the value both take where absent: never a match)
+# item fields that some batches lack -> the flag or count that says a row has them (zeros where absent)
 _OPTIONAL = {"colour": "has_colour", "frames": "nframes", "frame_colours": "has_frame_colours"}
 
 
