@@ -53,8 +53,9 @@ def image_hashes(img, mirror: bool = False) -> dict[str, Optional[int]]:
 
 # -- colour (the hashes above see only grey levels) ------------------------------------------
 # pHash and dHash of a red square, a blue one and a white one are identical, and so are those of
-# a product photo in two colours. Images therefore also carry their mean colour in a 2x2 grid,
-# in CIELAB, and two images are near only when every cell is within `dedup.max_colour_distance`.
+# a product photo in two colours. Images (and each sampled frame of a video clip) therefore also
+# carry their mean colour in a 2x2 grid, in CIELAB, and two images are near only when every cell
+# is within `dedup.max_colour_distance`.
 # (imagehash's colorhash is not used: its hue and saturation bins have hard edges, so a slight
 # tone change flips a pixel's bin, and Hamming distance over its bits is no colour difference.)
 COLOUR_GRID = 2  # cells per side
@@ -86,7 +87,7 @@ def mirror_colour(colours: np.ndarray) -> np.ndarray:
 
 
 def colour_matrix(blobs: Sequence[Optional[bytes]]) -> tuple[np.ndarray, np.ndarray]:
-    """Colour signatures (None for audio, video clips and images staged before them) -> an
+    """Colour signatures (None for audio and for media staged before them) -> an
     (n, 12) uint8 array (zeros where none) and which rows have one."""
     has = np.array([b is not None for b in blobs], dtype=bool)
     out = np.zeros((len(blobs), COLOUR_BYTES), dtype=np.uint8)

@@ -73,7 +73,7 @@ def _frames(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _colours(table: pa.Table) -> dict:
     """The rows' colour signatures (filters/near_dup.colour_matrix) as item fields; none when no
-    row has one (audio, video clips, images staged before them)."""
+    row has one (audio, media staged before them)."""
     if "colour" not in table.column_names or table.column("colour").null_count == table.num_rows:
         return {}
     colour, has = colour_matrix(table.column("colour").to_pylist())
@@ -101,7 +101,7 @@ _OPTIONAL = {"colour": "has_colour", "frames": "nframes", "frame_colours": "has_
 def merge_items(batches: list[dict]) -> dict:
     """Item batches -> one dict of arrays. Frame arrays are padded to one width; batches
     without frames (images, clips staged without frame hashes) or without colours (audio,
-    images staged before them) get empty ones: no frames to compare, colours that always pass."""
+    media staged before them) get empty ones: no frames to compare, colours that always pass."""
     keys = set().union(*batches)
     width = max((b["frames"].shape[1] for b in batches if "frames" in b), default=0)
     shapes = {"colour": (COLOUR_BYTES,), "frames": (width, 2), "frame_colours": (width, COLOUR_BYTES)}
