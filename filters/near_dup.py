@@ -67,12 +67,13 @@ _WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
 
 
 def colour_signature(img) -> bytes:
-    """The mean colour of each cell of a 2x2 grid (row-major) of an RGB image, in CIELAB (D65),
+    """The mean colour of each cell of a 2x2 grid (row-major) of an image, in CIELAB (D65),
     as 12 bytes. Computed here in a few lines of the CIE formulas rather than with lcms
     (PIL's ImageCms), whose rounding may differ between builds: signatures must be reproducible."""
     from PIL import Image
 
-    cells = np.asarray(img.resize((COLOUR_GRID, COLOUR_GRID), Image.Resampling.BOX), dtype=np.float64).reshape(-1, 3) / 255.0
+    rgb = img if img.mode == "RGB" else img.convert("RGB")  # (a grey video frame; prepare's images are RGB already)
+    cells = np.asarray(rgb.resize((COLOUR_GRID, COLOUR_GRID), Image.Resampling.BOX), dtype=np.float64).reshape(-1, 3) / 255.0
     linear = np.where(cells <= 0.04045, cells / 12.92, ((cells + 0.055) / 1.055) ** 2.4)
     xyz = linear @ _SRGB_TO_XYZ.T / _WHITE_D65
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
@@ -121,7 +122,7 @@ def frame_hashes(images: Sequence, mirror: bool = False) -> dict:
     when the frames at most positions are, in grey levels and in colour (`majority_distance`)."""
     per_frame = [image_hashes(img, mirror) for img in images]
     out: dict = {"frame_hashes": [h for f in per_frame for h in (f["phash"], f["dhash"])], "frame_hashes_mirror": None,
-                 "frame_colours": b"".join(colour_signature(img.convert("RGB")) for img in images)}
+                 "frame_colours": b"".join(colour_signature(img) for img in images)}
     if mirror:
         out["frame_hashes_mirror"] = [h for f in per_frame for h in (f["phash_mirror"], f["dhash_mirror"])]
     return out

@@ -40,12 +40,17 @@ class InputConfig:
     # "" = every role given. A piece without a required partner is dropped as align.missing_ROLE.
     require: str = ""
 
+    @property
+    def clips_columns(self) -> list[str]:
+        """input.clips_col's column names: [] (none), [spans] or [start, end]."""
+        return [n.strip() for n in self.clips_col.split(",")] if self.clips_col else []
+
     def validate(self):
         _choice("input.format", self.format, FORMATS)
         if self.clips_col and not self.video_col:
             raise ConfigError("input.clips_col (--clips-col) needs input.video_col (--video-col): it gives the clips of a table of videos")
-        names = self.clips_col.split(",") if self.clips_col else []
-        if len(names) > 2 or any(not n.strip() for n in names):
+        names = self.clips_columns
+        if len(names) > 2 or not all(names):
             raise ConfigError(f"input.clips_col {self.clips_col!r}: one column of span lists, or two columns START,END")
         for name in filter(None, (r.strip() for r in self.require.split(","))):
             _choice("input.require", name, MODALITIES)

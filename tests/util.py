@@ -37,6 +37,16 @@ def encode(img: Image.Image, fmt: str, **save) -> bytes:
     return buf.getvalue()
 
 
+def recoloured(img: Image.Image, degrees: float = 180) -> Image.Image:
+    """The picture with its chroma (Cb, Cr) turned around grey; luma, what the perceptual
+    hashes see, kept: another colour of the same picture."""
+    ycc = np.asarray(img.convert("YCbCr"), dtype=np.float64).copy()
+    cb, cr = ycc[..., 1] - 128, ycc[..., 2] - 128
+    c, s = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
+    ycc[..., 1], ycc[..., 2] = c * cb - s * cr + 128, s * cb + c * cr + 128
+    return Image.fromarray(np.clip(np.round(ycc), 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
+
+
 def png_declaring(w: int, h: int, idat: bytes = b"") -> bytes:
     """A PNG whose header declares w x h pixels (for decompression-bomb tests)."""
 

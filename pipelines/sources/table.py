@@ -30,7 +30,7 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
             yield SourceRow(position_key(task.task, i), (task.task, i), where, verdict=Verdict.reject("input.bad_row", record.detail))
             continue
         url = record.pop(cfg.audio_col or cfg.video_col or cfg.url_col, None)
-        spans = _spans_cell(record, cfg.clips_col) if cfg.clips_col else None
+        spans = _spans_cell(record, cfg.clips_columns) if cfg.clips_col else None
         caption = record.pop(cfg.caption_col, None)
         texts, caption_verdict = caption_texts(caption, f"column {cfg.caption_col!r}")
         key = position_key(task.task, i)
@@ -56,10 +56,9 @@ def read(task: ReadTask, cfg: InputConfig) -> Iterator[SourceRow]:
         yield row
 
 
-def _spans_cell(record: dict, clips_col: str):
+def _spans_cell(record: dict, names: list[str]):
     """The row's spans: the clips column's cell, or with "START,END" (Kinetics' time_start,
     time_end) the one span those two columns give."""
-    names = [n.strip() for n in clips_col.split(",")]
     if len(names) == 1:
         return record.pop(names[0], None)
     start, end = (record.pop(n, None) for n in names)

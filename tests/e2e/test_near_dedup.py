@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image, ImageEnhance
 
-from tests.util import by_key, run_cli, stats, write
+from tests.util import by_key, recoloured, run_cli, stats, write
 
 
 def picture(seed: int, w: int = 400, h: int = 300) -> Image.Image:
@@ -89,13 +89,6 @@ def test_staging_is_reused_only_when_its_settings_match(tmp_path):
     assert run_cli("run", src, *common, "--dedup", "near") == 0
     assert manifest.stat().st_mtime_ns != first  # signatures needed now: redone
     assert stats(out)["dropped"] == {"duplicate.near_image": 3, "duplicate.exact_image": 1}
-
-
-def recoloured(img: Image.Image) -> Image.Image:
-    """The picture with its chroma turned half-way round grey; luma (what the hashes see) kept."""
-    ycc = np.asarray(img.convert("YCbCr")).astype(np.int16)
-    ycc[..., 1:] = 256 - ycc[..., 1:]  # Cb, Cr mirrored through grey (128)
-    return Image.fromarray(np.clip(ycc, 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
 
 
 def test_colour_tells_apart_pictures_whose_grey_levels_match(tmp_path):

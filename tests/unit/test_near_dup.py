@@ -1,11 +1,13 @@
 """Exactness of the near-duplicate primitives against brute force and datasketch."""
 
+import io
 import random
 
 import numpy as np
 import pytest
 
 from mmcurate.filters import near_dup
+from tests.util import encode, recoloured
 
 
 def planted_hashes(n=20_000, planted=3_000, k=8, seed=0):
@@ -176,17 +178,6 @@ def _field(seed=3, size=(320, 240)):
     return Image.fromarray(cells).resize(size, Image.Resampling.BICUBIC)
 
 
-def _recoloured(img, degrees=180):
-    """The picture with its chroma turned around grey; luma (what the hashes see) kept."""
-    from PIL import Image
-
-    ycc = np.asarray(img.convert("YCbCr"), dtype=np.float64).copy()
-    cb, cr = ycc[..., 1] - 128, ycc[..., 2] - 128
-    c, s = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
-    ycc[..., 1], ycc[..., 2] = c * cb - s * cr + 128, s * cb + c * cr + 128
-    return Image.fromarray(np.clip(np.round(ycc), 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
-
-
 def test_colour_signature_is_the_cielab_mean_of_each_quarter():
     from PIL import Image
 
@@ -216,26 +207,18 @@ def test_copies_keep_their_colours_and_a_recoloured_picture_does_not():
     img = _field()
     copies = [
         img.resize((160, 120), Image.Resampling.LANCZOS),
-        Image.open(__import__("io").BytesIO(_jpeg(img, 40))),
+        Image.open(io.BytesIO(encode(img, "JPEG", quality=40))),
         ImageEnhance.Contrast(ImageEnhance.Brightness(img).enhance(1.15)).enhance(0.85),
         img.crop((16, 12, 304, 228)),
     ]
     sig = np.frombuffer(near_dup.colour_signature(img), dtype=np.uint8)[None]
     near = [float(near_dup.colour_distance(sig, np.frombuffer(near_dup.colour_signature(c), dtype=np.uint8)[None])[0]) for c in copies]
     assert max(near) <= 15, near
-    recoloured = _recoloured(img)
-    hashes, re_hashes = near_dup.image_hashes(img), near_dup.image_hashes(recoloured)
+    other = recoloured(img)
+    hashes, re_hashes = near_dup.image_hashes(img), near_dup.image_hashes(other)
     assert (hashes["phash"] ^ re_hashes["phash"]).bit_count() <= 8  # a duplicate to the grey hashes
-    far = near_dup.colour_distance(sig, np.frombuffer(near_dup.colour_signature(recoloured), dtype=np.uint8)[None])[0]
+    far = near_dup.colour_distance(sig, np.frombuffer(near_dup.colour_signature(other), dtype=np.uint8)[None])[0]
     assert far > 30
-
-
-def _jpeg(img, quality):
-    import io
-
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def test_mirror_colour_is_the_mirror_images_signature_and_missing_signatures_always_pass():
@@ -244,7 +227,7 @@ def test_mirror_colour_is_the_mirror_images_signature_and_missing_signatures_alw
     img = _field(seed=4)
     sig = np.frombuffer(near_dup.colour_signature(img), dtype=np.uint8)[None]
     assert near_dup.mirror_colour(sig).tobytes() == near_dup.colour_signature(ImageOps.mirror(img))
-    colours, has = near_dup.colour_matrix([near_dup.colour_signature(img), None, near_dup.colour_signature(_recoloured(img))])
+    colours, has = near_dup.colour_matrix([near_dup.colour_signature(img), None, near_dup.colour_signature(recoloured(img))])
     assert has.tolist() == [True, False, True] and not colours[1].any()
     near = near_dup.colour_near(colours[[0, 0, 1]], has[[0, 0, 1]], colours[[1, 2, 2]], has[[1, 2, 2]], 15.0)
     assert near.tolist() == [True, False, True]  # unsigned pairs pass; the recoloured one does not
