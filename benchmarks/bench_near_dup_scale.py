@@ -2,8 +2,10 @@
 
 Signatures are generated inside the pipeline (chunks of 10,000 records): random 64-bit pHash
 and dHash, of which `--dup-fraction` are copies of an earlier record with 0..6 bits flipped
-in each hash (so there are real clusters to find), unique SHA-256s, keys and input positions,
-and 100..1000-pixel sides for the survivor policy. The run writes dedup/clusters.parquet.
+in each hash (so there are real clusters to find), random colour signatures (a copy keeps its
+original's), unique SHA-256s, keys and input positions, and 100..1000-pixel sides for the
+survivor policy. `--identical N` plants N records with one signature, as a blank picture
+saved at many sizes gives (web crawls hold millions). The run writes dedup/clusters.parquet.
 
 Reports wall time, signatures/s and the peak resident memory of the whole process tree
 (the runner and its worker processes, sampled from /proc every 0.2 s).
@@ -25,14 +27,16 @@ import numpy as np
 CHUNK = 10_000
 
 
-def chunk_table(index: int, n: int, dup_fraction: float, seed: int):
+def chunk_table(index: int, n: int, dup_fraction: float, seed: int, identical: int = 0):
     import pyarrow as pa
 
+    from mmcurate.filters.near_dup import COLOUR_BYTES
     from mmcurate.pipelines.dedup import SLIM_SCHEMA
 
     lo, hi = index * CHUNK, min(n, (index + 1) * CHUNK)
     rng = np.random.default_rng([seed, index])
     size = hi - lo
+    colour = rng.integers(0, 256, (size, COLOUR_BYTES), dtype=np.uint8)
     ph = rng.integers(0, 2**63, size, dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(0, 2, size).astype(np.uint64)
     dh = rng.integers(0, 2**63, size, dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(0, 2, size).astype(np.uint64)
     dup = np.flatnonzero(rng.random(size) < dup_fraction)
@@ -43,7 +47,11 @@ def chunk_table(index: int, n: int, dup_fraction: float, seed: int):
             on = rng.random(len(dup)) < 0.5
             flips ^= np.where(on, np.left_shift(np.uint64(1), rng.integers(0, 64, len(dup)).astype(np.uint64)), np.uint64(0))
         hashes[dup] = hashes[src] ^ flips
+    colour[dup] = colour[src]
     rows = np.arange(lo, hi)
+    if identical:  # every (n // identical)-th record: one blank picture, re-encoded
+        same = rows % max(1, n // identical) == 0
+        ph[same], dh[same], colour[same] = np.uint64(0x8000000000000000), np.uint64(0), np.tile(np.uint8([255, 128, 128]), 4)  # white
     columns = {
         "shard": [f"t00000-c{r // 1000:05d}" for r in rows],
         "order_task": np.zeros(size, dtype=np.int64),
@@ -59,8 +67,9 @@ def chunk_table(index: int, n: int, dup_fraction: float, seed: int):
         "frame_hashes": pa.nulls(size, pa.list_(pa.uint64())),
         "frame_hashes_mirror": pa.nulls(size, pa.list_(pa.uint64())),
         "minhash": pa.nulls(size, pa.binary()),
+        "colour": [c.tobytes() for c in colour],
     }
-    return pa.table(columns, schema=SLIM_SCHEMA)
+    return pa.table({f.name: columns.get(f.name, pa.nulls(size, f.type)) for f in SLIM_SCHEMA}, schema=SLIM_SCHEMA)
 
 
 class PeakRss:
@@ -112,6 +121,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--n", type=int, default=1_000_000, help="number of signatures (default 1,000,000)")
     ap.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     ap.add_argument("--dup-fraction", type=float, default=0.2, help="share of planted near-duplicates (default 0.2)")
+    ap.add_argument("--identical", type=int, default=0, metavar="N",
+                    help="also plant N records with one identical signature (a blank picture at many sizes)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="dedup.FIELD=VALUE", help="override a dedup setting")
     ap.add_argument("--json", help="also write the figures here")
@@ -133,7 +144,7 @@ def main(argv=None) -> dict:
                 p
                 | beam.Create(list(range(chunks)))
                 | beam.Reshuffle()
-                | beam.Map(chunk_table, n=args.n, dup_fraction=args.dup_fraction, seed=args.seed)
+                | beam.Map(chunk_table, n=args.n, dup_fraction=args.dup_fraction, seed=args.seed, identical=args.identical)
             )
             _ = tables | Dedup(cfg, out)
     wall = time.time() - started
@@ -146,6 +157,7 @@ def main(argv=None) -> dict:
         "peak_rss_mib": round(rss.peak / 2**20),
         "clusters": stats["clusters"],
         "dropped": stats["dropped"],
+        "identical": args.identical,
         "dedup": {"image_hash": cfg.image_hash, "max_distance": cfg.max_distance, "rows_per_partition": cfg.rows_per_partition},
     }
     print(json.dumps(result, indent=1))

@@ -27,7 +27,7 @@ from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
     COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, colour_matrix,
-    colour_near, estimated_jaccard, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, lsh_params, majority_distance,
+    colour_near, estimated_jaccard, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
     mirror_colour, mirror_frame_colours, mix64, pad_frames, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
@@ -160,6 +160,7 @@ class ImageBlocks(beam.DoFn):
                 items.update({name: v[has] for name, v in clips.items()})
             if self.cfg.mirror:
                 m = t.column(kind + "_mirror").is_valid().to_numpy(zero_copy_only=False)
+                m &= ~self._symmetric(t, kind, items)
                 extra = {"id": items["id"][m], "h": _hash_column(t, kind + "_mirror")[m], "h2": _hash_column(t, "dhash_mirror")[m]}
                 if "colour" in items:
                     extra["colour"], extra["has_colour"] = mirror_colour(items["colour"][m]), items["has_colour"][m]
@@ -180,6 +181,18 @@ class ImageBlocks(beam.DoFn):
                 items = _with_mirrors(items, {"id": ids, "h": flipped[rows, pos, column], **{name: v[rows] for name, v in mirrored.items()}})
             yield pos + 1, items
 
+    def _symmetric(self, t: pa.Table, kind: str, items: dict) -> np.ndarray:
+        """Rows whose mirror image has their own search fields (a blank or symmetric picture,
+        not a clip compared by frames): the mirror adds no pair the row itself does not make."""
+        same = _hash_column(t, kind + "_mirror") == items["h"]
+        if "h2" in items:
+            same &= _hash_column(t, "dhash_mirror") == items["h2"]
+        if "colour" in items:
+            same &= (mirror_colour(items["colour"]) == items["colour"]).all(axis=1)
+        if "nframes" in items:
+            same &= items["nframes"] <= 1
+        return same
+
 
 def _with_mirrors(items: dict, extra: dict) -> dict:
     """The items followed by their mirror images' (flagged), with the same fields."""
@@ -194,16 +207,23 @@ class ImagePairs(beam.DoFn):
     frames; in search p, comparable clips whose frames are near at most positions, each pair
     once per kind: at the first position where it is within k."""
 
-    def __init__(self, cfg: DedupConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: DedupConfig, fold_identical: bool = False):
+        self.cfg, self.fold_identical = cfg, fold_identical
         self.bounds = block_bounds(cfg.max_distance)
         self.oversized = Metrics.counter("mmcurate", "dedup.oversized_buckets")
         self.largest = Metrics.distribution("mmcurate", "dedup.bucket_size")
         self.found = Metrics.counter("mmcurate", "dedup.image_edges")
+        self.folded = Metrics.counter("mmcurate", "dedup.identical_folded")
 
     def process(self, element):
         (kind, search, block, _), batches = element
         items = merge_items(list(batches))
+        if search == 0 and self.fold_identical:
+            items, star = self._fold(items)
+            if block == 0 and len(star["a"]):  # (an identical group is in every block's bucket: its star once)
+                self.folded.inc(len(star["a"]))
+                self.found.inc(len(star["a"]))
+                yield star
         idx = np.arange(len(items["id"]), dtype=np.int64)
         k = self.cfg.max_distance
         i, j, dist, sizes = block_group_pairs(idx, items["h"], block, self.bounds, k)
@@ -243,6 +263,22 @@ class ImagePairs(beam.DoFn):
             self.found.inc(len(a))
             yield _edges(np.minimum(a, b), np.maximum(a, b), dist)
 
+    def _fold(self, items: dict) -> tuple[dict, dict]:
+        """Items with identical search fields (hashes, colours) -> one of them to search, and
+        star edges from it to the others (distance 0; each is near the other, and whatever is
+        near one is near all). Clips compared by their frames and mirror images are searched
+        as they are: their pairs depend on more than these fields."""
+        fields = [items[name] for name in ("h", "h2", "colour", "has_colour") if name in items]
+        eligible = np.ones(len(items["id"]), dtype=bool)
+        if "nframes" in items:
+            eligible &= items["nframes"] <= 1
+        if "mirror" in items:
+            eligible &= ~items["mirror"]
+        keep, member, representative = identical_groups(items["id"], fields, eligible)
+        a, b = items["id"][representative], items["id"][member]
+        star = _edges(np.minimum(a, b), np.maximum(a, b), np.zeros(len(a)))
+        return ({name: v[keep] for name, v in items.items()} if len(member) else items), star
+
 
 class CaptionBands(beam.DoFn):
     """Survivor table -> ((band, partition), {id, band values, band digests})."""
@@ -265,11 +301,22 @@ class CaptionBands(beam.DoFn):
                 yield (band, p), part
 
 
-def caption_candidates(element):
+def caption_candidates(element, fold_identical: bool = False):
+    """((band, partition), item batches) -> candidate pairs sharing the band (each pair in its
+    first shared band). With `fold_identical`, records whose every band is the same (identical
+    signatures: a stock caption) are searched once, and each is a candidate with the smallest
+    of them (a star); candidates are verified on the full signatures, like all others."""
     (band, _), batches = element
     batches = list(batches)
     ids = np.concatenate([b["id"] for b in batches])
-    a, b = band_group_pairs(ids, np.concatenate([b["values"] for b in batches]), band, np.concatenate([b["digests"] for b in batches]))
+    values, digests = np.concatenate([b["values"] for b in batches]), np.concatenate([b["digests"] for b in batches])
+    if fold_identical:
+        keep, member, representative = identical_groups(ids, [digests])
+        if band == 0 and len(member):  # (identical records share every band: their star once)
+            rep, other = ids[representative], ids[member]
+            yield {"a": np.minimum(rep, other), "b": np.maximum(rep, other)}
+        ids, values, digests = ids[keep], values[keep], digests[keep]
+    a, b = band_group_pairs(ids, values, band, digests)
     if len(a):
         yield {"a": a, "b": b}
 
@@ -490,34 +537,37 @@ class WriteClusters(beam.DoFn):
 
 
 class _DedupStep(beam.PTransform):
-    """A near-dup sub-transform: the dedup config and the partition-count singleton."""
+    """A near-dup sub-transform: the dedup config, the partition-count singleton, and whether
+    identical items are searched once (`ImagePairs._fold`, `caption_candidates`)."""
 
-    def __init__(self, cfg: DedupConfig, parts):
+    def __init__(self, cfg: DedupConfig, parts, fold_identical: bool = False):
         super().__init__()
-        self.cfg, self.parts = cfg, parts
+        self.cfg, self.parts, self.fold_identical = cfg, parts, fold_identical
 
 
 class ImageEdges(_DedupStep):
-    """Survivor tables -> image edge batches {a, b, dist}: every pair within distance k."""
+    """Survivor tables -> image edge batches {a, b, dist}: every pair within distance k, or,
+    with `fold_identical`, edges with the same connected components (identical items: a star)."""
 
     def expand(self, tables):
         return (
             tables
             | "ImageBlocks" >> beam.ParDo(ImageBlocks(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
             | "GroupBlocks" >> beam.GroupByKey()
-            | "ImagePairs" >> beam.ParDo(ImagePairs(self.cfg))
+            | "ImagePairs" >> beam.ParDo(ImagePairs(self.cfg, self.fold_identical))
         )
 
 
 class CaptionCandidates(_DedupStep):
-    """Survivor tables -> candidate pair batches {a, b}: MinHashLSH's candidates, each once."""
+    """Survivor tables -> candidate pair batches {a, b}: MinHashLSH's candidates, each once
+    (with `fold_identical`, identical signatures as a star)."""
 
     def expand(self, tables):
         return (
             tables
             | "CaptionBands" >> beam.ParDo(CaptionBands(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
             | "GroupBands" >> beam.GroupByKey()
-            | "CaptionCandidates" >> beam.FlatMap(caption_candidates)
+            | "CaptionCandidates" >> beam.FlatMap(caption_candidates, fold_identical=self.fold_identical)
         )
 
 
@@ -527,7 +577,7 @@ class CaptionEdges(_DedupStep):
 
     def expand(self, tables):
         cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
-        candidates = tables | "Candidates" >> CaptionCandidates(cfg, self.parts)
+        candidates = tables | "Candidates" >> CaptionCandidates(cfg, self.parts, self.fold_identical)
         sigs = tables | "SigsByNode" >> beam.FlatMap(signatures_by_node, parts=parts, num_perm=cfg.num_perm)
         with_a = (
             {"sigs": sigs, "pairs": candidates | "PairsByA" >> beam.FlatMap(key_pairs_by_a, parts=parts)}
@@ -545,16 +595,18 @@ class NearDedup(_DedupStep):
     """Exact-dedup survivor tables -> {"decisions", "clusters", "stats"}."""
 
     def __init__(self, cfg: DedupConfig, parts, out_dir: str, group_shift: int = 0, media_reason: str = "duplicate.near_image"):
-        super().__init__(cfg, parts)
+        # identical items are searched once, joined by a star: the components stay the same,
+        # unless edges are intersected (`both`) or dropped between clips of one video
+        super().__init__(cfg, parts, fold_identical=cfg.duplicates != "both" and not group_shift)
         self.out_dir, self.group_shift, self.media_reason = out_dir, group_shift, media_reason
 
     def expand(self, tables):
         cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
         edges = {}
         if cfg.uses_images:
-            edges["image"] = tables | "ImageEdges" >> ImageEdges(cfg, self.parts)
+            edges["image"] = tables | "ImageEdges" >> ImageEdges(cfg, self.parts, self.fold_identical)
         if cfg.uses_captions:
-            edges["caption"] = tables | "CaptionEdges" >> CaptionEdges(cfg, self.parts)
+            edges["caption"] = tables | "CaptionEdges" >> CaptionEdges(cfg, self.parts, self.fold_identical)
         if cfg.duplicates == "both":
             graph = (
                 {kind: e | f"{kind}ByA" >> beam.FlatMap(key_pairs_by_a, parts=parts) for kind, e in edges.items()}

@@ -1,6 +1,7 @@
 """Near-duplicate stage: the Beam transforms against exact references (brute force,
 datasketch's MinHashLSH, union-find), survivor policy, reasons and determinism."""
 
+import collections
 import random
 
 import apache_beam as beam
@@ -177,6 +178,100 @@ def test_an_oversized_bucket_is_counted_and_still_searched_exactly():
     assert size == 300
 
 
+def collect(pcoll, path, label="Collect"):
+    """Writes the PCollection's elements, sorted, to `path` (read back after the run)."""
+    _ = pcoll | f"{label}List" >> beam.combiners.ToList() | f"{label}Write" >> beam.Map(lambda d: path.write_text(repr(sorted(d))))
+
+
+def labels_of(edge_list, nodes) -> dict:
+    """node -> smallest node of its component (singletons: itself)."""
+    labels = dict(zip(nodes, nodes))
+    labels.update(union_find_labels({x for e in edge_list for x in e[:2]}, [e[:2] for e in edge_list]))
+    return labels
+
+
+WHITE = lab_cells(*[(100, 0, 0)] * 4)
+
+
+def test_identical_items_are_searched_once_and_joined_by_a_star(tmp_path):
+    """300 blank white pictures, 50 red-and-blue ones with the same hash (far in colour) and 20
+    grey ones 3 bits away: each identical group becomes a star from its smallest row, and one
+    search edge joins the white and grey groups; the red-and-blue group stays apart."""
+    white, red_blue, grey = range(300), range(300, 350), range(350, 370)
+    recs = [rec(i, phash=BASE, colour=WHITE) for i in white] + [rec(i, phash=BASE, colour=RED_BLUE) for i in red_blue]
+    recs += [rec(i, phash=BASE ^ 0b111, colour=lab_cells(*[(96, 2, -2)] * 4)) for i in grey]
+    random.Random(3).shuffle(recs)  # (the smallest row leads wherever it is)
+    cfg = DedupConfig(max_distance=8, image_hash="phash")
+    p = make_pipeline(1)
+    parts = p | "Parts" >> beam.Create([2])
+    collect(edge_pairs(p | beam.Create(tables(recs)) | ImageEdges(cfg, parts, fold_identical=True)), tmp_path / "edges.txt")
+    result = p.run()
+    result.wait_until_finish()
+    stars = [(g[0], i, 0) for g in (white, red_blue, grey) for i in g[1:]]
+    assert eval((tmp_path / "edges.txt").read_text()) == sorted(stars + [(0, 350, 3)])
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert counters["dedup.identical_folded"] == 299 + 49 + 19 and counters["dedup.image_edges"] == 368
+
+
+def identical_heavy_records(n: int, seed: int, mirror: bool) -> list[dict]:
+    """Records drawn from a few hash templates, so that many are identical, some near (a bit
+    or two off) and colours sometimes split them; some mirrors are symmetric (equal to the
+    record's own hashes), a few near another template."""
+    rng = random.Random(seed)
+    templates = planted_hashes(40, 6, seed)
+    palette = [GREY, GREY_BRIGHTER, RED_BLUE, BLUE_RED, WHITE, None]
+    recs = []
+    for i in range(n):
+        t = rng.randrange(len(templates))
+        ph = templates[t] ^ (0 if rng.random() < 0.7 else 1 << rng.randrange(64))
+        dh = ph if rng.random() < 0.8 else ph ^ (0b11 << rng.randrange(62))
+        r = rec(i, phash=ph, dhash=dh, colour=rng.choice(palette) if rng.random() < 0.4 else palette[t % 5])
+        if mirror and rng.random() < 0.3:
+            symmetric = rng.random() < 0.97
+            r["phash_mirror"] = ph if symmetric else templates[rng.randrange(len(templates))]
+            r["dhash_mirror"] = dh if symmetric else r["phash_mirror"]
+        recs.append(r)
+    return recs
+
+
+@pytest.mark.parametrize("image_hash,mirror", [("phash", False), ("either", False), ("both", False), ("either", True), ("both", True)])
+def test_folding_identical_items_keeps_every_component(tmp_path, image_hash, mirror):
+    """The folded search (stars for identical items) links exactly the same components as the
+    full search, with far fewer edges: hash kinds, colours, mirrors (symmetric ones included)."""
+    recs = identical_heavy_records(1500, seed=11, mirror=mirror)
+    cfg = DedupConfig(max_distance=4, image_hash=image_hash, mirror=mirror)
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([3])
+        src = p | beam.Create(tables(recs, 5))
+        for fold in (False, True):
+            edges = src | f"Edges{fold}" >> ImageEdges(cfg, parts, fold_identical=fold)
+            collect(edges | f"Pairs{fold}" >> beam.FlatMap(lambda e: list(zip(e["a"].tolist(), e["b"].tolist()))), tmp_path / f"{fold}.txt", f"C{fold}")
+    full, folded = (eval((tmp_path / f"{fold}.txt").read_text()) for fold in (False, True))
+    nodes = list(range(len(recs)))
+    assert labels_of(folded, nodes) == labels_of(full, nodes)
+    components = collections.Counter(labels_of(full, nodes).values())
+    assert len(components) > 10 and sorted(components.values())[-10] > 20
+    assert len(set(folded)) * 3 < len(set(full))
+
+
+def test_mirror_images_link_records_that_folding_must_keep_apart():
+    """a and b have one mirror image (M), x's picture is M: x is near both through their
+    mirrors, so a mirror image is never folded into another record's. r's mirror has r's own
+    hashes but not its colours (red left, blue right): it still pairs r with y (blue left)."""
+    m_hash, r_hash = BASE ^ (0xFFFF << 8), BASE ^ (0xFFFF << 40)
+    recs = [rec(0, "a", phash=BASE), rec(1, "b", phash=~BASE & (2**64 - 1)), rec(2, "x", phash=m_hash),
+            rec(3, "r", phash=r_hash, colour=RED_BLUE), rec(4, "y", phash=r_hash, colour=BLUE_RED)]
+    for r in recs[:2]:
+        r["phash_mirror"] = r["dhash_mirror"] = m_hash
+    recs[3]["phash_mirror"] = recs[3]["dhash_mirror"] = r_hash
+    cfg = DedupConfig(max_distance=4, mirror=True)
+    for fold in (False, True):
+        with make_pipeline(1) as p:
+            parts = p | "Parts" >> beam.Create([1])
+            pairs = edge_pairs(p | beam.Create([slim_table(recs)]) | ImageEdges(cfg, parts, fold_identical=fold)) | beam.Map(lambda e: (e[0], e[1])) | beam.Distinct()
+            assert_that(pairs, equal_to([(0, 2), (1, 2), (3, 4)]))
+
+
 CAPTION_WORDS = "a dog cat man woman child runs jumps sits on in the grass park beach snow red blue ball frisbee near water".split()
 
 
@@ -217,6 +312,29 @@ def test_caption_candidates_equal_datasketch_minhash_lsh_and_edges_are_verified(
         assert_that(got, equal_to(sorted(candidates)), label="candidates")
         edges = src | "Edges" >> CaptionEdges(cfg, parts) | beam.FlatMap(lambda e: [(int(a), int(b), round(float(d), 5)) for a, b, d in zip(e["a"], e["b"], e["dist"])])
         assert_that(edges, equal_to(verified), label="edges")
+
+
+def test_identical_captions_are_candidates_once_through_a_star(tmp_path):
+    """400 copies of a stock caption among 600 varied ones: each copy is a candidate with the
+    smallest copy only (verified: distance 0), and the components equal the full search's,
+    from a fiftieth of its edges."""
+    texts = captions(600, seed=2)
+    stock = [i for i in range(1000) if i % 5 < 2]  # 400 rows, interleaved with the others
+    varied = iter(texts)
+    recs = [rec(i, caption="stock photo of a happy family" if i in stock else next(varied)) for i in range(1000)]
+    cfg = DedupConfig(duplicates="caption")
+    with make_pipeline(1) as p:
+        parts = p | "Parts" >> beam.Create([3])
+        src = p | beam.Create(tables(recs))
+        for fold in (False, True):
+            edges = src | f"Edges{fold}" >> CaptionEdges(cfg, parts, fold_identical=fold)
+            pairs = edges | f"Pairs{fold}" >> beam.FlatMap(lambda e: [(int(a), int(b), round(float(d), 5)) for a, b, d in zip(e["a"], e["b"], e["dist"])])
+            collect(pairs, tmp_path / f"{fold}.txt", f"C{fold}")
+    full, folded = (eval((tmp_path / f"{fold}.txt").read_text()) for fold in (False, True))
+    assert len(full) == 400 * 399 // 2 + len([e for e in full if e[0] not in stock])
+    assert [e for e in folded if e[0] in stock] == [(0, i, 0.0) for i in stock[1:]]
+    assert set(folded) <= set(full) and len(folded) * 50 < len(full)  # (some varied captions repeat too)
+    assert labels_of(folded, range(1000)) == labels_of(full, range(1000))
 
 
 def random_graph(seed: int = 0):
@@ -342,6 +460,37 @@ def test_identical_decisions_and_cluster_files_across_runner_modes_and_partition
         outputs.append(((out_dir / "decisions.txt").read_text(), (out_dir / "dedup" / "clusters.parquet").read_bytes()))
     assert outputs[0][0].count("near_image") > 300
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+@pytest.mark.parametrize("clustering", ["leader", "connected"])
+def test_folded_search_gives_the_same_decisions_and_clusters(tmp_path, monkeypatch, clustering):
+    """300 blank pictures of many sizes among planted near-duplicates: the largest blank one
+    survives and drops the other 299, and every decision and cluster row equals the full
+    search's."""
+    from mmcurate.pipelines import near_dedup
+
+    records = synthetic_records(3000, seed=4)
+    for i in range(0, 3000, 10):
+        records[i].update(phash=BASE, dhash=BASE, colour=WHITE, original_width=100 + i)
+    outputs = {}
+    for fold in (True, False):
+        class NearDedup(near_dedup.NearDedup):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.fold_identical = self.fold_identical and fold
+        monkeypatch.setattr(near_dedup, "NearDedup", NearDedup)
+        out_dir = tmp_path / str(fold)
+        p = make_pipeline(2)
+        out = p | beam.Create(tables(records, 5)) | Dedup(DedupConfig(clustering=clustering), str(out_dir))
+        collect(decisions_of(out), out_dir / "decisions.txt")
+        result = p.run()
+        result.wait_until_finish()
+        folded = sum(c.committed for c in result.metrics().query()["counters"] if c.key.metric.name == "dedup.identical_folded")
+        assert folded == (2 * 299 if fold else 0)  # (either: pHash's search and dHash's)
+        outputs[fold] = ((out_dir / "decisions.txt").read_text(), (out_dir / "dedup" / "clusters.parquet").read_bytes())
+    assert outputs[True] == outputs[False]
+    blank = [d for d in eval(outputs[True][0]) if d[3] == "k002990"]
+    assert len(blank) == 299 and {d[1] for d in blank} == set(range(0, 2990, 10)) and {d[4] for d in blank} == {0.0}
 
 
 @pytest.mark.parametrize("within_video", [False, True])

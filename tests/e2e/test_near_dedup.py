@@ -66,6 +66,26 @@ def test_planted_variants_are_dropped_with_reason_survivor_and_distance(tmp_path
     assert run_cli("validate", out) == 0
 
 
+def test_blank_pictures_of_many_sizes_are_folded_and_dropped_for_the_largest(tmp_path):
+    """Twelve white pictures of different sizes hash and colour identically: the search takes
+    one (each of pHash's and dHash's searches folds the other 11), and the largest survives."""
+    d, out = tmp_path / "in", tmp_path / "out"
+    for i in range(12):
+        write(d / f"blank{i:02d}.png", save(Image.new("RGB", (100 + 20 * i, 80 + 10 * i), "white"), "PNG"))
+        write(d / f"blank{i:02d}.txt", f"an empty white picture, number {i}")
+    for i in range(2):
+        write(d / f"photo{i}.jpg", save(picture(i), quality=90))
+        write(d / f"photo{i}.txt", f"a photo number {i}")
+    assert run_cli("run", d, "-o", out, "--workers", "1", "--no-progress") == 0
+    rows = by_key(out)
+    dropped = {k: (r["reason"], r["dup_of"], r["dup_distance"]) for k, r in rows.items() if r["status"] == "dropped"}
+    assert dropped == {f"blank{i:02d}": ("duplicate.near_image", "blank11", 0.0) for i in range(11)}
+    s = stats(out)
+    assert s["kept"] == 3 and s["dedup"]["counters"]["identical_folded"] == 2 * 11
+    clusters = pq.read_table(out / "dedup" / "clusters.parquet").to_pylist()
+    assert len(clusters) == 12 and {(c["survivor"], c["size"]) for c in clusters} == {("blank11", 12)}
+
+
 def test_dedup_exact_keeps_near_duplicates_and_writes_no_clusters(tmp_path):
     src, out = folder(tmp_path), tmp_path / "out"
     assert run_cli("run", src, "-o", out, "--workers", "1", "--no-progress", "--dedup", "near") == 0

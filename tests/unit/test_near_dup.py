@@ -119,6 +119,21 @@ def test_components_scipy_equals_union_find_and_breadth_first_search():
     assert uf == seen and uf[nodes[160]] == uf[nodes[100]]
 
 
+def test_identical_groups_keep_the_smallest_id_of_each_and_only_eligible_rows_fold():
+    ids = np.array([50, 10, 30, 20, 40, 60, 70])
+    h = np.array([1, 2, 1, 1, 2, 3, 1], dtype=np.uint64)
+    colour = np.array([[1, 2], [1, 2], [1, 2], [9, 9], [1, 2], [1, 2], [1, 2]], dtype=np.uint8)
+    keep, member, representative = near_dup.identical_groups(ids, [h, colour])
+    assert keep.tolist() == [False, True, True, True, False, True, False]  # 30 leads 50 and 70; 10 leads 40
+    assert sorted(zip(ids[member].tolist(), ids[representative].tolist())) == [(40, 10), (50, 30), (70, 30)]
+    eligible = np.array([True, True, True, True, False, True, False])  # 40 and 70 are searched as they are
+    keep, member, representative = near_dup.identical_groups(ids, [h], eligible)
+    assert keep.tolist() == [False, True, False, True, True, True, True]
+    assert sorted(zip(ids[member].tolist(), ids[representative].tolist())) == [(30, 20), (50, 20)]
+    keep, member, _ = near_dup.identical_groups(ids[:1], [h[:1]])
+    assert keep.tolist() == [True] and len(member) == 0
+
+
 def test_signatures_are_deterministic_and_mirror_aware():
     from PIL import Image, ImageOps
 
