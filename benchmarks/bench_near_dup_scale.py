@@ -27,7 +27,7 @@ import numpy as np
 CHUNK = 10_000
 
 
-def chunk_table(index: int, n: int, dup_fraction: float, seed: int, identical: int = 0):
+def chunk_table(index: int, n: int, dup_fraction: float, seed: int, identical: int = 0, colour: bool = True):
     import pyarrow as pa
 
     from mmcurate.filters.near_dup import COLOUR_BYTES
@@ -36,7 +36,7 @@ def chunk_table(index: int, n: int, dup_fraction: float, seed: int, identical: i
     lo, hi = index * CHUNK, min(n, (index + 1) * CHUNK)
     rng = np.random.default_rng([seed, index])
     size = hi - lo
-    colour = rng.integers(0, 256, (size, COLOUR_BYTES), dtype=np.uint8)
+    colours = rng.integers(0, 256, (size, COLOUR_BYTES), dtype=np.uint8)
     ph = rng.integers(0, 2**63, size, dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(0, 2, size).astype(np.uint64)
     dh = rng.integers(0, 2**63, size, dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(0, 2, size).astype(np.uint64)
     dup = np.flatnonzero(rng.random(size) < dup_fraction)
@@ -47,11 +47,11 @@ def chunk_table(index: int, n: int, dup_fraction: float, seed: int, identical: i
             on = rng.random(len(dup)) < 0.5
             flips ^= np.where(on, np.left_shift(np.uint64(1), rng.integers(0, 64, len(dup)).astype(np.uint64)), np.uint64(0))
         hashes[dup] = hashes[src] ^ flips
-    colour[dup] = colour[src]
+    colours[dup] = colours[src]
     rows = np.arange(lo, hi)
     if identical:  # every (n // identical)-th record: one blank picture, re-encoded
         same = rows % max(1, n // identical) == 0
-        ph[same], dh[same], colour[same] = np.uint64(0x8000000000000000), np.uint64(0), np.tile(np.uint8([255, 128, 128]), 4)  # white
+        ph[same], dh[same], colours[same] = np.uint64(0x8000000000000000), np.uint64(0), np.tile(np.uint8([255, 128, 128]), 4)  # white
     columns = {
         "shard": [f"t00000-c{r // 1000:05d}" for r in rows],
         "order_task": np.zeros(size, dtype=np.int64),
@@ -67,7 +67,7 @@ def chunk_table(index: int, n: int, dup_fraction: float, seed: int, identical: i
         "frame_hashes": pa.nulls(size, pa.list_(pa.uint64())),
         "frame_hashes_mirror": pa.nulls(size, pa.list_(pa.uint64())),
         "minhash": pa.nulls(size, pa.binary()),
-        "colour": [c.tobytes() for c in colour],
+        "colour": [c.tobytes() for c in colours] if colour else pa.nulls(size, pa.binary()),
     }
     return pa.table({f.name: columns.get(f.name, pa.nulls(size, f.type)) for f in SLIM_SCHEMA}, schema=SLIM_SCHEMA)
 
@@ -123,6 +123,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--dup-fraction", type=float, default=0.2, help="share of planted near-duplicates (default 0.2)")
     ap.add_argument("--identical", type=int, default=0, metavar="N",
                     help="also plant N records with one identical signature (a blank picture at many sizes)")
+    ap.add_argument("--no-colour", action="store_true", help="records without colour signatures (the colour check passes them all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="dedup.FIELD=VALUE", help="override a dedup setting")
     ap.add_argument("--json", help="also write the figures here")
@@ -144,7 +145,7 @@ def main(argv=None) -> dict:
                 p
                 | beam.Create(list(range(chunks)))
                 | beam.Reshuffle()
-                | beam.Map(chunk_table, n=args.n, dup_fraction=args.dup_fraction, seed=args.seed, identical=args.identical)
+                | beam.Map(chunk_table, n=args.n, dup_fraction=args.dup_fraction, seed=args.seed, identical=args.identical, colour=not args.no_colour)
             )
             _ = tables | Dedup(cfg, out)
     wall = time.time() - started
@@ -158,6 +159,7 @@ def main(argv=None) -> dict:
         "clusters": stats["clusters"],
         "dropped": stats["dropped"],
         "identical": args.identical,
+        "colour": not args.no_colour,
         "dedup": {"image_hash": cfg.image_hash, "max_distance": cfg.max_distance, "rows_per_partition": cfg.rows_per_partition},
     }
     print(json.dumps(result, indent=1))

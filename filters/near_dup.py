@@ -690,6 +690,11 @@ def identical_groups(ids: np.ndarray, fields: Sequence[np.ndarray], eligible: Op
     n = len(ids)
     eligible = np.ones(n, dtype=bool) if eligible is None else eligible
     rows = np.flatnonzero(eligible)
+    if len(rows) > 1:  # first, cheaply: the rows whose first field (its first column) repeats
+        first = fields[0][rows].reshape(len(rows), -1)[:, 0]
+        order = np.argsort(first, kind="stable")
+        repeat = first[order][1:] == first[order][:-1]
+        rows = np.sort(rows[order[np.r_[repeat, False] | np.r_[False, repeat]]])
     none = np.zeros(0, dtype=np.int64)
     if len(rows) < 2:
         return np.ones(n, dtype=bool), none, none
