@@ -420,7 +420,9 @@ class ResolveClusters(beam.DoFn):
         """(survivor, members in rank order) per group of a connected component (in rank order):
         the whole component (dedup.clustering connected), or its leader groups of two or more."""
         cfg = self.cfg
-        if cfg.clustering == "connected":  # (clips of one video can meet here through another video's clip)
+        # (clips of one video can meet here through another video's clip). Two members are
+        # joined by their edge, and an edge is the leader test itself: one group, no index to build
+        if cfg.clustering == "connected" or len(component) == 2:
             yield component[0], component
             return
         videos = None
