@@ -265,18 +265,24 @@ def audio_quality(original_sample_rate, original_codec: str, original_bit_rate=0
 
 
 # -- clusters: one survivor per group -------------------------------------------------------
-def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray], index: Optional["LeaderIndex"] = None) -> np.ndarray:
+def greedy_leaders(n: int, near: Callable[[int, np.ndarray], np.ndarray], index: Optional["LeaderIndex"] = None,
+                   same_as: Optional[np.ndarray] = None) -> np.ndarray:
     """Leader clustering of n members taken in survivor-rank order: member 0 leads; each next
     member joins the first (best-ranked) leader it is near (`near(i, leaders)` -> one bool
     per leader), else it leads a group of its own. Returns each member's leader (leaders
     point at themselves). Every member is near its own leader and no two leaders are near
     each other, so a group's diameter is at most twice the threshold; connected components
     instead join A and C through B however far apart A and C are.
-    `index` narrows the leaders a member is compared with to those that can be near it."""
+    `index` narrows the leaders a member is compared with to those that can be near it.
+    `same_as[i]` < i says member i is identical to an earlier one (`Nearness.same_as`): it
+    follows that member's leader, which is the one the test would give it."""
     leader_of = np.arange(n)
     leaders = np.zeros(max(n, 1), dtype=np.int64)
     count = 0
     for i in range(n):
+        if same_as is not None and same_as[i] < i:
+            leader_of[i] = leader_of[same_as[i]]
+            continue
         js = index.candidates(i) if index is not None else leaders[:count]
         hit = js[near(i, js)] if len(js) else ()
         if len(hit):
@@ -318,6 +324,30 @@ class Nearness:
         self.frame_colours = {"": (frame_colours, has), "_mirror": (mirror_frame_colours(frame_colours), has)}
         self.has_sig = np.array([s is not None for s in sigs])
         self.sigs = signature_matrix([s if s is not None else bytes(4 * num_perm) for s in sigs], num_perm) if self.has_sig.any() else None
+
+    def same_as(self) -> Optional[np.ndarray]:
+        """Per member, the first member identical to it in everything the test reads (itself if
+        none, or if it lacks what the test reads): it is near whatever that one is near, so
+        greedy_leaders need not ask. None for clips of videos (`groups`: an identical clip of
+        the same video is not near)."""
+        if self.groups is not None:
+            return None
+        n = len(self.has_colour)
+        fields = [a for pair in self.hashes.values() for a in pair] + [self.colours[""], self.has_colour]
+        fields += [a.reshape(n, -1) for pair in self.frames.values() for a in pair] + [self.frame_colours[""][0].reshape(n, -1)]
+        if self.sigs is not None:
+            fields += [self.sigs, self.has_sig]
+        same = np.arange(n)
+        _, member, representative = identical_groups(same, fields, self._near_itself())
+        same[member] = representative
+        return same
+
+    def _near_itself(self) -> np.ndarray:
+        """Members that have what the test reads, so that two identical ones are near."""
+        has = {kind: self.hashes[kind][1] for kind in ("phash", "dhash")}
+        image = {"both": has["phash"] & has["dhash"], "either": has["phash"] | has["dhash"]}.get(self.image_hash, has.get(self.image_hash))
+        caption = self.has_sig & (self.sigs is not None)
+        return {"image": image, "caption": caption, "both": image & caption}.get(self.duplicates, image | caption)
 
     def _within(self, kind: str, i: int, js: np.ndarray, a: str = "", b: str = "") -> np.ndarray:
         """Hash `kind` of i (its mirror when a == "_mirror") against js's (b likewise) within k."""

@@ -430,7 +430,7 @@ class ResolveClusters(beam.DoFn):
             videos = np.array([r["node"] >> self.group_shift for r in component])
         near = Nearness(component, cfg.duplicates, cfg.image_hash, cfg.max_distance, cfg.mirror, cfg.caption_threshold, cfg.num_perm, videos,
                         cfg.max_colour_distance)
-        leader_of = greedy_leaders(len(component), near, LeaderIndex(near, cfg.caption_threshold, cfg.num_perm))
+        leader_of = greedy_leaders(len(component), near, LeaderIndex(near, cfg.caption_threshold, cfg.num_perm), near.same_as())
         groups: dict[int, list[dict]] = {}
         for r, lead in zip(component, leader_of.tolist()):
             groups.setdefault(lead, []).append(r)

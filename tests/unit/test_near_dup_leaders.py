@@ -47,6 +47,32 @@ def test_indexed_leaders_equal_comparing_with_every_leader(image_hash, mirror):
     assert not any(near(a, leaders[leaders > a]).any() for a in leaders)
 
 
+@pytest.mark.parametrize("duplicates,image_hash,mirror", [("image", "phash", False), ("image", "both", True), ("image", "either", True),
+                                                       ("caption", "either", False), ("both", "either", False), ("either", "dhash", True)])
+def test_identical_members_follow_the_first_one_and_give_the_same_leaders(duplicates, image_hash, mirror):
+    """Members repeated many times (blank pictures, stock captions), some without the hashes or
+    caption the test reads (copies that are not near each other): the shortcut gives the same
+    leaders without asking the test about the copies."""
+    rng = random.Random(8)
+    base = members(150, seed=5, mirror=mirror, captions=True)
+    ms = [dict(rng.choice(base)) for _ in range(900)]
+    near = Nearness(ms, duplicates, image_hash, 6, mirror, 0.7, 128)
+    same_as = near.same_as()
+    assert (same_as < np.arange(len(ms))).sum() > 300
+    calls = []
+
+    def counted(i, js):
+        calls.append(i)
+        return near(i, js)
+
+    want = greedy_leaders(len(ms), near, LeaderIndex(near, 0.7, 128))
+    got = greedy_leaders(len(ms), counted, LeaderIndex(near, 0.7, 128), same_as)
+    folded = set(np.flatnonzero(same_as < np.arange(len(ms))).tolist())
+    assert np.array_equal(got, want) and calls and folded.isdisjoint(calls)  # never asked about a copy
+    apart = [(i, j) for i in range(200) for j in range(i + 1, 200) if ms[i] == ms[j] and not near(i, np.array([j]))[0]]
+    assert apart and all(same_as[j] != i for i, j in apart)  # (no hashes or caption: identical, yet not near)
+
+
 @pytest.mark.parametrize("duplicates", ["caption", "both", "either"])
 def test_caption_leaders_group_equal_captions(duplicates):
     ms = members(200, seed=4, mirror=False, captions=True)
