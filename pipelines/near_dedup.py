@@ -4,7 +4,9 @@
    Hamming distance k agree on a whole block); records are routed by (block, block value),
    and each bucket is searched with a second pigeonhole level over the other bits
    (filters/near_dup.block_group_pairs), each pair reported only by the first block it
-   agrees on. Buckets over `dedup.max_bucket` are counted (they cost time, never memory).
+   agrees on. Buckets over `dedup.max_bucket` are counted (they cost time). Identical items
+   (blank pictures, stock captions) are searched once and the others linked to that one,
+   which keeps the components (`ImagePairs._fold`, `caption_candidates`).
 2. Caption edges: MinHash LSH bands routed by (band, band values); datasketch's candidates,
    each pair once, then verified by estimated Jaccard after two batched joins that bring
    both signatures together.
@@ -12,7 +14,8 @@
    components, labelled by the smallest node id (components.py).
 4. Survivors per component, in `dedup.survivor` order: leader clustering (the default; a
    member near a survivor so far is dropped for it, else it survives: filters/near_dup.
-   greedy_leaders) or one survivor per component (`dedup.clustering: connected`). Drops carry
+   greedy_leaders; a pair needs no test, a copy follows its first identical member) or one
+   survivor per component (`dedup.clustering: connected`). Drops carry
    `dup_of` and their distance to it; the groups go to dedup/clusters.parquet.
 """
 
