@@ -63,6 +63,12 @@ def _edges(a, b, dist) -> dict:
     return {"a": np.asarray(a, dtype=np.int64), "b": np.asarray(b, dtype=np.int64), "dist": np.asarray(dist, dtype=np.float32)}
 
 
+def _star(ids: np.ndarray, member: np.ndarray, representative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`identical_groups`' folded rows -> edge ends (a < b) linking each to its representative."""
+    rep, other = ids[representative], ids[member]
+    return np.minimum(rep, other), np.maximum(rep, other)
+
+
 def _hash_column(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).fill_null(0).to_numpy().astype(np.uint64)
 
@@ -278,9 +284,8 @@ class ImagePairs(beam.DoFn):
         if "mirror" in items:
             eligible &= ~items["mirror"]
         keep, member, representative = identical_groups(items["id"], fields, eligible)
-        a, b = items["id"][representative], items["id"][member]
-        star = _edges(np.minimum(a, b), np.maximum(a, b), np.zeros(len(a)))
-        return ({name: v[keep] for name, v in items.items()} if len(member) else items), star
+        a, b = _star(items["id"], member, representative)
+        return ({name: v[keep] for name, v in items.items()} if len(member) else items), _edges(a, b, np.zeros(len(a)))
 
 
 class CaptionBands(beam.DoFn):
@@ -316,8 +321,8 @@ def caption_candidates(element, fold_identical: bool = False):
     if fold_identical:
         keep, member, representative = identical_groups(ids, [digests])
         if band == 0 and len(member):  # (identical records share every band: their star once)
-            rep, other = ids[representative], ids[member]
-            yield {"a": np.minimum(rep, other), "b": np.maximum(rep, other)}
+            a, b = _star(ids, member, representative)
+            yield {"a": a, "b": b}
         ids, values, digests = ids[keep], values[keep], digests[keep]
     a, b = band_group_pairs(ids, values, band, digests)
     if len(a):

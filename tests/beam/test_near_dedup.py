@@ -61,6 +61,18 @@ def edge_pairs(edges):
     return edges | beam.FlatMap(lambda e: [(int(a), int(b), int(d)) for a, b, d in zip(e["a"], e["b"], e["dist"])])
 
 
+def collect(pcoll, path, label="Collect"):
+    """Writes the PCollection's elements, sorted, to `path` (read back after the run)."""
+    _ = pcoll | f"{label}List" >> beam.combiners.ToList() | f"{label}Write" >> beam.Map(lambda d: path.write_text(repr(sorted(d))))
+
+
+def labels_of(edge_list, nodes) -> dict:
+    """node -> smallest node of its component (singletons: itself)."""
+    labels = dict(zip(nodes, nodes))
+    labels.update(union_find_labels({x for e in edge_list for x in e[:2]}, [e[:2] for e in edge_list]))
+    return labels
+
+
 @pytest.mark.parametrize("k", [4, 10])
 def test_banded_image_search_returns_exactly_the_brute_force_pairs(k):
     hs = planted_hashes(20_000, k)
@@ -176,18 +188,6 @@ def test_an_oversized_bucket_is_counted_and_still_searched_exactly():
     assert counters["dedup.oversized_buckets"] == 9 and counters["dedup.image_edges"] == 300 * 299 // 2
     (size,) = {d.committed.max for d in result.metrics().query()["distributions"] if d.key.metric.name == "dedup.bucket_size"}
     assert size == 300
-
-
-def collect(pcoll, path, label="Collect"):
-    """Writes the PCollection's elements, sorted, to `path` (read back after the run)."""
-    _ = pcoll | f"{label}List" >> beam.combiners.ToList() | f"{label}Write" >> beam.Map(lambda d: path.write_text(repr(sorted(d))))
-
-
-def labels_of(edge_list, nodes) -> dict:
-    """node -> smallest node of its component (singletons: itself)."""
-    labels = dict(zip(nodes, nodes))
-    labels.update(union_find_labels({x for e in edge_list for x in e[:2]}, [e[:2] for e in edge_list]))
-    return labels
 
 
 WHITE = lab_cells(*[(100, 0, 0)] * 4)
@@ -414,7 +414,7 @@ def test_a_chain_keeps_every_other_link_under_leader_clustering(tmp_path):
         found = tmp_path / f"{clustering}.txt"
         with make_pipeline(1) as p:
             out = p | beam.Create([slim_table(recs)]) | Dedup(DedupConfig(max_distance=2, clustering=clustering, survivor="key"), str(tmp_path / clustering))
-            _ = decisions_of(out) | beam.combiners.ToList() | beam.Map(lambda d, path=found: path.write_text(repr(sorted(d))))
+            collect(decisions_of(out), found)
         results[clustering] = eval(found.read_text())
     assert [(row, dup_of, dist) for _, row, _, dup_of, dist in results["leader"]] == [(i, f"n{i - 1:02d}", 2.0) for i in range(1, 30, 2)]
     assert [(row, dup_of) for _, row, _, dup_of, _ in results["connected"]] == [(i, "n00") for i in range(1, 30)]
@@ -456,7 +456,7 @@ def test_identical_decisions_and_cluster_files_across_runner_modes_and_partition
         out_dir = tmp_path / f"w{workers}-{per_part}"
         with make_pipeline(workers) as p:
             out = p | beam.Create(tables(records, 7)) | Dedup(DedupConfig(rows_per_partition=per_part), str(out_dir))
-            _ = decisions_of(out) | beam.combiners.ToList() | beam.Map(lambda d, path=out_dir / "decisions.txt": path.write_text(repr(sorted(d))))
+            collect(decisions_of(out), out_dir / "decisions.txt")
         outputs.append(((out_dir / "decisions.txt").read_text(), (out_dir / "dedup" / "clusters.parquet").read_bytes()))
     assert outputs[0][0].count("near_image") > 300
     assert outputs[0] == outputs[1] == outputs[2]
