@@ -10,8 +10,10 @@ are also the single-machine reference the tests compare against brute force.
   no global de-duplication of pairs is needed.
 - Colour: the hashes see grey levels only, so images also carry the mean CIELAB colour of each
   quarter (`colour_signature`); a pair near by its hashes must be near in colour too.
-- Captions: MinHash (datasketch) with LSH banding over the same (bands, rows) as
-  datasketch's `MinHashLSH`, records sharing a band's values are candidates: the same pairs.
+- Captions: MinHash (datasketch) with LSH banding; records sharing a band's values are
+  candidates, and a candidate pair is verified on the exact Jaccard of the two captions'
+  word n-gram sets (`caption_shingle_hashes`; the MinHash estimate for captions too long to
+  store them), so the bands can favour recall.
 - Connected components: labelled by the smallest node (scipy; union-find as the reference).
 - Leader clustering inside a component (`greedy_leaders`): survivors that no chain can join;
   `LeaderIndex` finds the survivors a member can be near with the same block and band keys.
@@ -20,6 +22,7 @@ are also the single-machine reference the tests compare against brute force.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from typing import Callable, Hashable, Iterable, Optional, Sequence
 
@@ -302,7 +305,8 @@ class Nearness:
     `groups` value.
 
     Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None), colour
-    (`colour_signature` or None), minhash (signature bytes or None), and for video clips
+    (`colour_signature` or None), minhash (signature bytes or None), caption_shingles
+    (`caption_shingle_hashes`, or None: the MinHash estimate decides), and for video clips
     frame_hashes, frame_hashes_mirror and frame_colours (`frame_hashes`' or None:
     `majority_distance` decides between clips with them)."""
 
@@ -324,6 +328,7 @@ class Nearness:
         self.frame_colours = {"": (frame_colours, has), "_mirror": (mirror_frame_colours(frame_colours), has)}
         self.has_sig = np.array([s is not None for s in sigs])
         self.sigs = signature_matrix([s if s is not None else bytes(4 * num_perm) for s in sigs], num_perm) if self.has_sig.any() else None
+        self.shingles = [m.get("caption_shingles") for m in members]  # exact n-gram sets, where staged
 
     def same_as(self) -> Optional[np.ndarray]:
         """Per member, the first member identical to it in everything the test reads (itself if
@@ -336,7 +341,7 @@ class Nearness:
         fields = [a for pair in self.hashes.values() for a in pair] + [self.colours[""], self.has_colour]
         fields += [a.reshape(n, -1) for pair in self.frames.values() for a in pair] + [self.frame_colours[""][0].reshape(n, -1)]
         if self.sigs is not None:
-            fields += [self.sigs, self.has_sig]
+            fields += [self.sigs, self.has_sig, shingle_digests(self.shingles)]
         same = np.arange(n)
         _, member, representative = identical_groups(same, fields, self._near_itself())
         same[member] = representative
@@ -382,7 +387,8 @@ class Nearness:
     def caption(self, i: int, js: np.ndarray) -> np.ndarray:
         if self.sigs is None:
             return np.zeros(len(js), dtype=bool)
-        return self.has_sig[i] & self.has_sig[js] & (estimated_jaccard(self.sigs[i], self.sigs[js]) >= self.threshold)
+        similarity = caption_similarity(self.sigs[i], self.sigs[js], [self.shingles[i]] * len(js), [self.shingles[j] for j in js.tolist()])
+        return self.has_sig[i] & self.has_sig[js] & (similarity >= self.threshold)
 
     def __call__(self, i: int, js: np.ndarray) -> np.ndarray:
         if self.duplicates == "image":
@@ -534,11 +540,57 @@ def caption_minhash(text: str, num_perm: int = 128, ngram: int = 3, seed: int = 
     return m
 
 
+MAX_EXACT_SHINGLES = 256  # a caption with more n-grams is compared by its MinHash estimate alone
+
+
+def caption_shingle_hashes(text: str, ngram: int = 3) -> Optional[bytes]:
+    """The caption's word n-gram set (`shingles`) as sorted 64-bit hashes, little-endian bytes:
+    the exact set a candidate pair's Jaccard is computed on. A caption of 10-20 words takes
+    64-144 bytes, less than its MinHash; None past MAX_EXACT_SHINGLES n-grams.
+
+    Why exact: a 128-value MinHash estimates Jaccard with a standard error of ~0.035 near 0.8,
+    so verifying on the estimate keeps about 1 in 20 true pairs apart and joins pairs below
+    the threshold (benchmarks/RESULTS.md, "Caption dedup against datatrove")."""
+    grams = shingles(text, ngram)
+    if len(grams) > MAX_EXACT_SHINGLES:
+        return None
+    values = sorted(int.from_bytes(hashlib.blake2b(g, digest_size=8).digest(), "little") for g in grams)
+    return np.array(values, dtype="<u8").tobytes()
+
+
+def shingle_jaccard(a: bytes, b: bytes) -> float:
+    """Exact Jaccard of two `caption_shingle_hashes` sets (two empty sets: 1.0, as MinHash)."""
+    x, y = set(np.frombuffer(a, dtype="<u8").tolist()), set(np.frombuffer(b, dtype="<u8").tolist())
+    union = len(x | y)
+    return len(x & y) / union if union else 1.0
+
+
+def caption_similarity(sigs_a: np.ndarray, sigs_b: np.ndarray, shingles_a: Sequence[Optional[bytes]],
+                       shingles_b: Sequence[Optional[bytes]]) -> np.ndarray:
+    """Per pair of captions: the exact Jaccard of their n-gram sets where both have them, else
+    the MinHash estimate (`estimated_jaccard`, row-wise; sigs_a may be one row for all)."""
+    similarity = np.asarray(estimated_jaccard(sigs_a, sigs_b), dtype=np.float64).reshape(-1)
+    for p, (x, y) in enumerate(zip(shingles_a, shingles_b)):
+        if x is not None and y is not None:
+            similarity[p] = shingle_jaccard(x, y)
+    return similarity
+
+
+def shingle_digests(blobs: Sequence[Optional[bytes]]) -> np.ndarray:
+    """A 64-bit digest per n-gram set (0 without one): rows are identical for the search only
+    when their exact sets are too (`identical_groups`)."""
+    return np.array([0 if b is None else int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little") for b in blobs],
+                    dtype=np.uint64)
+
+
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) minimising equal-weighted false positives and negatives, as datasketch."""
+    """(bands, rows) weighting a missed pair 19 times a false candidate (datasketch's
+    optimiser; 16 x 8 at 0.8 and 128 permutations: a pair at Jaccard 0.8 becomes a candidate
+    with probability 0.95, where the equal weighting of datasketch's MinHashLSH, 9 x 13, gives
+    0.40). False candidates cost one verification each, and the verification is exact."""
     from datasketch.lsh import _optimal_param
 
-    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+    return _optimal_param(threshold, num_perm, 0.05, 0.95)
 
 
 # -- connected components -------------------------------------------------------------------

@@ -32,6 +32,7 @@ DROPPED_TAG = "dropped"
 SLIM_COLUMNS = (
     "shard", "order_task", "order_row", "key", "sha256", "caption_sha256", "source_quality",
     "phash", "dhash", "phash_mirror", "dhash_mirror", "colour", "frame_hashes", "frame_hashes_mirror", "frame_colours", "minhash",
+    "caption_shingles",
 )
 # source_quality is not a manifest column: the survivor policy `resolution` keeps the largest
 SLIM_SCHEMA = pa.schema([pa.field("source_quality", pa.int64()) if c == "source_quality" else MANIFEST_SCHEMA.field(c) for c in SLIM_COLUMNS])

@@ -29,9 +29,9 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
-    COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, colour_matrix,
-    colour_near, estimated_jaccard, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
-    mirror_colour, mirror_frame_colours, mix64, pad_frames, signature_matrix, survivor_rank,
+    COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, caption_similarity,
+    colour_matrix, colour_near, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
+    mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank,
 )
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
@@ -303,23 +303,24 @@ class CaptionBands(beam.DoFn):
         ids = node_ids(table)
         sigs = signature_matrix(table.column("minhash").to_pylist(), self.cfg.num_perm)
         digests = band_hashes(sigs, self.bands, self.rows)
+        exact = shingle_digests(column_or_nulls(table, "caption_shingles"))
         for band in range(self.bands):
-            items = {"id": ids, "values": sigs[:, band * self.rows : (band + 1) * self.rows], "digests": digests}
+            items = {"id": ids, "values": sigs[:, band * self.rows : (band + 1) * self.rows], "digests": digests, "exact": exact}
             for p, part in split_arrays(digests[:, band], parts, items):
                 yield (band, p), part
 
 
 def caption_candidates(element, fold_identical: bool = False):
     """((band, partition), item batches) -> candidate pairs sharing the band (each pair in its
-    first shared band). With `fold_identical`, records whose every band is the same (identical
-    signatures: a stock caption) are searched once, and each is a candidate with the smallest
-    of them (a star); candidates are verified on the full signatures, like all others."""
+    first shared band). With `fold_identical`, records whose every band and n-gram set are the
+    same (a stock caption) are searched once, and each is a candidate with the smallest of them
+    (a star); candidates are verified like all others."""
     (band, _), batches = element
     batches = list(batches)
     ids = np.concatenate([b["id"] for b in batches])
     values, digests = np.concatenate([b["values"] for b in batches]), np.concatenate([b["digests"] for b in batches])
     if fold_identical:
-        keep, member, representative = identical_groups(ids, [digests])
+        keep, member, representative = identical_groups(ids, [digests, np.concatenate([b["exact"] for b in batches])])
         if band == 0 and len(member):  # (identical records share every band: their star once)
             a, b = _star(ids, member, representative)
             yield {"a": a, "b": b}
@@ -330,8 +331,9 @@ def caption_candidates(element, fold_identical: bool = False):
 
 
 class AttachSignature(beam.DoFn):
-    """(partition, {"sigs": [(ids, sigs)], "pairs": [pair batches]}) -> pairs carrying the
-    signature of endpoint `side`; the second pass verifies the estimated Jaccard."""
+    """(partition, {"sigs": [(ids, sigs, n-gram sets)], "pairs": [pair batches]}) -> pairs
+    carrying the signature and n-gram set of endpoint `side`; the second pass verifies the
+    Jaccard (`caption_similarity`: exact where both captions have their n-gram sets)."""
 
     def __init__(self, side: str, cfg: DedupConfig):
         self.side, self.cfg = side, cfg
@@ -346,20 +348,26 @@ class AttachSignature(beam.DoFn):
         sig_batches = list(joined["sigs"])
         ids = np.concatenate([s[0] for s in sig_batches]) if sig_batches else np.zeros(0, dtype=np.int64)
         sigs = np.concatenate([s[1] for s in sig_batches]) if sig_batches else np.zeros((0, self.cfg.num_perm), dtype=np.uint32)
+        exact = np.concatenate([s[2] for s in sig_batches]) if sig_batches else np.zeros(0, dtype=object)
         order = np.argsort(ids)
-        ids, sigs = ids[order], sigs[order]
+        ids, sigs, exact = ids[order], sigs[order], exact[order]
         pair = {k: np.concatenate([p[k] for p in pairs]) for k in pairs[0]}
         where = np.searchsorted(ids, pair[self.side])
         if self.side == "a":
-            pair["sig_a"] = sigs[where]
+            pair["sig_a"], pair["exact_a"] = sigs[where], exact[where]
             yield from split_arrays(id_buckets(pair["b"]), parts, pair)
         else:
-            similarity = estimated_jaccard(pair["sig_a"], sigs[where])
+            similarity = caption_similarity(pair["sig_a"], sigs[where], pair["exact_a"], exact[where])
             ok = similarity >= self.cfg.caption_threshold
             self.candidates.inc(len(ok))
             self.verified.inc(int(ok.sum()))
             if ok.any():
                 yield _edges(pair["a"][ok], pair["b"][ok], 1.0 - similarity[ok])
+
+
+def column_or_nulls(table: pa.Table, name: str) -> list:
+    """A column's values, or None for each row of a table without it."""
+    return table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
 
 
 def signatures_by_node(table: pa.Table, parts: int, num_perm: int):
@@ -369,7 +377,9 @@ def signatures_by_node(table: pa.Table, parts: int, num_perm: int):
         return
     ids = node_ids(table)
     sigs = signature_matrix(table.column("minhash").to_pylist(), num_perm)
-    yield from split_arrays(id_buckets(ids), parts, (ids, sigs))
+    exact = np.empty(table.num_rows, dtype=object)
+    exact[:] = column_or_nulls(table, "caption_shingles")
+    yield from split_arrays(id_buckets(ids), parts, (ids, sigs, exact))
 
 
 def key_pairs_by_a(pairs, parts: int):
@@ -456,7 +466,8 @@ class ResolveClusters(beam.DoFn):
             return self.media_reason, float(image_d)
         a = signature_matrix([r["minhash"]], cfg.num_perm)
         b = signature_matrix([survivor["minhash"]], cfg.num_perm)
-        return "duplicate.near_caption", round(float(1.0 - estimated_jaccard(a, b)[0]), 6)
+        similarity = caption_similarity(a, b, [r.get("caption_shingles")], [survivor.get("caption_shingles")])
+        return "duplicate.near_caption", round(float(1.0 - similarity[0]), 6)
 
     def _image_distance(self, r: dict, s: dict):
         """Bits between the member's and the survivor's images under `dedup.image_hash` (the
@@ -628,7 +639,7 @@ class NearDedup(_DedupStep):
         if self.group_shift:
             graph = graph | "AcrossGroups" >> beam.Map(edges_across_groups, self.group_shift)
         labels = graph | "Components" >> Components(cfg, self.parts)
-        needed = MEMBER_COLUMNS + (("minhash",) if cfg.uses_captions else ())
+        needed = MEMBER_COLUMNS + (("minhash", "caption_shingles") if cfg.uses_captions else ())
         slim = tables | "MemberColumns" >> beam.Map(lambda t: t.select(list(needed)))
         records = route_and_group(slim, by_node, self.parts, "RecordsByNode")
         resolved = (

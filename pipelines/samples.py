@@ -44,7 +44,7 @@ def matching_rows(out_dir: str, where: str = "", reason: str = "", split: str = 
         yield from table.filter(condition).drop_columns([c for c in _HEAVY if c in table.column_names]).to_pylist()
 
 
-_HEAVY = ["minhash", "phash", "dhash", "phash_mirror", "dhash_mirror", "colour", "frame_hashes", "frame_hashes_mirror", "frame_colours"]
+_HEAVY = ["minhash", "phash", "dhash", "phash_mirror", "dhash_mirror", "colour", "frame_hashes", "frame_hashes_mirror", "frame_colours", "caption_shingles"]
 
 
 def select(rows: Iterator[dict], n: int, seed: Optional[int] = None) -> tuple[list[dict], int]:

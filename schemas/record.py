@@ -120,6 +120,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("frame_hashes_mirror", pa.list_(pa.uint64())),
         ("frame_colours", pa.binary()),  # video clips: each sampled frame's colour signature, concatenated
         ("minhash", pa.binary()),  # num_perm little-endian uint32 values
+        ("caption_shingles", pa.binary()),  # the caption's word n-grams as sorted uint64 hashes (exact Jaccard)
         ("extra", pa.string()),  # JSON of the input's additional columns
         ("order_task", pa.int64()),
         ("order_row", pa.int64()),
@@ -130,7 +131,8 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 # columns that manifests written by earlier versions lack (readers take them as null)
-LATER_COLUMNS = frozenset({"frame_hashes", "frame_hashes_mirror", "caption_language", "caption_language_score", "colour", "frame_colours"})
+LATER_COLUMNS = frozenset({"frame_hashes", "frame_hashes_mirror", "caption_language", "caption_language_score", "colour", "frame_colours",
+                           "caption_shingles"})
 _NULL_COLUMNS = {f.name for f in MANIFEST_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_binary(f.type)} | {"frame_hashes", "frame_hashes_mirror"}
 
 

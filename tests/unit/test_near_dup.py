@@ -77,7 +77,7 @@ def test_caption_band_candidates_equal_datasketch():
     captions += [c + " today" for c in captions[:80]] + [c.replace("dog", "puppy") for c in captions[80:140]]
     minhashes = [near_dup.caption_minhash(c) for c in captions]
     bands, rows = near_dup.lsh_params(0.8, 128)
-    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    lsh = MinHashLSH(threshold=0.8, num_perm=128, weights=(0.05, 0.95))  # (recall-weighted bands: lsh_params)
     for i, m in enumerate(minhashes):
         lsh.insert(i, m)
     expected = {tuple(sorted((i, other))) for i, m in enumerate(minhashes) for other in lsh.query(m) if other != i}
@@ -117,6 +117,39 @@ def test_components_scipy_equals_union_find_and_breadth_first_search():
         for n in component:
             seen[n] = min(component)
     assert uf == seen and uf[nodes[160]] == uf[nodes[100]]
+
+
+def test_caption_shingle_sets_give_the_exact_jaccard_of_word_ngrams():
+    rng = random.Random(5)
+    words = "a the dog cat man woman red blue running on beach with ball near tree in park".split()
+    captions = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 20))) for _ in range(200)]
+    captions += ["", "!!!", "A dog, RUNNING on the beach.", "a dog running on the beach"]
+    blobs = [near_dup.caption_shingle_hashes(c) for c in captions]
+    for c, blob in zip(captions, blobs):  # one sorted 64-bit value per distinct n-gram
+        values = np.frombuffer(blob, dtype="<u8")
+        assert len(values) == len(near_dup.shingles(c)) and np.all(np.diff(values) > 0)
+    for i in range(len(captions)):
+        for j in range(i, len(captions)):
+            x, y = near_dup.shingles(captions[i]), near_dup.shingles(captions[j])
+            want = len(x & y) / len(x | y) if x | y else 1.0
+            assert near_dup.shingle_jaccard(blobs[i], blobs[j]) == want
+    assert near_dup.shingle_jaccard(blobs[-2], blobs[-1]) == 1.0  # case and punctuation: the same n-grams
+    long_caption = " ".join(f"w{i}" for i in range(near_dup.MAX_EXACT_SHINGLES + 3))  # 257 3-grams: not stored; one word less: 256, stored
+    assert len(near_dup.caption_shingle_hashes(long_caption[: long_caption.rfind(" ")])) == 8 * near_dup.MAX_EXACT_SHINGLES
+    assert near_dup.caption_shingle_hashes(long_caption) is None
+
+
+def test_caption_similarity_is_exact_where_both_sets_exist_else_the_estimate():
+    texts = ["a man rides a red bike down a steep hill in the rain today",
+             "a man rides a red bike down a steep hill in the rain",
+             "a woman walks a small dog along the river bank at dawn"]
+    sigs = near_dup.signature_matrix([near_dup.caption_signature(t) for t in texts], 128)
+    sets = [near_dup.caption_shingle_hashes(t) for t in texts]
+    estimate = near_dup.estimated_jaccard(sigs[0], sigs)
+    got = near_dup.caption_similarity(sigs[0], sigs, [sets[0]] * 3, [sets[0], None, sets[2]])
+    assert got.tolist() == [1.0, estimate[1], 0.0]  # the middle one has no set: its estimate
+    assert estimate[1] != 11 / 12  # (12 and 11 distinct 3-grams, 11 shared; the estimate differs)
+    assert near_dup.caption_similarity(sigs[:1], sigs[1:2], sets[:1], sets[1:2]).tolist() == [11 / 12]
 
 
 def test_identical_groups_keep_the_smallest_id_of_each_and_only_eligible_rows_fold():

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from mmcurate.filters.near_dup import LeaderIndex, Nearness, caption_signature, greedy_leaders
+from mmcurate.filters.near_dup import LeaderIndex, Nearness, caption_shingle_hashes, caption_signature, greedy_leaders
 
 
 def members(n: int, seed: int, mirror: bool, captions: bool = False) -> list[dict]:
@@ -81,6 +81,26 @@ def test_caption_leaders_group_equal_captions(duplicates):
     assert all(near(i, np.array([lead[i]]))[0] for i in range(len(ms)) if lead[i] != i)
     if duplicates == "caption":  # 2 texts, each also with " today" (Jaccard 8/9): 2 leaders, plus each member without a caption
         assert int((lead == np.arange(len(ms))).sum()) == 2 + sum(m["minhash"] is None for m in ms)
+
+
+def test_caption_nearness_reads_the_exact_ngram_sets_where_members_have_them():
+    """Three members with one MinHash signature (estimate 1.0) whose captions differ: with
+    their n-gram sets, only the two equal captions are near, and only they are one copy for
+    `same_as`; without the sets, the estimate makes all three one group."""
+    same = caption_signature("a cat sleeps on a warm windowsill in the afternoon sun")
+    texts = ["a cat sleeps on a warm windowsill in the afternoon sun", "two boys play football on a muddy field after school",
+             "a cat sleeps on a warm windowsill in the afternoon sun"]
+    ms = [{"phash": None, "dhash": None, "phash_mirror": None, "dhash_mirror": None, "minhash": same,
+           "caption_shingles": caption_shingle_hashes(t)} for t in texts]
+    near = Nearness(ms, "caption", "phash", 8, False, 0.8, 128)
+    assert near(0, np.array([1, 2])).tolist() == [False, True] and near(1, np.array([2])).tolist() == [False]
+    assert near.same_as().tolist() == [0, 1, 0]
+    assert greedy_leaders(3, near, LeaderIndex(near, 0.8, 128), near.same_as()).tolist() == [0, 1, 0]
+    for m in ms:
+        m["caption_shingles"] = None
+    near = Nearness(ms, "caption", "phash", 8, False, 0.8, 128)
+    assert near(0, np.array([1, 2])).tolist() == [True, True] and near.same_as().tolist() == [0, 0, 0]
+    assert greedy_leaders(3, near, LeaderIndex(near, 0.8, 128), near.same_as()).tolist() == [0, 0, 0]
 
 
 def test_a_leader_takes_the_members_near_it_before_later_leaders_do():
