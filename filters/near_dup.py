@@ -583,11 +583,14 @@ def shingle_digests(blobs: Sequence[Optional[bytes]]) -> np.ndarray:
                     dtype=np.uint64)
 
 
+@functools.lru_cache(maxsize=None)
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows) weighting a missed pair 19 times a false candidate (datasketch's
     optimiser; 16 x 8 at 0.8 and 128 permutations: a pair at Jaccard 0.8 becomes a candidate
     with probability 0.95, where the equal weighting of datasketch's MinHashLSH, 9 x 13, gives
-    0.40). False candidates cost one verification each, and the verification is exact."""
+    0.40). False candidates cost one verification each, and the verification is exact.
+    Cached: the optimiser integrates numerically over every split (~30 ms), and each leader
+    index of a component asks."""
     from datasketch.lsh import _optimal_param
 
     return _optimal_param(threshold, num_perm, 0.05, 0.95)
