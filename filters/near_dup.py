@@ -736,7 +736,8 @@ def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 def band_group_pairs(ids: np.ndarray, bands_matrix: np.ndarray, band: int, band_digests: np.ndarray):
     """Candidate pairs (a < b) among records sharing LSH band `band` exactly and no earlier
     band (by digest), i.e. datasketch MinHashLSH's candidates, each pair once.
-    `bands_matrix` is the (n, rows) band values; `band_digests` the (n, bands) digests."""
+    `bands_matrix` is the (n, rows) band values; `band_digests` the (n, >= band) digests of
+    the bands before it (the first `band` columns are read)."""
     order = np.lexsort(tuple(bands_matrix.T[::-1]) + ()) if len(ids) else np.zeros(0, dtype=np.int64)
     ids, vals, digests = ids[order], bands_matrix[order], band_digests[order]
     if len(ids) == 0:

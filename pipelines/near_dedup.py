@@ -289,7 +289,9 @@ class ImagePairs(beam.DoFn):
 
 
 class CaptionBands(beam.DoFn):
-    """Survivor table -> ((band, partition), {id, band values, band digests})."""
+    """Survivor table -> ((band, partition), {id, the band's values, the digests of the bands
+    before it, and a digest of the whole signature and n-gram set}). Only earlier bands'
+    digests travel with a band: they are what tells a pair's first shared band."""
 
     def __init__(self, cfg: DedupConfig):
         self.cfg = cfg
@@ -303,29 +305,29 @@ class CaptionBands(beam.DoFn):
         ids = node_ids(table)
         sigs = signature_matrix(table.column("minhash").to_pylist(), self.cfg.num_perm)
         digests = band_hashes(sigs, self.bands, self.rows)
-        exact = shingle_digests(column_or_nulls(table, "caption_shingles"))
+        same = mix64(band_hashes(sigs, 1, self.cfg.num_perm)[:, 0] ^ shingle_digests(column_or_nulls(table, "caption_shingles")))
         for band in range(self.bands):
-            items = {"id": ids, "values": sigs[:, band * self.rows : (band + 1) * self.rows], "digests": digests, "exact": exact}
+            items = {"id": ids, "values": sigs[:, band * self.rows : (band + 1) * self.rows], "earlier": digests[:, :band], "same": same}
             for p, part in split_arrays(digests[:, band], parts, items):
                 yield (band, p), part
 
 
 def caption_candidates(element, fold_identical: bool = False):
     """((band, partition), item batches) -> candidate pairs sharing the band (each pair in its
-    first shared band). With `fold_identical`, records whose every band and n-gram set are the
-    same (a stock caption) are searched once, and each is a candidate with the smallest of them
-    (a star); candidates are verified like all others."""
+    first shared band). With `fold_identical`, records whose whole signature and n-gram set are
+    the same (a stock caption) are searched once, and each is a candidate with the smallest of
+    them (a star); candidates are verified like all others."""
     (band, _), batches = element
     batches = list(batches)
     ids = np.concatenate([b["id"] for b in batches])
-    values, digests = np.concatenate([b["values"] for b in batches]), np.concatenate([b["digests"] for b in batches])
+    values, earlier = np.concatenate([b["values"] for b in batches]), np.concatenate([b["earlier"] for b in batches])
     if fold_identical:
-        keep, member, representative = identical_groups(ids, [digests, np.concatenate([b["exact"] for b in batches])])
+        keep, member, representative = identical_groups(ids, [np.concatenate([b["same"] for b in batches])])
         if band == 0 and len(member):  # (identical records share every band: their star once)
             a, b = _star(ids, member, representative)
             yield {"a": a, "b": b}
-        ids, values, digests = ids[keep], values[keep], digests[keep]
-    a, b = band_group_pairs(ids, values, band, digests)
+        ids, values, earlier = ids[keep], values[keep], earlier[keep]
+    a, b = band_group_pairs(ids, values, band, earlier)
     if len(a):
         yield {"a": a, "b": b}
 
