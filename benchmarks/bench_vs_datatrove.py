@@ -1,7 +1,7 @@
 """Caption MinHash dedup: mmcurate against HF datatrove, speed and accuracy on one corpus.
 
     pip install datatrove spacy tokenizers "xxhash<4"     # benchmark only, not mmcurate's
-    python benchmarks/bench_vs_datatrove.py --n 1000000 --workers 2
+    python benchmarks/bench_vs_datatrove.py --n 500000 --workers 2    # 1M captions: mmcurate needs more than 24 GiB locally
 
 (datatrove 0.10 hashes str shingles with xxhash, which xxhash 4 refuses; its English word
 tokenizer is spacy's.)
@@ -281,7 +281,7 @@ def main(argv=None) -> dict:
         tool, corpus, out, workers, files = sys.argv[2:7]
         return child(tool, corpus, out, int(workers), int(files))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=1_000_000, help="captions in the corpus (default 1,000,000)")
+    ap.add_argument("--n", type=int, default=500_000, help="captions in the corpus (default 500,000; mmcurate took 11.3 GiB for it on the local runner)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes for each tool (default 2)")
     ap.add_argument("--files", type=int, default=16, help="jsonl.gz files the corpus is split into (default 16)")
     ap.add_argument("--family-fraction", type=float, default=0.1, help="share of captions that get near copies (default 0.1)")
@@ -290,6 +290,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--workdir", default="benchmarks/_work/vs_datatrove", help="corpus and run outputs (reused corpus if present)")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args(argv)
+    if any(t.startswith("datatrove") for t in args.tools):
+        try:
+            import datatrove.pipeline.dedup  # noqa: F401  (needs spacy and tokenizers too)
+        except ImportError as e:
+            raise SystemExit(f"datatrove cannot be imported ({e}): pip install datatrove spacy tokenizers \"xxhash<4\", or --tools mmcurate")
 
     corpus = os.path.join(args.workdir, f"corpus-n{args.n}-f{args.files}-s{args.seed}-ff{args.family_fraction}")
     started = time.time()
