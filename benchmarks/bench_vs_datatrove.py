@@ -25,8 +25,8 @@ each other, as templated web captions are. Rows are shuffled into `--files` json
 
 **Runs**, each as a subprocess, wall time and peak RSS of its process tree:
 - `mmcurate`: one Beam pipeline (FnApiRunner, `--workers` processes): read the jsonl.gz files,
-  sign each caption as prepare does (`caption_signature`: a 128-permutation MinHash of word
-  3-grams; `caption_shingle_hashes`: the 3-gram set), then the dedup stage with
+  sign each caption as prepare does (`caption_signatures`: a 128-permutation MinHash of word
+  3-grams and the 3-gram set), then the dedup stage with
   `dedup.duplicates=caption` (LSH bands 16x8, every candidate pair verified on the exact
   Jaccard of the two 3-gram sets at 0.8, leader clustering). Drops read from
   dedup/clusters.parquet.
@@ -199,11 +199,12 @@ def run_mmcurate(corpus: str, out: str, workers: int, files: int) -> set[int]:
     cfg = RunConfig.load(overrides=["dedup.duplicates=caption"]).dedup
 
     def signatures(index: int) -> pa.Table:
-        from mmcurate.filters.near_dup import caption_shingle_hashes, caption_signature
+        from mmcurate.filters.near_dup import caption_signatures
 
         with gzip.open(os.path.join(corpus, f"{index:05d}.jsonl.gz"), "rt", encoding="utf-8") as f:
             docs = [json.loads(line) for line in f]
         size = len(docs)
+        signed = [caption_signatures(d["text"], cfg.num_perm, cfg.ngram) for d in docs]
         columns = {
             "shard": [f"f{index:05d}"] * size,
             "order_task": [index] * size,
@@ -212,8 +213,8 @@ def run_mmcurate(corpus: str, out: str, workers: int, files: int) -> set[int]:
             "sha256": [f"{index:08x}{r:056x}" for r in range(size)],  # no two rows share an image
             "caption_sha256": [""] * size,
             "source_quality": [0] * size,
-            "minhash": [caption_signature(d["text"], cfg.num_perm, cfg.ngram) for d in docs],
-            "caption_shingles": [caption_shingle_hashes(d["text"], cfg.ngram) for d in docs],
+            "minhash": [minhash for minhash, _ in signed],
+            "caption_shingles": [grams for _, grams in signed],
         }
         return pa.table({f.name: columns.get(f.name, pa.nulls(size, f.type)) for f in SLIM_SCHEMA}, schema=SLIM_SCHEMA)
 

@@ -217,6 +217,13 @@ def caption_signature(text: str, num_perm: int = 128, ngram: int = 3, seed: int 
     return np.asarray(caption_minhash(text, num_perm, ngram, seed).hashvalues, dtype="<u4").tobytes()
 
 
+def caption_signatures(text: str, num_perm: int = 128, ngram: int = 3) -> tuple[bytes, Optional[bytes]]:
+    """(`caption_signature`, `caption_shingle_hashes`) from one pass over the caption's words,
+    as prepare stages them."""
+    grams = shingles(text, ngram)
+    return np.asarray(_minhash_of(grams, num_perm, 1).hashvalues, dtype="<u4").tobytes(), _shingle_set_bytes(grams)
+
+
 def signature_matrix(blobs: Sequence[bytes], num_perm: int) -> np.ndarray:
     """n MinHash signatures (bytes) -> an (n, num_perm) uint32 matrix."""
     if not blobs:
@@ -535,8 +542,12 @@ def _empty_minhash(num_perm: int, seed: int):
 
 
 def caption_minhash(text: str, num_perm: int = 128, ngram: int = 3, seed: int = 1):
+    return _minhash_of(shingles(text, ngram), num_perm, seed)
+
+
+def _minhash_of(grams: set[bytes], num_perm: int, seed: int):
     m = _empty_minhash(num_perm, seed).copy()
-    m.update_batch(list(shingles(text, ngram)))
+    m.update_batch(list(grams))
     return m
 
 
@@ -551,7 +562,10 @@ def caption_shingle_hashes(text: str, ngram: int = 3) -> Optional[bytes]:
     Why exact: a 128-value MinHash estimates Jaccard with a standard error of ~0.035 near 0.8,
     so verifying on the estimate keeps about 1 in 20 true pairs apart and joins pairs below
     the threshold (benchmarks/RESULTS.md, "Caption dedup against datatrove")."""
-    grams = shingles(text, ngram)
+    return _shingle_set_bytes(shingles(text, ngram))
+
+
+def _shingle_set_bytes(grams: set[bytes]) -> Optional[bytes]:
     if len(grams) > MAX_EXACT_SHINGLES:
         return None
     values = sorted(int.from_bytes(hashlib.blake2b(g, digest_size=8).digest(), "little") for g in grams)

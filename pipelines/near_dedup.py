@@ -305,7 +305,7 @@ class CaptionBands(beam.DoFn):
         ids = node_ids(table)
         sigs = signature_matrix(table.column("minhash").to_pylist(), self.cfg.num_perm)
         digests = band_hashes(sigs, self.bands, self.rows)
-        same = mix64(band_hashes(sigs, 1, self.cfg.num_perm)[:, 0] ^ shingle_digests(column_or_nulls(table, "caption_shingles")))
+        same = mix64(band_hashes(sigs, 1, self.cfg.num_perm)[:, 0] ^ shingle_digests(table.column("caption_shingles").to_pylist()))
         for band in range(self.bands):
             items = {"id": ids, "values": sigs[:, band * self.rows : (band + 1) * self.rows], "earlier": digests[:, :band], "same": same}
             for p, part in split_arrays(digests[:, band], parts, items):
@@ -367,11 +367,6 @@ class AttachSignature(beam.DoFn):
                 yield _edges(pair["a"][ok], pair["b"][ok], 1.0 - similarity[ok])
 
 
-def column_or_nulls(table: pa.Table, name: str) -> list:
-    """A column's values, or None for each row of a table without it."""
-    return table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
-
-
 def signatures_by_node(table: pa.Table, parts: int, num_perm: int):
     has = table.column("minhash").is_valid().to_numpy(zero_copy_only=False)
     table = table.filter(pa.array(has))
@@ -380,7 +375,7 @@ def signatures_by_node(table: pa.Table, parts: int, num_perm: int):
     ids = node_ids(table)
     sigs = signature_matrix(table.column("minhash").to_pylist(), num_perm)
     exact = np.empty(table.num_rows, dtype=object)
-    exact[:] = column_or_nulls(table, "caption_shingles")
+    exact[:] = table.column("caption_shingles").to_pylist()
     yield from split_arrays(id_buckets(ids), parts, (ids, sigs, exact))
 
 

@@ -27,7 +27,7 @@ from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.audio import AUDIO_DECODE_VERSION, ProcessAudio
 from mmcurate.filters.image import ImageRejected, ProcessImage
 from mmcurate.filters.audio_hash import AUDIO_SIGNATURE
-from mmcurate.filters.near_dup import CLIP_BITS, IMAGE_SIGNATURE, VIDEO_SIGNATURE, caption_shingle_hashes, caption_signature
+from mmcurate.filters.near_dup import CLIP_BITS, IMAGE_SIGNATURE, VIDEO_SIGNATURE, caption_signatures
 from mmcurate.filters.video import CUTS_VERSION
 from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, media_prepare, sources
@@ -289,8 +289,7 @@ class PrepareShard(beam.DoFn):
     def sign_caption(self, row: dict) -> None:
         if self.caption_signature and row["caption"]:
             d = self.cfg.dedup
-            row["minhash"] = caption_signature(row["caption"], d.num_perm, d.ngram)
-            row["caption_shingles"] = caption_shingle_hashes(row["caption"], d.ngram)
+            row["minhash"], row["caption_shingles"] = caption_signatures(row["caption"], d.num_perm, d.ngram)
 
     def _caption(self, src: SourceRow, row: dict) -> Verdict:
         """Clean the caption(s); with several (coco/flickr), the first usable one is KEY.txt.
