@@ -736,8 +736,9 @@ def block_group_pairs(ids: np.ndarray, hashes: np.ndarray, block: int, bounds, k
 
 
 def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n, bands) uint64 digests of each LSH band (splitmix over the band's values), to
-    route and sort records; band equality itself is always checked on the values."""
+    """(n, bands) uint64 digests of each LSH band (splitmix over the band's values): two
+    records share a band when its digests are equal. A 64-bit collision (~n^2 / 2^65 pairs in
+    a bucket of n) only adds a candidate, and every candidate is verified."""
     out = np.empty((len(sigs), bands), dtype=np.uint64)
     for b in range(bands):
         h = np.full(len(sigs), b + 1, dtype=np.uint64)
@@ -747,27 +748,21 @@ def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return out
 
 
-def band_group_pairs(ids: np.ndarray, bands_matrix: np.ndarray, band: int, band_digests: np.ndarray):
-    """Candidate pairs (a < b) among records sharing LSH band `band` exactly and no earlier
-    band (by digest), i.e. datasketch MinHashLSH's candidates, each pair once.
-    `bands_matrix` is the (n, rows) band values; `band_digests` the (n, >= band) digests of
-    the bands before it (the first `band` columns are read)."""
-    order = np.lexsort(tuple(bands_matrix.T[::-1]) + ()) if len(ids) else np.zeros(0, dtype=np.int64)
-    ids, vals, digests = ids[order], bands_matrix[order], band_digests[order]
-    if len(ids) == 0:
+def band_group_pairs(ids: np.ndarray, band_digests: np.ndarray):
+    """Candidate pairs (a < b) among records with equal digests of one LSH band: datasketch
+    MinHashLSH's candidates from that band. A pair sharing several bands comes from each of
+    them (`unique_pairs` makes them one): carrying every earlier band's digest with each band
+    record, to keep a pair to its first shared band, cost 60 bytes a record; a near pair shares
+    a few bands, and most records have no pair at all."""
+    if len(ids) < 2:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    new = np.r_[True, np.any(vals[1:] != vals[:-1], axis=1)]
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(ids)]
+    order = np.argsort(band_digests, kind="stable")
+    ids, digests = ids[order], band_digests[order]
+    starts, ends = run_bounds(digests)
     out_a, out_b = [], []
-    for s, e in zip(starts, ends):
-        if e - s < 2:
-            continue
+    for s, e in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
         i, j = np.triu_indices(e - s, 1)
-        if band:
-            same_earlier = np.any(digests[s + i, :band] == digests[s + j, :band], axis=1)
-            i, j = i[~same_earlier], j[~same_earlier]
         out_a.append(ids[s + i])
         out_b.append(ids[s + j])
     if not out_a:
@@ -775,6 +770,16 @@ def band_group_pairs(ids: np.ndarray, bands_matrix: np.ndarray, band: int, band_
         return empty, empty
     a, b = np.concatenate(out_a), np.concatenate(out_b)
     return np.minimum(a, b), np.maximum(a, b)
+
+
+def unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b) without repeats, sorted."""
+    if len(a) == 0:
+        return a, b
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    new = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    return a[new], b[new]
 
 
 def identical_groups(ids: np.ndarray, fields: Sequence[np.ndarray], eligible: Optional[np.ndarray] = None):

@@ -7,9 +7,9 @@
    agrees on. Buckets over `dedup.max_bucket` are counted (they cost time). Identical items
    (blank pictures, stock captions) are searched once and the others linked to that one,
    which keeps the components (`ImagePairs._fold`, `caption_candidates`).
-2. Caption edges: MinHash LSH bands routed by (band, band values); datasketch's candidates,
-   each pair once, then verified by estimated Jaccard after two batched joins that bring
-   both signatures together.
+2. Caption edges: MinHash LSH bands routed by (band, band digest); datasketch's candidates,
+   made unique, then verified (exact Jaccard of the n-gram sets; the MinHash estimate for
+   captions without) after two batched joins that bring both sides together.
 3. The edges that `dedup.duplicates` asks for (image, caption, both, either) -> connected
    components, labelled by the smallest node id (components.py).
 4. Survivors per component, in `dedup.survivor` order: leader clustering (the default; a
@@ -31,10 +31,10 @@ from apache_beam.metrics import Metrics
 from mmcurate.filters.near_dup import (
     COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, caption_similarity,
     colour_matrix, colour_near, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
-    mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank,
+    mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank, unique_pairs,
 )
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
+from mmcurate.pipelines.batches import concat, id_buckets, node_ids, split_arrays, split_table
 from mmcurate.pipelines.components import Components
 from mmcurate.pipelines.dedup import decisions_by_shard
 from mmcurate.schemas.config import DedupConfig
@@ -57,6 +57,12 @@ MEMBER_COLUMNS = (
     "shard", "order_task", "order_row", "key", "source_quality", "phash", "dhash", "phash_mirror", "dhash_mirror",
     "colour", "frame_hashes", "frame_hashes_mirror", "frame_colours",
 )
+
+
+def near_columns(cfg: DedupConfig) -> list[str]:
+    """The slim columns the near stage reads: a MinHash (512 bytes) and n-gram set travel only
+    when captions are compared (prepare stages them in every near run)."""
+    return list(MEMBER_COLUMNS + (("minhash", "caption_shingles") if cfg.uses_captions else ()))
 
 
 def _edges(a, b, dist) -> dict:
@@ -289,9 +295,8 @@ class ImagePairs(beam.DoFn):
 
 
 class CaptionBands(beam.DoFn):
-    """Survivor table -> ((band, partition), {id, the band's values, the digests of the bands
-    before it, and a digest of the whole signature and n-gram set}). Only earlier bands'
-    digests travel with a band: they are what tells a pair's first shared band."""
+    """Survivor table -> ((band, partition), {id, the band's digest, and a digest of the whole
+    signature and n-gram set}): 24 bytes a record and band (`band_group_pairs`)."""
 
     def __init__(self, cfg: DedupConfig):
         self.cfg = cfg
@@ -307,27 +312,27 @@ class CaptionBands(beam.DoFn):
         digests = band_hashes(sigs, self.bands, self.rows)
         same = mix64(band_hashes(sigs, 1, self.cfg.num_perm)[:, 0] ^ shingle_digests(table.column("caption_shingles").to_pylist()))
         for band in range(self.bands):
-            items = {"id": ids, "values": sigs[:, band * self.rows : (band + 1) * self.rows], "earlier": digests[:, :band], "same": same}
+            items = {"id": ids, "digest": digests[:, band], "same": same}
             for p, part in split_arrays(digests[:, band], parts, items):
                 yield (band, p), part
 
 
 def caption_candidates(element, fold_identical: bool = False):
-    """((band, partition), item batches) -> candidate pairs sharing the band (each pair in its
-    first shared band). With `fold_identical`, records whose whole signature and n-gram set are
-    the same (a stock caption) are searched once, and each is a candidate with the smallest of
-    them (a star); candidates are verified like all others."""
+    """((band, partition), item batches) -> candidate pairs sharing the band (a pair sharing
+    several bands comes from each; AttachSignature keeps it once). With `fold_identical`,
+    records whose whole signature and n-gram set are the same (a stock caption) are searched
+    once, and each is a candidate with the smallest of them (a star); candidates are verified
+    like all others."""
     (band, _), batches = element
     batches = list(batches)
-    ids = np.concatenate([b["id"] for b in batches])
-    values, earlier = np.concatenate([b["values"] for b in batches]), np.concatenate([b["earlier"] for b in batches])
+    ids, digests = np.concatenate([b["id"] for b in batches]), np.concatenate([b["digest"] for b in batches])
     if fold_identical:
         keep, member, representative = identical_groups(ids, [np.concatenate([b["same"] for b in batches])])
         if band == 0 and len(member):  # (identical records share every band: their star once)
             a, b = _star(ids, member, representative)
             yield {"a": a, "b": b}
-        ids, values, earlier = ids[keep], values[keep], earlier[keep]
-    a, b = band_group_pairs(ids, values, band, earlier)
+        ids, digests = ids[keep], digests[keep]
+    a, b = band_group_pairs(ids, digests)
     if len(a):
         yield {"a": a, "b": b}
 
@@ -354,6 +359,8 @@ class AttachSignature(beam.DoFn):
         order = np.argsort(ids)
         ids, sigs, exact = ids[order], sigs[order], exact[order]
         pair = {k: np.concatenate([p[k] for p in pairs]) for k in pairs[0]}
+        if self.side == "a":  # (a pair sharing several bands came from each)
+            pair["a"], pair["b"] = unique_pairs(pair["a"], pair["b"])
         where = np.searchsorted(ids, pair[self.side])
         if self.side == "a":
             pair["sig_a"], pair["exact_a"] = sigs[where], exact[where]
@@ -610,7 +617,8 @@ class CaptionEdges(_DedupStep):
 
 
 class NearDedup(_DedupStep):
-    """Exact-dedup survivor tables -> {"decisions", "clusters", "stats"}."""
+    """(node partition, exact-dedup survivor table of `near_columns`) -> {"decisions",
+    "clusters", "stats"} (dedup.survivors_by_node)."""
 
     def __init__(self, cfg: DedupConfig, parts, out_dir: str, group_shift: int = 0, media_reason: str = "duplicate.near_image"):
         # identical items are searched once, joined by a star: the components stay the same,
@@ -618,8 +626,9 @@ class NearDedup(_DedupStep):
         super().__init__(cfg, parts, fold_identical=cfg.duplicates != "both" and not group_shift)
         self.out_dir, self.group_shift, self.media_reason = out_dir, group_shift, media_reason
 
-    def expand(self, tables):
+    def expand(self, survivors):
         cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
+        tables = survivors | "Tables" >> beam.Values()
         edges = {}
         if cfg.uses_images:
             edges["image"] = tables | "ImageEdges" >> ImageEdges(cfg, self.parts, self.fold_identical)
@@ -636,9 +645,7 @@ class NearDedup(_DedupStep):
         if self.group_shift:
             graph = graph | "AcrossGroups" >> beam.Map(edges_across_groups, self.group_shift)
         labels = graph | "Components" >> Components(cfg, self.parts)
-        needed = MEMBER_COLUMNS + (("minhash", "caption_shingles") if cfg.uses_captions else ())
-        slim = tables | "MemberColumns" >> beam.Map(lambda t: t.select(list(needed)))
-        records = route_and_group(slim, by_node, self.parts, "RecordsByNode")
+        records = survivors  # (already by node, with only near_columns)
         resolved = (
             {"labels": labels, "records": records}
             | "JoinLabels" >> beam.CoGroupByKey()

@@ -67,3 +67,18 @@ def test_mode_none_only_resolves_duplicate_keys():
     p, out = run(DedupConfig(mode="none"))
     assert_that(out, equal_to([("s1", 3, "input.duplicate_key", "a")]))
     p.run().wait_until_finish()
+
+
+@pytest.mark.parametrize("rows_per_partition", [1, 1000])
+def test_near_mode_sees_only_the_exact_survivors(rows_per_partition):
+    """Copies of one image share its hashes: the exact steps drop them, and the near stage,
+    which gets the survivors' whole rows back by node, must not see them again (a second
+    decision each, near_image for `a`). `h` is a near copy of a (1 bit off): its only drop."""
+    records = [dict(r) for r in RECORDS] + [rec("s2", 8, "h", "h6", "")]
+    hashes = {"h1": 0x0F0F_0F0F_0F0F_0F0F, "h9": 0x1234_5678_9ABC_DEF0, "h2": 0xFFFF_0000_FFFF_0000, "h3": 0x0000_FFFF_0000_FFFF,
+              "h4": 0x5555_AAAA_5555_AAAA, "h5": 0x3C3C_C3C3_3C3C_C3C3, "h6": 0x0F0F_0F0F_0F0F_0F0E}
+    for r in records:
+        r["phash"] = r["dhash"] = hashes[r["sha256"]]
+    p, out = run(DedupConfig(rows_per_partition=rows_per_partition), [slim_table(records[:4]), slim_table(records[4:])])
+    assert_that(out, equal_to(EXACT + [("s2", 8, "duplicate.near_image", "a")]))
+    p.run().wait_until_finish()

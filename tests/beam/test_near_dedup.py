@@ -8,7 +8,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 from datasketch import MinHash, MinHashLSH
 
 from mmcurate.filters.near_dup import Nearness, brute_force_pairs, caption_shingle_hashes, caption_signature, lsh_params, shingles, union_find_labels
@@ -293,8 +293,16 @@ def captions(n: int, seed: int = 0) -> list[str]:
     return out[:n]
 
 
+def more_than(n: int):
+    def check(actual):
+        if not (len(actual) == 1 and actual[0] > n):
+            raise BeamAssertException(f"expected one count above {n}, got {actual}")
+    return check
+
+
 def test_caption_candidates_equal_datasketch_minhash_lsh_and_edges_are_verified():
-    """Candidates are datasketch MinHashLSH's (recall-weighted bands); an edge is a candidate
+    """Candidates are datasketch MinHashLSH's (recall-weighted bands; a pair sharing several
+    bands comes from each, and is verified once); an edge is a candidate
     whose exact Jaccard of word 3-gram sets reaches the threshold, or, for records staged
     without their n-gram sets, whose MinHash estimate does."""
     texts = captions(1500)
@@ -322,7 +330,8 @@ def test_caption_candidates_equal_datasketch_minhash_lsh_and_edges_are_verified(
         for exact_sets, want in ((True, verified), (False, estimated)):
             src = p | f"Src{exact_sets}" >> beam.Create(tables([rec(i, caption=t, exact=exact_sets) for i, t in enumerate(texts)]))
             got = src | f"Candidates{exact_sets}" >> CaptionCandidates(cfg, parts) | f"Pairs{exact_sets}" >> beam.FlatMap(lambda e: list(zip(e["a"].tolist(), e["b"].tolist())))
-            assert_that(got, equal_to(sorted(candidates)), label=f"candidates{exact_sets}")
+            assert_that(got | f"Once{exact_sets}" >> beam.Distinct(), equal_to(sorted(candidates)), label=f"candidates{exact_sets}")
+            assert_that(got | f"Count{exact_sets}" >> beam.combiners.Count.Globally(), more_than(len(candidates)), label=f"repeats{exact_sets}")
             edges = src | f"Edges{exact_sets}" >> CaptionEdges(cfg, parts) | f"Rows{exact_sets}" >> beam.FlatMap(
                 lambda e: [(int(a), int(b), round(float(d), 5)) for a, b, d in zip(e["a"], e["b"], e["dist"])])
             assert_that(edges, equal_to(want), label=f"edges{exact_sets}")
