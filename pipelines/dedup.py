@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mmcurate.filters.near_dup import CLIP_BITS, audio_quality
-from mmcurate.pipelines.batches import RouteTables, by_node, concat, node_ids, partition_count, route_and_group, split_arrays, string_buckets
+from mmcurate.pipelines.batches import partition_count, route_and_group, string_buckets
 from mmcurate.schemas.config import DedupConfig
 from mmcurate.schemas.record import MANIFEST_SCHEMA
 
@@ -34,7 +34,7 @@ SLIM_COLUMNS = (
     "phash", "dhash", "phash_mirror", "dhash_mirror", "colour", "frame_hashes", "frame_hashes_mirror", "frame_colours", "minhash",
     "caption_shingles",
 )
-# what the exact steps read: their shuffles carry these, not the signatures (~6x fewer bytes)
+# what the exact steps read (the near stage reads near_dedup.near_columns)
 EXACT_COLUMNS = ("shard", "order_task", "order_row", "key", "sha256", "caption_sha256")
 # source_quality is not a manifest column: the survivor policy `resolution` keeps the largest
 SLIM_SCHEMA = pa.schema([pa.field("source_quality", pa.int64()) if c == "source_quality" else MANIFEST_SCHEMA.field(c) for c in SLIM_COLUMNS])
@@ -98,32 +98,6 @@ def exact_step(tables, parts, column: str, rank: tuple[str, ...], reason: str, l
     return result.kept, result[DROPPED_TAG]
 
 
-def survivors_by_node(tables, kept, parts, columns: list[str]):
-    """Slim tables and the exact steps' survivors (EXACT_COLUMNS) -> (node partition, the
-    survivors' `columns`): the rows with their signatures take one shuffle, not one per exact
-    step, and arrive partitioned as the near stage's member records are."""
-    p = beam.pvalue.AsSingleton(parts)
-    return (
-        {
-            "rows": tables | "NearColumns" >> beam.Map(lambda t: t.select(columns)) | "RowsByNode" >> beam.ParDo(RouteTables(by_node), parts=p),
-            "kept": kept | "KeptByNode" >> beam.FlatMap(lambda t, parts: split_arrays(by_node(t), parts, (node_ids(t),)), parts=p),
-        }
-        | "JoinKept" >> beam.CoGroupByKey()
-        | "KeepSurvivors" >> beam.FlatMap(keep_survivors)
-    )
-
-
-def keep_survivors(element):
-    """(partition, {"rows": [tables], "kept": [(node ids,)]}) -> (partition, the kept rows)."""
-    partition, joined = element
-    table, kept = concat(joined["rows"]), [ids for ids, in joined["kept"]]
-    if table is None or not kept:
-        return
-    keep = np.isin(node_ids(table), np.concatenate(kept))
-    if keep.any():
-        yield partition, table.filter(pa.array(keep))
-
-
 class Dedup(beam.PTransform):
     """Slim tables -> {"decisions": (sid, [decision])}, plus in near mode "clusters" (cluster
     row tables) and "stats" (what dedup/stats.json holds)."""
@@ -135,11 +109,15 @@ class Dedup(beam.PTransform):
         self.group_shift = CLIP_BITS if modality == "video" and not within_video else 0
 
     def expand(self, tables):
+        from mmcurate.pipelines.near_dedup import NearDedup, near_columns
+
         cfg = self.cfg
         parts = partition_count(tables, cfg.rows_per_partition, "Count")
         decisions = []
         order = ("order_task", "order_row")
-        kept = tables | "ExactColumns" >> beam.Map(lambda t: t.select(list(EXACT_COLUMNS)))
+        # only what the stages read travels through the shuffles (no MinHash unless captions are compared)
+        columns = list(EXACT_COLUMNS) + ([c for c in near_columns(cfg) if c not in EXACT_COLUMNS] if cfg.mode == "near" else [])
+        kept = tables | "DedupColumns" >> beam.Map(lambda t: t.select(columns))
         kept, dropped = exact_step(kept, parts, "key", order, "input.duplicate_key", "DupKey")
         decisions.append(dropped)
         if cfg.mode != "none":
@@ -150,14 +128,11 @@ class Dedup(beam.PTransform):
                 decisions.append(dropped)
         out = {}
         if cfg.mode == "near":
-            from mmcurate.pipelines.near_dedup import NearDedup, near_columns
-
             media_reason = "duplicate.near_image"  # images, and videos by their sampled frames
             if self.modality == "audio":  # the spectrogram picture's hashes: audio's own test, no mirror image
                 cfg = dataclasses.replace(cfg, image_hash=cfg.audio_hash, mirror=False)
                 media_reason = "duplicate.near_audio"
-            survivors = survivors_by_node(tables, kept, parts, near_columns(cfg))
-            near = survivors | "Near" >> NearDedup(cfg, parts, self.out_dir, self.group_shift, media_reason)
+            near = kept | "Near" >> NearDedup(cfg, parts, self.out_dir, self.group_shift, media_reason)
             decisions.append(near["decisions"])
             out["clusters"], out["stats"] = near["clusters"], near["stats"]
         out["decisions"] = decisions | "AllDecisions" >> beam.Flatten()

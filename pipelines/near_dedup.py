@@ -34,7 +34,7 @@ from mmcurate.filters.near_dup import (
     mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank, unique_pairs,
 )
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.batches import concat, id_buckets, node_ids, split_arrays, split_table
+from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
 from mmcurate.pipelines.components import Components
 from mmcurate.pipelines.dedup import decisions_by_shard
 from mmcurate.schemas.config import DedupConfig
@@ -617,8 +617,7 @@ class CaptionEdges(_DedupStep):
 
 
 class NearDedup(_DedupStep):
-    """(node partition, exact-dedup survivor table of `near_columns`) -> {"decisions",
-    "clusters", "stats"} (dedup.survivors_by_node)."""
+    """Exact-dedup survivor tables (at least `near_columns`) -> {"decisions", "clusters", "stats"}."""
 
     def __init__(self, cfg: DedupConfig, parts, out_dir: str, group_shift: int = 0, media_reason: str = "duplicate.near_image"):
         # identical items are searched once, joined by a star: the components stay the same,
@@ -626,9 +625,8 @@ class NearDedup(_DedupStep):
         super().__init__(cfg, parts, fold_identical=cfg.duplicates != "both" and not group_shift)
         self.out_dir, self.group_shift, self.media_reason = out_dir, group_shift, media_reason
 
-    def expand(self, survivors):
+    def expand(self, tables):
         cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
-        tables = survivors | "Tables" >> beam.Values()
         edges = {}
         if cfg.uses_images:
             edges["image"] = tables | "ImageEdges" >> ImageEdges(cfg, self.parts, self.fold_identical)
@@ -645,7 +643,8 @@ class NearDedup(_DedupStep):
         if self.group_shift:
             graph = graph | "AcrossGroups" >> beam.Map(edges_across_groups, self.group_shift)
         labels = graph | "Components" >> Components(cfg, self.parts)
-        records = survivors  # (already by node, with only near_columns)
+        slim = tables | "MemberColumns" >> beam.Map(lambda t: t.select(near_columns(cfg)))
+        records = route_and_group(slim, by_node, self.parts, "RecordsByNode")
         resolved = (
             {"labels": labels, "records": records}
             | "JoinLabels" >> beam.CoGroupByKey()
