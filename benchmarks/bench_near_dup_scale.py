@@ -147,7 +147,7 @@ def main(argv=None) -> dict:
                 | beam.Reshuffle()
                 | beam.Map(chunk_table, n=args.n, dup_fraction=args.dup_fraction, seed=args.seed, identical=args.identical, colour=not args.no_colour)
             )
-            _ = tables | Dedup(cfg, out)
+            _ = tables | Dedup(cfg, out, min_partitions=args.workers)
     wall = time.time() - started
     stats = json.load(open(os.path.join(out, "dedup", "stats.json")))
     result = {

@@ -220,7 +220,7 @@ def run_mmcurate(corpus: str, out: str, workers: int, files: int) -> set[int]:
 
     with make_pipeline(workers) as p:
         tables = p | beam.Create(list(range(files))) | beam.Reshuffle() | beam.Map(signatures)
-        _ = tables | Dedup(cfg, out)
+        _ = tables | Dedup(cfg, out, min_partitions=workers)
     clusters = pq.read_table(os.path.join(out, "dedup", "clusters.parquet"), columns=["key", "reason"]).to_pylist()
     return {int(c["key"][1:]) for c in clusters if c["reason"]}
 

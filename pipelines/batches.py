@@ -21,13 +21,15 @@ import pyarrow as pa
 from mmcurate.filters.near_dup import mix64
 
 
-def partition_count(tables, rows_per_partition: int, label: str):
-    """A singleton PCollection: how many partitions the record count calls for."""
+def partition_count(tables, rows_per_partition: int, label: str, min_partitions: int = 1):
+    """A singleton PCollection: how many partitions the record count calls for, and at least
+    `min_partitions` (no more than there are records): a partition is worked on by one worker,
+    so locally the worker count keeps every worker busy on a small dataset."""
     return (
         tables
         | f"{label}Rows" >> beam.Map(lambda t: t.num_rows)
         | f"{label}Total" >> beam.CombineGlobally(sum)
-        | f"{label}Parts" >> beam.Map(lambda n: max(1, math.ceil(n / rows_per_partition)))
+        | f"{label}Parts" >> beam.Map(lambda n: max(1, math.ceil(n / rows_per_partition), min(n, min_partitions)))
     )
 
 

@@ -100,11 +100,12 @@ def exact_step(tables, parts, column: str, rank: tuple[str, ...], reason: str, l
 
 class Dedup(beam.PTransform):
     """Slim tables -> {"decisions": (sid, [decision])}, plus in near mode "clusters" (cluster
-    row tables) and "stats" (what dedup/stats.json holds)."""
+    row tables) and "stats" (what dedup/stats.json holds). `min_partitions`: the shuffles' least
+    partition count, the local worker count (a partition is one worker's work)."""
 
-    def __init__(self, cfg: DedupConfig, out_dir: str = "", modality: str = "image", within_video: bool = False):
+    def __init__(self, cfg: DedupConfig, out_dir: str = "", modality: str = "image", within_video: bool = False, min_partitions: int = 1):
         super().__init__()
-        self.cfg, self.out_dir, self.modality = cfg, out_dir, modality
+        self.cfg, self.out_dir, self.modality, self.min_partitions = cfg, out_dir, modality, min_partitions
         # clips of one video (rows sharing row >> CLIP_BITS) are not near-duplicates of each other
         self.group_shift = CLIP_BITS if modality == "video" and not within_video else 0
 
@@ -112,7 +113,7 @@ class Dedup(beam.PTransform):
         from mmcurate.pipelines.near_dedup import NearDedup, near_columns
 
         cfg = self.cfg
-        parts = partition_count(tables, cfg.rows_per_partition, "Count")
+        parts = partition_count(tables, cfg.rows_per_partition, "Count", self.min_partitions)
         decisions = []
         order = ("order_task", "order_row")
         # only what the stages read travels through the shuffles (no MinHash unless captions are compared)

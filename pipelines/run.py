@@ -34,13 +34,14 @@ class AccountingError(RuntimeError):
     """The accounting identity does not hold: a row was lost or counted twice."""
 
 
-def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optional[dict] = None) -> None:
+def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optional[dict] = None, local_workers: int = 1) -> None:
     """The whole pipeline. run_info: what finish records besides the shards' stats
-    (format, input specs, ignored files, start time, resumed shards)."""
+    (format, input specs, ignored files, start time, resumed shards). local_workers: the
+    worker processes of a local run (dedup keeps each of them busy)."""
     staging = fileio.join(out_dir, STAGING_DIR, "prepare")
     aligned = any(t.options.get("role") for t in tasks)
     prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging, aligned)
-    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir, cfg.input.media_modality, cfg.video.dedup_within_video))["decisions"]
+    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir, cfg.input.media_modality, cfg.video.dedup_within_video, local_workers))["decisions"]
     inputs = {"shards": prepared[SHARDS_TAG], "decisions": decisions}
     score_dir = fileio.join(out_dir, STAGING_DIR, "score")
     if cfg.clip.model:
@@ -106,7 +107,7 @@ def run(
     monitor = _Progress(out_dir, len(tasks) if fmt in ("folder", "audio", "video") else None) if progress else None
     run_info = {"fmt": fmt, "inputs": list(inputs), "ignored": ignored, "started": started, "resumed": resumed}
     try:
-        build(pipeline, tasks, cfg, out_dir, run_info)
+        build(pipeline, tasks, cfg, out_dir, run_info, workers if is_local(beam_args) else 1)
         result = pipeline.run()
         if not wait:
             return None

@@ -41,10 +41,10 @@ def flat(out):
     return out["decisions"] | beam.FlatMap(lambda kv: [(kv[0], r, reason, dup_of) for _, r, reason, dup_of, _ in kv[1]])
 
 
-def run(cfg, tables=None):
+def run(cfg, tables=None, min_partitions=1):
     tables = tables or [slim_table(RECORDS[:3]), slim_table(RECORDS[3:])]
     p = TestPipeline()
-    out = flat(p | beam.Create(tables) | Dedup(cfg))
+    out = flat(p | beam.Create(tables) | Dedup(cfg, min_partitions=min_partitions))
     return p, out
 
 
@@ -81,4 +81,25 @@ def test_near_mode_sees_only_the_exact_survivors(rows_per_partition):
         r["phash"] = r["dhash"] = hashes[r["sha256"]]
     p, out = run(DedupConfig(rows_per_partition=rows_per_partition), [slim_table(records[:4]), slim_table(records[4:])])
     assert_that(out, equal_to(EXACT + [("s2", 8, "duplicate.near_image", "a")]))
+    p.run().wait_until_finish()
+
+
+@pytest.mark.parametrize(
+    "rows, rows_per_partition, min_partitions, want",
+    [(5, 1000, 1, 1), (5, 1000, 2, 2), (5, 1000, 8, 5), (5, 2, 1, 3), (5, 2, 2, 3), (5, 2, 4, 4), (0, 1000, 2, 1)],
+)
+def test_partition_count_has_a_floor_of_min_partitions_and_at_most_one_per_row(rows, rows_per_partition, min_partitions, want):
+    import pyarrow as pa
+
+    from mmcurate.pipelines.batches import partition_count
+
+    with TestPipeline() as p:
+        tables = p | beam.Create([pa.table({"x": list(range(rows))})])
+        assert_that(partition_count(tables, rows_per_partition, "Count", min_partitions), equal_to([want]))
+
+
+@pytest.mark.parametrize("min_partitions", [1, 2, 5])
+def test_min_partitions_does_not_change_the_decisions(min_partitions):
+    p, out = run(DedupConfig(mode="exact", exact_caption=True), min_partitions=min_partitions)
+    assert_that(out, equal_to(EXACT + [("s2", 6, "duplicate.exact_caption", "a")]))
     p.run().wait_until_finish()

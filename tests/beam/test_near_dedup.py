@@ -495,14 +495,14 @@ def synthetic_records(n: int, seed: int = 1):
 def test_identical_decisions_and_cluster_files_across_runner_modes_and_partitions(tmp_path):
     records = synthetic_records(6000)
     outputs = []
-    for workers, per_part in [(1, 250_000), (2, 500), (2, 1700)]:
+    for workers, per_part in [(1, 250_000), (2, 250_000), (2, 500), (2, 1700)]:
         out_dir = tmp_path / f"w{workers}-{per_part}"
         with make_pipeline(workers) as p:
-            out = p | beam.Create(tables(records, 7)) | Dedup(DedupConfig(rows_per_partition=per_part), str(out_dir))
+            out = p | beam.Create(tables(records, 7)) | Dedup(DedupConfig(rows_per_partition=per_part), str(out_dir), min_partitions=workers)
             collect(decisions_of(out), out_dir / "decisions.txt")
         outputs.append(((out_dir / "decisions.txt").read_text(), (out_dir / "dedup" / "clusters.parquet").read_bytes()))
     assert outputs[0][0].count("near_image") > 300
-    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
 
 
 @pytest.mark.parametrize("clustering", ["leader", "connected"])
