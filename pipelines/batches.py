@@ -81,13 +81,41 @@ def concat(tables) -> pa.Table:
     return pa.concat_tables(tables) if tables else None
 
 
+class ShuffleLossError(RuntimeError):
+    """A shuffle gave back a different number of rows than went in."""
+
+
+def check_rows(balance: int, label: str) -> bool:
+    """balance: rows in minus rows out of a shuffle."""
+    if balance:
+        raise ShuffleLossError(
+            f"dedup shuffle {label}: {abs(balance):,} rows {'fewer' if balance > 0 else 'more'} came out than went in, "
+            "so the runner lost or repeated data; stopped before any decision was made from it. Run again. "
+            "(Beam 2.77's local multi-process runner was seen to drop whole elements of large shuffles at "
+            "random: benchmarks/RESULTS.md, 'A shuffle that loses rows')"
+        )
+    return True
+
+
 def route_and_group(tables, bucket_fn, parts, label: str):
-    """Tables -> (partition, one table of all its rows)."""
-    return (
+    """Tables -> (partition, one table of all its rows). The rows that come out are counted
+    against those that went in, and nothing comes out unless they agree (`ShuffleLossError`)."""
+    grouped = (
         tables
         | f"{label}Route" >> beam.ParDo(RouteTables(bucket_fn), parts=beam.pvalue.AsSingleton(parts))
         | f"{label}Group" >> beam.GroupByKey()
-        | f"{label}Concat" >> beam.MapTuple(lambda q, ts: (q, concat(ts)))
+    )
+    rows_in = tables | f"{label}RowsIn" >> beam.Map(lambda t: t.num_rows)
+    rows_out = grouped | f"{label}RowsOut" >> beam.MapTuple(lambda q, ts: -sum(t.num_rows for t in ts))
+    checked = (
+        (rows_in, rows_out)
+        | f"{label}Rows" >> beam.Flatten()
+        | f"{label}Balance" >> beam.CombineGlobally(sum)
+        | f"{label}Check" >> beam.Map(check_rows, label)
+    )
+    return (
+        grouped
+        | f"{label}Concat" >> beam.MapTuple(lambda q, ts, ok=None: (q, concat(ts)), ok=beam.pvalue.AsSingleton(checked))
         | f"{label}NonEmpty" >> beam.Filter(lambda kv: kv[1] is not None)
     )
 

@@ -101,7 +101,7 @@ def exact_step(tables, parts, column: str, rank: tuple[str, ...], reason: str, l
 class Dedup(beam.PTransform):
     """Slim tables -> {"decisions": (sid, [decision])}, plus in near mode "clusters" (cluster
     row tables) and "stats" (what dedup/stats.json holds). `min_partitions`: the shuffles' least
-    partition count, the local worker count (a partition is one worker's work)."""
+    partition count, the worker count (`runner.worker_count`: a partition is one worker's work)."""
 
     def __init__(self, cfg: DedupConfig, out_dir: str = "", modality: str = "image", within_video: bool = False, min_partitions: int = 1):
         super().__init__()

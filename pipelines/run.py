@@ -19,7 +19,7 @@ from mmcurate.pipelines.dedup import Dedup
 from mmcurate.pipelines.near_dedup import CLUSTERS_DIR, DEDUP_STATS
 from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare, staging_fingerprint
-from mmcurate.pipelines.runner import default_workers, is_local, make_pipeline
+from mmcurate.pipelines.runner import default_workers, is_local, make_pipeline, worker_count
 from mmcurate.pipelines.stats import identity_errors, merge
 from mmcurate.filters.language import check_languages
 from mmcurate.schemas.config import FORMATS, ConfigError, RunConfig
@@ -34,14 +34,14 @@ class AccountingError(RuntimeError):
     """The accounting identity does not hold: a row was lost or counted twice."""
 
 
-def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optional[dict] = None, local_workers: int = 1) -> None:
+def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optional[dict] = None, workers: int = 1) -> None:
     """The whole pipeline. run_info: what finish records besides the shards' stats
-    (format, input specs, ignored files, start time, resumed shards). local_workers: the
-    worker processes of a local run (dedup keeps each of them busy)."""
+    (format, input specs, ignored files, start time, resumed shards). workers: how many
+    workers dedup's shuffles keep busy (`runner.worker_count`)."""
     staging = fileio.join(out_dir, STAGING_DIR, "prepare")
     aligned = any(t.options.get("role") for t in tasks)
     prepared = p | "Tasks" >> beam.Create(tasks) | "Prepare" >> Prepare(cfg, staging, aligned)
-    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir, cfg.input.media_modality, cfg.video.dedup_within_video, local_workers))["decisions"]
+    decisions = (prepared.kept | "Dedup" >> Dedup(cfg.dedup, out_dir, cfg.input.media_modality, cfg.video.dedup_within_video, workers))["decisions"]
     inputs = {"shards": prepared[SHARDS_TAG], "decisions": decisions}
     score_dir = fileio.join(out_dir, STAGING_DIR, "score")
     if cfg.clip.model:
@@ -107,7 +107,7 @@ def run(
     monitor = _Progress(out_dir, len(tasks) if fmt in ("folder", "audio", "video") else None) if progress else None
     run_info = {"fmt": fmt, "inputs": list(inputs), "ignored": ignored, "started": started, "resumed": resumed}
     try:
-        build(pipeline, tasks, cfg, out_dir, run_info, workers if is_local(beam_args) else 1)
+        build(pipeline, tasks, cfg, out_dir, run_info, worker_count(workers, beam_args))
         result = pipeline.run()
         if not wait:
             return None

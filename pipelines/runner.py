@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
 
 
 def default_workers() -> int:
@@ -16,6 +16,15 @@ def is_local(beam_args: list[str] | tuple = ()) -> bool:
     """True when the pipeline runs on this machine (no --runner, or the DirectRunner)."""
     runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner
     return runner in (None, "DirectRunner", "direct")
+
+
+def worker_count(workers: int, beam_args: list[str] | tuple = ()) -> int:
+    """How many workers the shuffles should keep busy: the local worker processes, or a remote
+    runner's `--max_num_workers` / `--num_workers` (1 when neither is given)."""
+    if is_local(beam_args):
+        return workers
+    options = PipelineOptions(list(beam_args)).view_as(WorkerOptions)
+    return max(options.num_workers or 1, options.max_num_workers or 1)
 
 
 def make_pipeline(workers: int | None = None, beam_args: list[str] | tuple = ()) -> beam.Pipeline:

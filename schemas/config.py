@@ -260,7 +260,7 @@ class DedupConfig:
     # component (A near B near C drops C for A however far apart they are)
     clustering: str = "leader"
     # scaling knobs
-    rows_per_partition: int = 250_000  # records per shuffle partition (bounds one worker's memory; a local run has at least one partition per worker)
+    rows_per_partition: int = 250_000  # records per shuffle partition (bounds one worker's memory; and at least one per worker)
     max_bucket: int = 20_000  # band buckets bigger than this are compared in tiles and counted
     local_max_edges: int = 5_000_000  # duplicate graphs up to this size are labelled on one worker
     max_rounds: int = 4  # label-propagation rounds for bigger graphs (then the residual on one worker)

@@ -103,3 +103,27 @@ def test_min_partitions_does_not_change_the_decisions(min_partitions):
     p, out = run(DedupConfig(mode="exact", exact_caption=True), min_partitions=min_partitions)
     assert_that(out, equal_to(EXACT + [("s2", 6, "duplicate.exact_caption", "a")]))
     p.run().wait_until_finish()
+
+
+def test_a_shuffle_that_loses_rows_stops_the_run(monkeypatch):
+    """Rows that go into a dedup shuffle and do not come out fail the run with the shuffle's
+    name, instead of leaving their duplicates unfound."""
+    from mmcurate.pipelines import batches
+
+    class LosesOnePartition(batches.RouteTables):
+        def process(self, table, parts):
+            yield from list(super().process(table, parts))[1:]
+
+    monkeypatch.setattr(batches, "RouteTables", LosesOnePartition)
+    p, _ = run(DedupConfig(mode="exact", rows_per_partition=1))
+    with pytest.raises(Exception, match=r"dedup shuffle DupKey: \d+ rows fewer came out than went in"):
+        p.run().wait_until_finish()
+
+
+@pytest.mark.parametrize("balance, message", [(3, "3 rows fewer came out"), (-2, "2 rows more came out")])
+def test_check_rows_names_the_shuffle_and_the_difference(balance, message):
+    from mmcurate.pipelines.batches import ShuffleLossError, check_rows
+
+    assert check_rows(0, "X") is True
+    with pytest.raises(ShuffleLossError, match=f"dedup shuffle X: {message} than went in"):
+        check_rows(balance, "X")
