@@ -86,7 +86,7 @@ class ShuffleLossError(RuntimeError):
 
 
 def check_rows(balance: int, label: str) -> bool:
-    """balance: rows in minus rows out of a shuffle."""
+    """balance: records in minus records out of a shuffle."""
     if balance:
         raise ShuffleLossError(
             f"dedup shuffle {label}: {abs(balance):,} rows {'fewer' if balance > 0 else 'more'} came out than went in, "
@@ -97,9 +97,44 @@ def check_rows(balance: int, label: str) -> bool:
     return True
 
 
+def batch_rows(batch) -> int:
+    """Records in a batch: an Arrow table, or a dict or tuple of equally long arrays."""
+    if isinstance(batch, pa.Table):
+        return batch.num_rows
+    first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return len(first)
+
+
+def _balance(rows_in, rows_out, label: str):
+    """A singleton that exists only when rows_in (counts) and rows_out (negative counts) add up to 0."""
+    return (
+        (rows_in, rows_out)
+        | f"{label}Rows" >> beam.Flatten()
+        | f"{label}Balance" >> beam.CombineGlobally(sum)
+        | f"{label}Check" >> beam.Map(check_rows, label)
+    )
+
+
+def checked_group(keyed, label: str):
+    """GroupByKey over (key, batch) that counts the records of the batches going in against
+    those coming out: nothing comes out unless they agree (`ShuffleLossError`)."""
+    grouped = keyed | f"{label}Group" >> beam.GroupByKey()
+    rows_in = keyed | f"{label}RowsIn" >> beam.Map(lambda kv: batch_rows(kv[1]))
+    rows_out = grouped | f"{label}RowsOut" >> beam.MapTuple(lambda k, batches: -sum(batch_rows(b) for b in batches))
+    return grouped | f"{label}Checked" >> beam.Map(lambda kv, ok=None: kv, ok=beam.pvalue.AsSingleton(_balance(rows_in, rows_out, label)))
+
+
+class CheckedGroup(beam.PTransform):
+    """`checked_group` as a transform; its label names the shuffle in the error."""
+
+    def expand(self, keyed):
+        return checked_group(keyed, self.label)
+
+
 def route_and_group(tables, bucket_fn, parts, label: str):
-    """Tables -> (partition, one table of all its rows). The rows that come out are counted
-    against those that went in, and nothing comes out unless they agree (`ShuffleLossError`)."""
+    """Tables -> (partition, one table of all its rows). The rows are counted where the tables
+    are made, before they travel to the routing step, against the rows grouped: nothing comes
+    out unless they agree (`ShuffleLossError`)."""
     grouped = (
         tables
         | f"{label}Route" >> beam.ParDo(RouteTables(bucket_fn), parts=beam.pvalue.AsSingleton(parts))
@@ -107,12 +142,7 @@ def route_and_group(tables, bucket_fn, parts, label: str):
     )
     rows_in = tables | f"{label}RowsIn" >> beam.Map(lambda t: t.num_rows)
     rows_out = grouped | f"{label}RowsOut" >> beam.MapTuple(lambda q, ts: -sum(t.num_rows for t in ts))
-    checked = (
-        (rows_in, rows_out)
-        | f"{label}Rows" >> beam.Flatten()
-        | f"{label}Balance" >> beam.CombineGlobally(sum)
-        | f"{label}Check" >> beam.Map(check_rows, label)
-    )
+    checked = _balance(rows_in, rows_out, label)
     return (
         grouped
         | f"{label}Concat" >> beam.MapTuple(lambda q, ts, ok=None: (q, concat(ts)), ok=beam.pvalue.AsSingleton(checked))

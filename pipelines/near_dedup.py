@@ -34,7 +34,7 @@ from mmcurate.filters.near_dup import (
     mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank, unique_pairs,
 )
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.batches import by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
+from mmcurate.pipelines.batches import CheckedGroup, by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
 from mmcurate.pipelines.components import Components
 from mmcurate.pipelines.dedup import decisions_by_shard
 from mmcurate.schemas.config import DedupConfig
@@ -578,7 +578,7 @@ class ImageEdges(_DedupStep):
         return (
             tables
             | "ImageBlocks" >> beam.ParDo(ImageBlocks(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
-            | "GroupBlocks" >> beam.GroupByKey()
+            | "Blocks" >> CheckedGroup()
             | "ImagePairs" >> beam.ParDo(ImagePairs(self.cfg, self.fold_identical))
         )
 
@@ -591,7 +591,7 @@ class CaptionCandidates(_DedupStep):
         return (
             tables
             | "CaptionBands" >> beam.ParDo(CaptionBands(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
-            | "GroupBands" >> beam.GroupByKey()
+            | "Bands" >> CheckedGroup()
             | "CaptionCandidates" >> beam.FlatMap(caption_candidates, fold_identical=self.fold_identical)
         )
 
