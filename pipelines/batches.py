@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from mmcurate.filters.near_dup import mix64
+from mmcurate.pipelines.ledger import Ledger
 
 
 def partition_count(tables, rows_per_partition: int, label: str, min_partitions: int = 1):
@@ -81,22 +82,6 @@ def concat(tables) -> pa.Table:
     return pa.concat_tables(tables) if tables else None
 
 
-class ShuffleLossError(RuntimeError):
-    """A shuffle gave back a different number of rows than went in."""
-
-
-def check_rows(balance: int, label: str) -> bool:
-    """balance: records in minus records out of a shuffle."""
-    if balance:
-        raise ShuffleLossError(
-            f"dedup shuffle {label}: {abs(balance):,} rows {'fewer' if balance > 0 else 'more'} came out than went in, "
-            "so the runner lost or repeated data; stopped before any decision was made from it. Run again. "
-            "(Beam 2.77's local multi-process runner was seen to drop whole elements of large shuffles at "
-            "random: benchmarks/RESULTS.md, 'A shuffle that loses rows')"
-        )
-    return True
-
-
 def batch_rows(batch) -> int:
     """Records in a batch: an Arrow table, or a dict or tuple of equally long arrays."""
     if isinstance(batch, pa.Table):
@@ -105,47 +90,19 @@ def batch_rows(batch) -> int:
     return len(first)
 
 
-def _balance(rows_in, rows_out, label: str):
-    """A singleton that exists only when rows_in (counts) and rows_out (negative counts) add up to 0."""
-    return (
-        (rows_in, rows_out)
-        | f"{label}Rows" >> beam.Flatten()
-        | f"{label}Balance" >> beam.CombineGlobally(sum)
-        | f"{label}Check" >> beam.Map(check_rows, label)
-    )
-
-
-def checked_group(keyed, label: str):
-    """GroupByKey over (key, batch) that counts the records of the batches going in against
-    those coming out: nothing comes out unless they agree (`ShuffleLossError`)."""
-    grouped = keyed | f"{label}Group" >> beam.GroupByKey()
-    rows_in = keyed | f"{label}RowsIn" >> beam.Map(lambda kv: batch_rows(kv[1]))
-    rows_out = grouped | f"{label}RowsOut" >> beam.MapTuple(lambda k, batches: -sum(batch_rows(b) for b in batches))
-    return grouped | f"{label}Checked" >> beam.Map(lambda kv, ok=None: kv, ok=beam.pvalue.AsSingleton(_balance(rows_in, rows_out, label)))
-
-
-class CheckedGroup(beam.PTransform):
-    """`checked_group` as a transform; its label names the shuffle in the error."""
-
-    def expand(self, keyed):
-        return checked_group(keyed, self.label)
-
-
-def route_and_group(tables, bucket_fn, parts, label: str):
-    """Tables -> (partition, one table of all its rows). The rows are counted where the tables
-    are made, before they travel to the routing step, against the rows grouped: nothing comes
-    out unless they agree (`ShuffleLossError`)."""
+def route_and_group(tables, bucket_fn, parts, label: str, ledger: Ledger):
+    """Tables -> (partition, one table of all its rows). The ledger counts the rows where the
+    tables are made, before they travel to the routing step, against the rows grouped."""
     grouped = (
         tables
         | f"{label}Route" >> beam.ParDo(RouteTables(bucket_fn), parts=beam.pvalue.AsSingleton(parts))
         | f"{label}Group" >> beam.GroupByKey()
     )
-    rows_in = tables | f"{label}RowsIn" >> beam.Map(lambda t: t.num_rows)
-    rows_out = grouped | f"{label}RowsOut" >> beam.MapTuple(lambda q, ts: -sum(t.num_rows for t in ts))
-    checked = _balance(rows_in, rows_out, label)
+    ledger.count_in(tables, label, batch_rows, "rows")
+    ledger.count_out(grouped, label, lambda kv: sum(t.num_rows for t in kv[1]), "rows")
     return (
         grouped
-        | f"{label}Concat" >> beam.MapTuple(lambda q, ts, ok=None: (q, concat(ts)), ok=beam.pvalue.AsSingleton(checked))
+        | f"{label}Concat" >> beam.MapTuple(lambda q, ts: (q, concat(ts)))
         | f"{label}NonEmpty" >> beam.Filter(lambda kv: kv[1] is not None)
     )
 

@@ -19,6 +19,7 @@ from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import component_labels
 from mmcurate.pipelines.batches import id_buckets, split_arrays
+from mmcurate.pipelines.ledger import Ledger
 from mmcurate.schemas.config import DedupConfig
 
 LOCAL, SPREAD = "local", "spread"
@@ -132,41 +133,34 @@ def residual_mapping(batches):
 
 
 class Components(beam.PTransform):
-    """Edge batches {"a", "b", ...} -> (partition, (nodes, labels))."""
+    """Edge batches {"a", "b", ...} -> (partition, (nodes, labels)). The ledger counts the
+    shuffles (by default its own: counted, checked by no one)."""
 
-    def __init__(self, cfg: DedupConfig, parts):
+    def __init__(self, cfg: DedupConfig, parts, ledger: Ledger | None = None):
         super().__init__()
         self.cfg, self.parts = cfg, parts
+        self.ledger = ledger or Ledger("components")
 
     def expand(self, edges):
-        parts = beam.pvalue.AsSingleton(self.parts)
+        parts, ledger = beam.pvalue.AsSingleton(self.parts), self.ledger
         total = edges | "EdgeCount" >> beam.Map(lambda e: len(e["a"])) | "EdgeTotal" >> beam.CombineGlobally(sum)
         paths = edges | "ChoosePath" >> beam.ParDo(ChoosePath(self.cfg.local_max_edges), total=beam.pvalue.AsSingleton(total)).with_outputs(LOCAL, SPREAD)
-        local = (
-            paths[LOCAL]
-            | "OneWorker" >> beam.Map(lambda e: (0, e))
-            | "GatherEdges" >> beam.GroupByKey()
-            | "LabelLocally" >> beam.FlatMap(lambda kv, parts: label_locally(kv[1], parts), parts=parts)
-        )
-        adj = (
-            paths[SPREAD]
-            | "Adjacency" >> beam.FlatMap(adjacency, parts=parts)
-            | "GroupAdjacency" >> beam.GroupByKey()
-            | "ConcatAdjacency" >> beam.MapTuple(lambda q, batches: (q, _concat_pairs(batches)))
-        )
+        gathered = ledger.group(paths[LOCAL] | "OneWorker" >> beam.Map(lambda e: (0, e)), "GatherEdges")
+        local = gathered | "LabelLocally" >> beam.FlatMap(lambda kv, parts: label_locally(kv[1], parts), parts=parts)
+        halves = paths[SPREAD] | "Adjacency" >> beam.FlatMap(adjacency, parts=parts)
+        adj = ledger.group(halves, "GroupAdjacency") | "ConcatAdjacency" >> beam.MapTuple(lambda q, batches: (q, _concat_pairs(batches)))
         labels = adj | "InitialLabels" >> beam.FlatMap(initial_labels)
         residual = None
         for r in range(self.cfg.max_rounds + 1):
             final = r == self.cfg.max_rounds
-            msgs = {"adj": adj, "labels": labels} | f"Join{r}" >> beam.CoGroupByKey() | f"Send{r}" >> beam.FlatMap(send_labels, parts=parts)
+            msgs = ledger.cogroup({"adj": adj, "labels": labels}, f"Join{r}") | f"Send{r}" >> beam.FlatMap(send_labels, parts=parts)
             updated = (
-                {"labels": labels, "msgs": msgs}
-                | f"Gather{r}" >> beam.CoGroupByKey()
+                ledger.cogroup({"labels": labels, "msgs": msgs}, f"Gather{r}")
                 | f"Update{r}" >> beam.ParDo(UpdateLabels(final)).with_outputs("residual", main="labels")
             )
             labels = updated.labels
             if final:
                 residual = updated.residual
-        mapping = residual | "ResidualToOne" >> beam.combiners.ToList() | "LabelResidual" >> beam.Map(residual_mapping)
+        mapping = ledger.to_list(residual, "ResidualToOne") | "LabelResidual" >> beam.Map(residual_mapping)
         spread = labels | "ApplyResidual" >> beam.FlatMap(relabel, mapping=beam.pvalue.AsSingleton(mapping))
         return (local, spread) | "AllLabels" >> beam.Flatten()

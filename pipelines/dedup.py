@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from mmcurate.filters.near_dup import CLIP_BITS, audio_quality
 from mmcurate.pipelines.batches import partition_count, route_and_group, string_buckets
+from mmcurate.pipelines.ledger import Ledger
 from mmcurate.schemas.config import DedupConfig
 from mmcurate.schemas.record import MANIFEST_SCHEMA
 
@@ -92,8 +93,8 @@ class ResolveExact(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DROPPED_TAG, item)
 
 
-def exact_step(tables, parts, column: str, rank: tuple[str, ...], reason: str, label: str):
-    grouped = route_and_group(tables, lambda t, c=column: string_buckets(t.column(c).to_pylist()), parts, label)
+def exact_step(tables, parts, column: str, rank: tuple[str, ...], reason: str, label: str, ledger: Ledger):
+    grouped = route_and_group(tables, lambda t, c=column: string_buckets(t.column(c).to_pylist()), parts, label, ledger)
     result = grouped | f"{label}Resolve" >> beam.ParDo(ResolveExact(column, rank, reason)).with_outputs(DROPPED_TAG, main="kept")
     return result.kept, result[DROPPED_TAG]
 
@@ -115,17 +116,18 @@ class Dedup(beam.PTransform):
         cfg = self.cfg
         parts = partition_count(tables, cfg.rows_per_partition, "Count", self.min_partitions)
         decisions = []
+        ledger = Ledger("dedup")  # every shuffle's count: decisions leave only when they balance
         order = ("order_task", "order_row")
         # only what the stages read travels through the shuffles (no MinHash unless captions are compared)
         columns = list(EXACT_COLUMNS) + ([c for c in near_columns(cfg) if c not in EXACT_COLUMNS] if cfg.mode == "near" else [])
         kept = tables | "DedupColumns" >> beam.Map(lambda t: t.select(columns))
-        kept, dropped = exact_step(kept, parts, "key", order, "input.duplicate_key", "DupKey")
+        kept, dropped = exact_step(kept, parts, "key", order, "input.duplicate_key", "DupKey", ledger)
         decisions.append(dropped)
         if cfg.mode != "none":
-            kept, dropped = exact_step(kept, parts, "sha256", ("key",) + order, f"duplicate.exact_{self.modality}", "ExactImage")
+            kept, dropped = exact_step(kept, parts, "sha256", ("key",) + order, f"duplicate.exact_{self.modality}", "ExactImage", ledger)
             decisions.append(dropped)
             if cfg.exact_caption:
-                kept, dropped = exact_step(kept, parts, "caption_sha256", ("key",) + order, "duplicate.exact_caption", "ExactCaption")
+                kept, dropped = exact_step(kept, parts, "caption_sha256", ("key",) + order, "duplicate.exact_caption", "ExactCaption", ledger)
                 decisions.append(dropped)
         out = {}
         if cfg.mode == "near":
@@ -133,8 +135,8 @@ class Dedup(beam.PTransform):
             if self.modality == "audio":  # the spectrogram picture's hashes: audio's own test, no mirror image
                 cfg = dataclasses.replace(cfg, image_hash=cfg.audio_hash, mirror=False)
                 media_reason = "duplicate.near_audio"
-            near = kept | "Near" >> NearDedup(cfg, parts, self.out_dir, self.group_shift, media_reason)
+            near = kept | "Near" >> NearDedup(cfg, parts, self.out_dir, self.group_shift, media_reason, ledger)
             decisions.append(near["decisions"])
             out["clusters"], out["stats"] = near["clusters"], near["stats"]
-        out["decisions"] = decisions | "AllDecisions" >> beam.Flatten()
+        out["decisions"] = ledger.gate(decisions | "AllDecisions" >> beam.Flatten(), "DecisionsChecked")
         return out

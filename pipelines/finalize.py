@@ -17,6 +17,7 @@ import numpy as np
 from mmcurate.filters import quantile
 from mmcurate.filters.splits import SplitAssigner
 from mmcurate.pipelines import fileio
+from mmcurate.pipelines.ledger import Ledger
 from mmcurate.pipelines.prepare import staging_paths
 from mmcurate.pipelines.tario import GroupedTarWriter, read_samples, without_frames
 from mmcurate.pipelines.stats import account
@@ -138,17 +139,11 @@ class Finalize(beam.PTransform):
 
     def expand(self, inputs):
         scores, cutoff = inputs.get("scores"), inputs.get("cutoff")
-        numbered = (
-            inputs["shards"]
-            | "AllShardIds" >> beam.combiners.ToList()
-            | "NumberShards" >> beam.FlatMap(number_shards)
-        )
-        joined = {"number": numbered, "decisions": inputs["decisions"]}
+        ledger = Ledger("finalize")  # no shard is written unless every shuffle's count balances
+        numbered = ledger.to_list(inputs["shards"], "AllShardIds") | "NumberShards" >> beam.FlatMap(number_shards)
+        tagged = {"number": numbered, "decisions": inputs["decisions"]}
         if scores is not None:
-            joined["scores"] = scores
+            tagged["scores"] = scores
+        joined = ledger.gate(ledger.cogroup(tagged, "JoinDecisions"), "JoinChecked")
         side = {"cutoff": beam.pvalue.AsSingleton(cutoff)} if cutoff is not None else {}
-        return (
-            joined
-            | "JoinDecisions" >> beam.CoGroupByKey()
-            | "WriteShards" >> beam.ParDo(FinalizeShard(self.staging_dir, self.out_dir, self.clip, self.output, self.score_dir), **side)
-        )
+        return joined | "WriteShards" >> beam.ParDo(FinalizeShard(self.staging_dir, self.out_dir, self.clip, self.output, self.score_dir), **side)

@@ -34,9 +34,10 @@ from mmcurate.filters.near_dup import (
     mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank, unique_pairs,
 )
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.batches import CheckedGroup, by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
+from mmcurate.pipelines.batches import batch_rows, by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
 from mmcurate.pipelines.components import Components
 from mmcurate.pipelines.dedup import decisions_by_shard
+from mmcurate.pipelines.ledger import Ledger
 from mmcurate.schemas.config import DedupConfig
 
 CLUSTERS_DIR = "dedup"
@@ -562,12 +563,14 @@ class WriteClusters(beam.DoFn):
 
 
 class _DedupStep(beam.PTransform):
-    """A near-dup sub-transform: the dedup config, the partition-count singleton, and whether
-    identical items are searched once (`ImagePairs._fold`, `caption_candidates`)."""
+    """A near-dup sub-transform: the dedup config, the partition-count singleton, whether
+    identical items are searched once (`ImagePairs._fold`, `caption_candidates`), and the
+    ledger that counts its shuffles (by default its own: counted, checked by no one)."""
 
-    def __init__(self, cfg: DedupConfig, parts, fold_identical: bool = False):
+    def __init__(self, cfg: DedupConfig, parts, fold_identical: bool = False, ledger: Ledger | None = None):
         super().__init__()
         self.cfg, self.parts, self.fold_identical = cfg, parts, fold_identical
+        self.ledger = ledger or Ledger(type(self).__name__)
 
 
 class ImageEdges(_DedupStep):
@@ -575,12 +578,9 @@ class ImageEdges(_DedupStep):
     with `fold_identical`, edges with the same connected components (identical items: a star)."""
 
     def expand(self, tables):
-        return (
-            tables
-            | "ImageBlocks" >> beam.ParDo(ImageBlocks(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
-            | "Blocks" >> CheckedGroup()
-            | "ImagePairs" >> beam.ParDo(ImagePairs(self.cfg, self.fold_identical))
-        )
+        blocks = tables | "ImageBlocks" >> beam.ParDo(ImageBlocks(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
+        grouped = self.ledger.group(blocks, "Blocks", batch_rows, "rows")
+        return grouped | "ImagePairs" >> beam.ParDo(ImagePairs(self.cfg, self.fold_identical))
 
 
 class CaptionCandidates(_DedupStep):
@@ -588,12 +588,9 @@ class CaptionCandidates(_DedupStep):
     (with `fold_identical`, identical signatures as a star)."""
 
     def expand(self, tables):
-        return (
-            tables
-            | "CaptionBands" >> beam.ParDo(CaptionBands(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
-            | "Bands" >> CheckedGroup()
-            | "CaptionCandidates" >> beam.FlatMap(caption_candidates, fold_identical=self.fold_identical)
-        )
+        bands = tables | "CaptionBands" >> beam.ParDo(CaptionBands(self.cfg), parts=beam.pvalue.AsSingleton(self.parts))
+        grouped = self.ledger.group(bands, "Bands", batch_rows, "rows")
+        return grouped | "CaptionCandidates" >> beam.FlatMap(caption_candidates, fold_identical=self.fold_identical)
 
 
 class CaptionEdges(_DedupStep):
@@ -601,56 +598,50 @@ class CaptionEdges(_DedupStep):
     Jaccard reaches the threshold (dist = 1 - Jaccard)."""
 
     def expand(self, tables):
-        cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
-        candidates = tables | "Candidates" >> CaptionCandidates(cfg, self.parts, self.fold_identical)
+        cfg, parts, ledger = self.cfg, beam.pvalue.AsSingleton(self.parts), self.ledger
+        candidates = tables | "Candidates" >> CaptionCandidates(cfg, self.parts, self.fold_identical, ledger)
         sigs = tables | "SigsByNode" >> beam.FlatMap(signatures_by_node, parts=parts, num_perm=cfg.num_perm)
-        with_a = (
-            {"sigs": sigs, "pairs": candidates | "PairsByA" >> beam.FlatMap(key_pairs_by_a, parts=parts)}
-            | "JoinSigA" >> beam.CoGroupByKey()
-            | "AttachSigA" >> beam.ParDo(AttachSignature("a", cfg), parts=parts)
-        )
-        return (
-            {"sigs": sigs, "pairs": with_a}
-            | "JoinSigB" >> beam.CoGroupByKey()
-            | "VerifyJaccard" >> beam.ParDo(AttachSignature("b", cfg), parts=parts)
-        )
+        pairs_by_a = candidates | "PairsByA" >> beam.FlatMap(key_pairs_by_a, parts=parts)
+        with_a = ledger.cogroup({"sigs": sigs, "pairs": pairs_by_a}, "JoinSigA") | "AttachSigA" >> beam.ParDo(AttachSignature("a", cfg), parts=parts)
+        return ledger.cogroup({"sigs": sigs, "pairs": with_a}, "JoinSigB") | "VerifyJaccard" >> beam.ParDo(AttachSignature("b", cfg), parts=parts)
 
 
 class NearDedup(_DedupStep):
-    """Exact-dedup survivor tables (at least `near_columns`) -> {"decisions", "clusters", "stats"}."""
+    """Exact-dedup survivor tables (at least `near_columns`) -> {"decisions", "clusters", "stats"}.
+    With the caller's ledger the caller gates the decisions; clusters are written only once
+    every shuffle counted so far balances."""
 
-    def __init__(self, cfg: DedupConfig, parts, out_dir: str, group_shift: int = 0, media_reason: str = "duplicate.near_image"):
+    def __init__(self, cfg: DedupConfig, parts, out_dir: str, group_shift: int = 0, media_reason: str = "duplicate.near_image",
+                 ledger: Ledger | None = None):
         # identical items are searched once, joined by a star: the components stay the same,
         # unless edges are intersected (`both`) or dropped between clips of one video
-        super().__init__(cfg, parts, fold_identical=cfg.duplicates != "both" and not group_shift)
+        super().__init__(cfg, parts, fold_identical=cfg.duplicates != "both" and not group_shift, ledger=ledger)
         self.out_dir, self.group_shift, self.media_reason = out_dir, group_shift, media_reason
+        self.gates_decisions = ledger is None
 
     def expand(self, tables):
-        cfg, parts = self.cfg, beam.pvalue.AsSingleton(self.parts)
+        cfg, parts, ledger = self.cfg, beam.pvalue.AsSingleton(self.parts), self.ledger
         edges = {}
         if cfg.uses_images:
-            edges["image"] = tables | "ImageEdges" >> ImageEdges(cfg, self.parts, self.fold_identical)
+            edges["image"] = tables | "ImageEdges" >> ImageEdges(cfg, self.parts, self.fold_identical, ledger)
         if cfg.uses_captions:
-            edges["caption"] = tables | "CaptionEdges" >> CaptionEdges(cfg, self.parts, self.fold_identical)
+            edges["caption"] = tables | "CaptionEdges" >> CaptionEdges(cfg, self.parts, self.fold_identical, ledger)
         if cfg.duplicates == "both":
-            graph = (
-                {kind: e | f"{kind}ByA" >> beam.FlatMap(key_pairs_by_a, parts=parts) for kind, e in edges.items()}
-                | "JoinKinds" >> beam.CoGroupByKey()
-                | "BothKinds" >> beam.FlatMap(both_kinds)
-            )
+            by_a = {kind: e | f"{kind}ByA" >> beam.FlatMap(key_pairs_by_a, parts=parts) for kind, e in edges.items()}
+            graph = ledger.cogroup(by_a, "JoinKinds") | "BothKinds" >> beam.FlatMap(both_kinds)
         else:
             graph = list(edges.values()) | "AllEdges" >> beam.Flatten()
         if self.group_shift:
             graph = graph | "AcrossGroups" >> beam.Map(edges_across_groups, self.group_shift)
-        labels = graph | "Components" >> Components(cfg, self.parts)
+        labels = graph | "Components" >> Components(cfg, self.parts, ledger)
         slim = tables | "MemberColumns" >> beam.Map(lambda t: t.select(near_columns(cfg)))
-        records = route_and_group(slim, by_node, self.parts, "RecordsByNode")
+        records = route_and_group(slim, by_node, self.parts, "RecordsByNode", ledger)
+        members = ledger.cogroup({"labels": labels, "records": records}, "JoinLabels") | "LabelMembers" >> beam.FlatMap(label_members, parts=parts)
         resolved = (
-            {"labels": labels, "records": records}
-            | "JoinLabels" >> beam.CoGroupByKey()
-            | "LabelMembers" >> beam.FlatMap(label_members, parts=parts)
-            | "GroupClusters" >> beam.GroupByKey()
+            ledger.group(members, "GroupClusters")
             | "ResolveClusters" >> beam.ParDo(ResolveClusters(cfg, self.group_shift, self.media_reason)).with_outputs("clusters", main="decisions")
         )
-        stats = resolved.clusters | "AllClusters" >> beam.combiners.ToList() | "WriteClusters" >> beam.ParDo(WriteClusters(self.out_dir))
-        return {"decisions": resolved.decisions, "clusters": resolved.clusters, "stats": stats}
+        clusters = ledger.to_list(resolved.clusters, "AllClusters")
+        stats = ledger.gate(clusters, "ClustersChecked") | "WriteClusters" >> beam.ParDo(WriteClusters(self.out_dir))
+        decisions = ledger.gate(resolved.decisions, "DecisionsChecked") if self.gates_decisions else resolved.decisions
+        return {"decisions": decisions, "clusters": resolved.clusters, "stats": stats}

@@ -33,6 +33,7 @@ from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, media_prepare, sources
 from mmcurate.pipelines.dedup import slim_table
 from mmcurate.pipelines.fetch import Fetcher, FetchFailed
+from mmcurate.pipelines.ledger import Ledger
 from mmcurate.pipelines.sources.base import ReadTask
 from mmcurate.pipelines.sources.webdataset import iter_member_bytes
 from mmcurate.pipelines.tario import SampleTarWriter, read_samples
@@ -392,16 +393,15 @@ class Prepare(beam.PTransform):
         self.cfg, self.staging_dir, self.aligned = cfg, staging_dir, aligned
 
     def expand(self, tasks):
-        rows = tasks | "SpreadTasks" >> beam.Reshuffle() | "ReadRows" >> beam.ParDo(ReadRows(self.cfg))
+        # every shuffle is counted; no staging shard is written unless all of them balance
+        ledger = Ledger("prepare")
+        spread = tasks | "SpreadTasks" >> beam.Reshuffle()
+        ledger.count_in(tasks, "SpreadTasks")
+        ledger.count_out(spread, "SpreadTasks")
+        rows = spread | "ReadRows" >> beam.ParDo(ReadRows(self.cfg))
         if self.aligned:
-            rows = (
-                rows
-                | "KeyPieces" >> beam.Map(lambda sid_row: (sid_row[1].key, sid_row))
-                | "GroupPieces" >> beam.GroupByKey()
-                | "AlignPieces" >> beam.FlatMap(align_pieces, self.cfg.input.required(), self.cfg.input.media_modality)
-            )
-        return (
-            rows
-            | "GroupByShard" >> beam.GroupByKey()
-            | "PrepareShard" >> beam.ParDo(PrepareShard(self.cfg, self.staging_dir)).with_outputs(SHARDS_TAG, main="kept")
-        )
+            pieces = rows | "KeyPieces" >> beam.Map(lambda sid_row: (sid_row[1].key, sid_row))
+            grouped = ledger.group(pieces, "GroupPieces")
+            rows = grouped | "AlignPieces" >> beam.FlatMap(align_pieces, self.cfg.input.required(), self.cfg.input.media_modality)
+        shards = ledger.gate(ledger.group(rows, "GroupByShard", unit="rows"), "ShardsChecked")
+        return shards | "PrepareShard" >> beam.ParDo(PrepareShard(self.cfg, self.staging_dir)).with_outputs(SHARDS_TAG, main="kept")

@@ -18,6 +18,7 @@ from mmcurate.pipelines import fileio, sources
 from mmcurate.pipelines.dedup import Dedup
 from mmcurate.pipelines.near_dedup import CLUSTERS_DIR, DEDUP_STATS
 from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
+from mmcurate.pipelines.ledger import Ledger
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare, staging_fingerprint
 from mmcurate.pipelines.runner import default_workers, is_local, make_pipeline, worker_count
 from mmcurate.pipelines.stats import identity_errors, merge
@@ -52,11 +53,10 @@ def build(p: beam.Pipeline, tasks, cfg: RunConfig, out_dir: str, run_info: Optio
             inputs["cutoff"] = top_fraction_cutoff(inputs["scores"], cfg.clip.top_fraction)
     shard_stats = inputs | "Finalize" >> Finalize(staging, out_dir, cfg.clip, cfg.output, score_dir)
     info = dict(run_info or {}, keep_staging=cfg.output.keep_staging)
-    _ = (
-        shard_stats
-        | "CollectStats" >> beam.combiners.ToList()
-        | "Finish" >> beam.Map(lambda shards: finish(out_dir, shards, **info))
-    )
+    # finish removes shards that are not in its list: the list must be whole
+    ledger = Ledger("finish")
+    collected = ledger.gate(ledger.to_list(shard_stats, "CollectStats"), "StatsChecked")
+    _ = collected | "Finish" >> beam.Map(lambda shards: finish(out_dir, shards, **info))
 
 
 def run(

@@ -26,6 +26,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from mmcurate.filters import quantile
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.finalize import embeddings_path
+from mmcurate.pipelines.ledger import Ledger
 from mmcurate.pipelines.prepare import staging_paths
 from mmcurate.pipelines.tario import frames_of, image_of, read_samples
 from mmcurate.schemas.config import ClipConfig
@@ -218,20 +219,18 @@ class HistogramFn(beam.CombineFn):
 
 
 def top_fraction_cutoff(scored, fraction: float):
-    """A singleton PCollection holding the exact Cutoff for the top `fraction` (or None)."""
+    """A singleton PCollection holding the exact Cutoff for the top `fraction` (or None); it
+    comes only once the histogram's and the candidates' counts balance."""
+    ledger = Ledger("clip cutoff")
     valid = scored | "ValidScores" >> beam.FlatMap(lambda kv: [(r.score, r.key) for r in kv[1] if r.score is not None])
-    target = (
-        valid
-        | "ScoresOnly" >> beam.Map(lambda sk: sk[0])
-        | "Histogram" >> beam.CombineGlobally(HistogramFn())
-        | "FindTarget" >> beam.Map(quantile.find_target, fraction)
-    )
-    return (
-        valid
-        | "InTargetBin" >> beam.Filter(lambda sk, t: t is not None and quantile.bin_of(sk[0]) == t.bin, beam.pvalue.AsSingleton(target))
-        | "Candidates" >> beam.combiners.ToList()
-        | "ExactCutoff" >> beam.Map(lambda cands, t: quantile.exact_cutoff(cands, t) if t is not None else None, beam.pvalue.AsSingleton(target))
-    )
+    only_scores = valid | "ScoresOnly" >> beam.Map(lambda sk: sk[0])
+    histogram = only_scores | "Histogram" >> beam.CombineGlobally(HistogramFn())
+    ledger.count_in(only_scores, "Histogram", unit="scores")
+    ledger.count_out(histogram, "Histogram", lambda h: int(h.sum()), unit="scores")
+    target = histogram | "FindTarget" >> beam.Map(quantile.find_target, fraction)
+    in_bin = valid | "InTargetBin" >> beam.Filter(lambda sk, t: t is not None and quantile.bin_of(sk[0]) == t.bin, beam.pvalue.AsSingleton(target))
+    candidates = ledger.gate(ledger.to_list(in_bin, "Candidates"), "CandidatesChecked")
+    return candidates | "ExactCutoff" >> beam.Map(lambda cands, t: quantile.exact_cutoff(cands, t) if t is not None else None, beam.pvalue.AsSingleton(target))
 
 
 class Score(beam.PTransform):
@@ -243,18 +242,13 @@ class Score(beam.PTransform):
 
     def expand(self, inputs):
         shard_ids, decisions = inputs
-        batches = (
-            {"shard": shard_ids | "KeyShards" >> beam.Map(lambda sid: (sid, None)), "decisions": decisions}
-            | "JoinForScoring" >> beam.CoGroupByKey()
-            | "ReadForScoring" >> beam.ParDo(ReadForScoring(self.staging_dir, self.cfg.batch_size))
-        )
+        ledger = Ledger("score")  # scores are written only once every shuffle's count balances
+        keyed = shard_ids | "KeyShards" >> beam.Map(lambda sid: (sid, None))
+        joined = ledger.cogroup({"shard": keyed, "decisions": decisions}, "JoinForScoring")
+        batches = joined | "ReadForScoring" >> beam.ParDo(ReadForScoring(self.staging_dir, self.cfg.batch_size))
         handler = ClipModelHandler(self.cfg).with_no_batching()
         inferred, dead = batches | "ClipInference" >> RunInference(handler).with_exception_handling()
         failed = dead.failed_inferences | "DeadLetter" >> beam.Map(_dead_letter)
-        return (
-            (inferred, failed)
-            | "AllScores" >> beam.Flatten()
-            | "ScoresByShard" >> beam.Map(lambda t: (t[0], (t[1], t[2])))
-            | "GroupScores" >> beam.GroupByKey()
-            | "WriteScores" >> beam.ParDo(WriteScores(self.score_dir))
-        )
+        by_shard = (inferred, failed) | "AllScores" >> beam.Flatten() | "ScoresByShard" >> beam.Map(lambda t: (t[0], (t[1], t[2])))
+        grouped = ledger.gate(ledger.group(by_shard, "GroupScores"), "ScoresChecked")
+        return grouped | "WriteScores" >> beam.ParDo(WriteScores(self.score_dir))
