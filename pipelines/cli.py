@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-staging", action="store_true", help="keep OUT/_staging (intermediate shards) after a successful run")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-wait", action="store_true", help="submit the job and return (Dataflow); it writes OUT/stats.json when it ends")
+    run.add_argument("--shuffle-retries", type=int, default=1, metavar="N",
+                     help="local runs: run again at once, up to N times, when a shuffle lost elements (ShuffleLossError, a fault of "
+                          "Beam's local multi-process runner; nothing is written from it, and staged shards are reused) (default: 1)")
 
     stats = sub.add_parser("stats", help="show a finished run's statistics")
     stats.add_argument("output", help=OUTPUT_HELP)
@@ -170,7 +173,7 @@ def cmd_run(args, beam_args) -> int:
     from mmcurate.pipelines.show import render
 
     stats = run(args.inputs, args.output, cfg, workers=args.workers, beam_args=beam_args,
-                progress=not args.no_progress and not args.no_wait, wait=not args.no_wait)
+                progress=not args.no_progress and not args.no_wait, wait=not args.no_wait, shuffle_retries=args.shuffle_retries)
     if stats is None:
         print(f"submitted; when the job ends, `mmcurate stats {args.output}` shows its numbers")
         return 0

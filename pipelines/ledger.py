@@ -17,6 +17,7 @@ fail first on what is missing, and still nothing is written.
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import apache_beam as beam
@@ -24,6 +25,24 @@ import apache_beam as beam
 
 class ShuffleLossError(RuntimeError):
     """A shuffle gave back a different number of elements (or rows) than went in."""
+
+
+LOSS_MARK = "so the runner lost or repeated data"
+
+
+def is_shuffle_loss(error: BaseException) -> bool:
+    """Whether a failed run stopped on a ledger (the runner may hand back a wrapped copy)."""
+    while error is not None:
+        if isinstance(error, ShuffleLossError) or LOSS_MARK in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def loss_summary(error: BaseException) -> str:
+    """'stage: shuffle X: n elements fewer came out than went in' out of a ledger's error."""
+    found = re.search(r"([\w ]+: shuffle .*?), " + LOSS_MARK, str(error))
+    return found.group(1).strip() if found else str(error).splitlines()[0]
 
 
 def one(_value) -> int:
@@ -37,7 +56,7 @@ def check_balances(balances: dict, stage: str) -> bool:
         said = "; ".join(f"shuffle {label}: {abs(n):,} {unit[:-1] if abs(n) == 1 else unit} {'fewer' if n > 0 else 'more'} came out than went in"
                          for label, unit, n in wrong)
         raise ShuffleLossError(
-            f"{stage}: {said}, so the runner lost or repeated data; stopped before anything was written from it. "
+            f"{stage}: {said}, {LOSS_MARK}; stopped before anything was written from it. "
             "Run again. (Beam 2.77's local multi-process runner was seen to drop whole elements of large "
             "shuffles at random: benchmarks/RESULTS.md, 'A shuffle that loses rows')"
         )

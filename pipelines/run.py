@@ -5,6 +5,7 @@ checks the accounting identity, so a job submitted without waiting (a Dataflow f
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from mmcurate.pipelines import fileio, sources
 from mmcurate.pipelines.dedup import Dedup
 from mmcurate.pipelines.near_dedup import CLUSTERS_DIR, DEDUP_STATS
 from mmcurate.pipelines.finalize import EMBEDDINGS_DIR, SHARDS_DIR, Finalize
-from mmcurate.pipelines.ledger import Ledger
+from mmcurate.pipelines.ledger import Ledger, is_shuffle_loss, loss_summary
 from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare, staging_fingerprint
 from mmcurate.pipelines.runner import default_workers, is_local, make_pipeline, worker_count
 from mmcurate.pipelines.stats import identity_errors, merge
@@ -29,6 +30,7 @@ from mmcurate.schemas.reasons import FAILED
 STAGING_DIR = "_staging"
 WIDS_INDEX = "index.wids.json"
 STATS = "stats.json"
+log = logging.getLogger("mmcurate")
 
 
 class AccountingError(RuntimeError):
@@ -68,10 +70,15 @@ def run(
     test_pipeline: Optional[beam.Pipeline] = None,
     progress: bool = False,
     wait: bool = True,
+    shuffle_retries: int = 1,
 ) -> Optional[dict]:
     """Run the pipeline; returns stats.json's content (None with wait=False: the job was
-    submitted, and writes stats.json itself when it ends)."""
+    submitted, and writes stats.json itself when it ends). shuffle_retries: how many times a
+    local run stopped by a shuffle that lost elements (`ShuffleLossError`: nothing was written
+    from it) is run again at once; its staged shards are whole, so they are reused."""
     cfg = (cfg or RunConfig()).validate()
+    if shuffle_retries < 0:
+        raise ConfigError(f"--shuffle-retries must be 0 or more, not {shuffle_retries}")
     started = time.time()
     fmt, tasks, ignored = sources.plan(inputs, cfg)
     if fmt in FORMATS:  # key-aligned inputs (ROLE=PATH) keep the media role's format
@@ -84,10 +91,6 @@ def run(
     if cfg.input.media_modality == "video" and cfg.video.spool_dir and is_local(beam_args):
         _make_spool_dir(cfg.video.spool_dir)
     fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "prepare"))
-    fileio.remove_temp_files(out_dir)  # a killed run's half-written files
-    if fileio.exists(fileio.join(out_dir, STATS)):  # until this run finishes, no stats are current
-        fileio.delete_file(fileio.join(out_dir, STATS))
-    resumed = resumable_shards(out_dir, cfg)
     fileio.makedirs(fileio.join(out_dir, SHARDS_DIR))
     if cfg.clip.model:
         from mmcurate.pipelines.clip_model import resolve_checkpoint
@@ -97,30 +100,49 @@ def run(
         fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "score"))
         if cfg.clip.embeddings:
             fileio.makedirs(fileio.join(out_dir, EMBEDDINGS_DIR))
-    for path in fileio.list_files(fileio.join(out_dir, CLUSTERS_DIR)):  # a previous run's clusters
-        fileio.delete_file(path)
     workers = workers or default_workers()
     resolved = {"run": {"inputs": list(inputs), "output": out_dir, "workers": workers, "version": __version__}, **cfg.to_dict()}
     fileio.write_bytes(fileio.join(out_dir, "config.yaml"), yaml.safe_dump(resolved, sort_keys=False).encode())
 
-    pipeline = test_pipeline or make_pipeline(workers, beam_args)
-    monitor = _Progress(out_dir, len(tasks) if fmt in ("folder", "audio", "video") else None) if progress else None
-    run_info = {"fmt": fmt, "inputs": list(inputs), "ignored": ignored, "started": started, "resumed": resumed}
-    try:
-        build(pipeline, tasks, cfg, out_dir, run_info, worker_count(workers, beam_args))
-        result = pipeline.run()
-        if not wait:
-            return None
-        result.wait_until_finish()
-    finally:
-        if monitor:
-            monitor.stop()
+    attempts = 1 + (shuffle_retries if is_local(beam_args) and test_pipeline is None else 0)
+    for attempt in range(1, attempts + 1):
+        resumed = _clear_unfinished(out_dir, cfg)
+        pipeline = test_pipeline or make_pipeline(workers, beam_args)
+        monitor = _Progress(out_dir, len(tasks) if fmt in ("folder", "audio", "video") else None) if progress else None
+        run_info = {"fmt": fmt, "inputs": list(inputs), "ignored": ignored, "started": started, "resumed": resumed}
+        try:
+            build(pipeline, tasks, cfg, out_dir, run_info, worker_count(workers, beam_args))
+            result = pipeline.run()
+            if not wait:
+                return None
+            result.wait_until_finish()
+            break
+        except Exception as e:
+            if attempt == attempts or not is_shuffle_loss(e):
+                raise
+            log.warning("a shuffle lost elements, so nothing was written from it (%s); running again (attempt %d of %d), "
+                        "reusing the shards staged so far", loss_summary(e), attempt + 1, attempts)
+        finally:
+            if monitor:
+                monitor.stop()
     stats = fileio.read_json(fileio.join(out_dir, STATS))
     counters = dedup_counters(result)
     if "dedup" in stats and counters:  # only the launcher sees the job's metrics
         stats["dedup"]["counters"] = counters
         fileio.write_json(fileio.join(out_dir, STATS), stats)
     return stats
+
+
+def _clear_unfinished(out_dir: str, cfg: RunConfig) -> int:
+    """Before an attempt: a killed or stopped run's half-written files, its stats (until this
+    run finishes, none are current) and its clusters go. Returns how many staging shards will
+    be reused."""
+    fileio.remove_temp_files(out_dir)
+    if fileio.exists(fileio.join(out_dir, STATS)):
+        fileio.delete_file(fileio.join(out_dir, STATS))
+    for path in fileio.list_files(fileio.join(out_dir, CLUSTERS_DIR)):
+        fileio.delete_file(path)
+    return resumable_shards(out_dir, cfg)
 
 
 def _make_spool_dir(path: str) -> None:

@@ -121,9 +121,9 @@ def demo(tmp_path_factory):
     return folder
 
 
-def run_demo(demo, out):
+def run_demo(demo, out, shuffle_retries=0):
     cfg = RunConfig.load(None, ["output.shard_size=10"])
-    return run_module.run([str(demo)], str(out), cfg, workers=1)
+    return run_module.run([str(demo)], str(out), cfg, workers=1, shuffle_retries=shuffle_retries)
 
 
 def finished_files(out) -> list[str]:
@@ -154,7 +154,46 @@ def test_decisions_lost_before_finalize_stop_the_run_before_any_shard_is_written
     assert finished_files(tmp_path / "out") == ["config.yaml", "dedup/clusters.parquet", "dedup/stats.json"]
 
 
-def test_the_demo_runs_whole_with_every_ledger_in_place(demo, tmp_path):
-    stats = run_demo(demo, tmp_path / "out")
-    assert stats["identity_ok"] and stats["inputs"] == 40
-    assert [s["name"] for s in stats["shards"]] == [f"shards/{n:05d}.tar" for n in range(4)]
+def test_a_run_stopped_by_a_lost_element_runs_again_and_gives_the_same_shards(demo, tmp_path, monkeypatch, caplog):
+    """The first attempt's JoinDecisions loses the decisions; the second attempt, built anew,
+    reuses the 4 staged shards and writes the same bytes as a run that lost nothing."""
+    reference = run_demo(demo, tmp_path / "ref")
+    assert reference["identity_ok"] and reference["inputs"] == 40
+    assert [s["name"] for s in reference["shards"]] == [f"shards/{n:05d}.tar" for n in range(4)]
+    built = []
+
+    class LosesOnTheFirstBuild(beam.PTransform):
+        def expand(self, tagged):
+            if self.label == "JoinDecisions":
+                built.append(1)
+                if len(built) == 1:
+                    return tagged | "JoinDecisions" >> lossy_co_group_by_key("JoinDecisions", "decisions")()
+            return tagged | CO_GROUP_BY_KEY()
+
+    monkeypatch.setattr(beam, "CoGroupByKey", LosesOnTheFirstBuild)
+    with caplog.at_level("WARNING", logger="mmcurate"):
+        stats = run_demo(demo, tmp_path / "out", shuffle_retries=1)
+    assert len(built) == 2
+    warned = [r.getMessage() for r in caplog.records if r.name == "mmcurate"]
+    assert len(warned) == 1 and warned[0].startswith("a shuffle lost elements, so nothing was written from it (finalize: shuffle JoinDecisions: ")
+    assert warned[0].endswith("running again (attempt 2 of 2), reusing the shards staged so far")
+    assert stats["resumed_staging_shards"] == 4
+    assert {k: v for k, v in stats.items() if k not in ("wall_time_s", "resumed_staging_shards")} == \
+        {k: v for k, v in reference.items() if k not in ("wall_time_s", "resumed_staging_shards")}
+    for n in range(4):
+        name = f"shards/{n:05d}.tar"
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
+
+
+def test_retries_run_out(demo, tmp_path, monkeypatch):
+    monkeypatch.setattr(beam, "CoGroupByKey", lossy_co_group_by_key("JoinDecisions", "decisions"))
+    with pytest.raises(Exception, match="finalize: shuffle JoinDecisions"):
+        run_demo(demo, tmp_path / "out", shuffle_retries=1)
+    assert finished_files(tmp_path / "out") == ["config.yaml", "dedup/clusters.parquet", "dedup/stats.json"]
+
+
+def test_negative_retries_are_refused(demo, tmp_path):
+    from mmcurate.schemas.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--shuffle-retries must be 0 or more, not -1"):
+        run_demo(demo, tmp_path / "out", shuffle_retries=-1)
