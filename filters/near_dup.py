@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import re
 from typing import Callable, Hashable, Iterable, Optional, Sequence
 
@@ -563,6 +564,12 @@ def caption_shingle_hashes(text: str, ngram: int = 3) -> Optional[bytes]:
     so verifying on the estimate keeps about 1 in 20 true pairs apart and joins pairs below
     the threshold (benchmarks/RESULTS.md, "Caption dedup against datatrove")."""
     return _shingle_set_bytes(shingles(text, ngram))
+
+
+def smallest_set_near_a_long_caption(threshold: float) -> int:
+    """The fewest n-grams a caption needs to reach `threshold` against a caption without a
+    stored set (more than MAX_EXACT_SHINGLES n-grams): Jaccard <= |A| / |B| < |A| / 257."""
+    return math.ceil(threshold * (MAX_EXACT_SHINGLES + 1))
 
 
 def _shingle_set_bytes(grams: set[bytes]) -> Optional[bytes]:

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mmcurate.filters.near_dup import CLIP_BITS, audio_quality
+from mmcurate.filters.near_dup import CLIP_BITS, audio_quality, caption_shingle_hashes
 from mmcurate.pipelines.batches import partition_count, route_and_group, string_buckets
 from mmcurate.pipelines.ledger import Ledger
 from mmcurate.schemas.config import DedupConfig
@@ -41,10 +41,15 @@ EXACT_COLUMNS = ("shard", "order_task", "order_row", "key", "sha256", "caption_s
 SLIM_SCHEMA = pa.schema([pa.field("source_quality", pa.int64()) if c == "source_quality" else MANIFEST_SCHEMA.field(c) for c in SLIM_COLUMNS])
 
 
-def slim_table(rows: list[dict]) -> pa.Table:
+def slim_table(rows: list[dict], ngram: int = 3) -> pa.Table:
     """What dedup needs of the kept rows of a staging shard: no media, no captions."""
     # (.get: manifests staged before a column existed lack it)
     slim = [{c: source_quality(r) if c == "source_quality" else r.get(c) for c in SLIM_COLUMNS} for r in rows]
+    for s, r in zip(slim, rows):
+        # staged before captions had n-gram sets: a missing set must mean "too long to store"
+        # (pipelines/near_dedup.pair_similarity), so it is made here from the caption
+        if s["minhash"] is not None and "caption_shingles" not in r and r.get("caption"):
+            s["caption_shingles"] = caption_shingle_hashes(r["caption"], ngram)
     return pa.Table.from_pylist(slim, schema=SLIM_SCHEMA)
 
 

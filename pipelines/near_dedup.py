@@ -30,7 +30,7 @@ from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
     COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, caption_similarity,
-    colour_matrix, colour_near, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
+    colour_matrix, colour_near, estimated_jaccard, shingle_jaccard, smallest_set_near_a_long_caption, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
     mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank, unique_pairs,
 )
 from mmcurate.pipelines import fileio
@@ -355,7 +355,7 @@ class AttachSignature(beam.DoFn):
             return
         sig_batches = list(joined["sigs"])
         ids = np.concatenate([s[0] for s in sig_batches]) if sig_batches else np.zeros(0, dtype=np.int64)
-        sigs = np.concatenate([s[1] for s in sig_batches]) if sig_batches else np.zeros((0, self.cfg.num_perm), dtype=np.uint32)
+        sigs = np.concatenate([s[1] for s in sig_batches]) if sig_batches else np.zeros(0, dtype=object)
         exact = np.concatenate([s[2] for s in sig_batches]) if sig_batches else np.zeros(0, dtype=object)
         order = np.argsort(ids)
         ids, sigs, exact = ids[order], sigs[order], exact[order]
@@ -367,7 +367,7 @@ class AttachSignature(beam.DoFn):
             pair["sig_a"], pair["exact_a"] = sigs[where], exact[where]
             yield from split_arrays(id_buckets(pair["b"]), parts, pair)
         else:
-            similarity = caption_similarity(pair["sig_a"], sigs[where], pair["exact_a"], exact[where])
+            similarity = pair_similarity(pair["sig_a"], sigs[where], pair["exact_a"], exact[where])
             ok = similarity >= self.cfg.caption_threshold
             self.candidates.inc(len(ok))
             self.verified.inc(int(ok.sum()))
@@ -375,16 +375,42 @@ class AttachSignature(beam.DoFn):
                 yield _edges(pair["a"][ok], pair["b"][ok], 1.0 - similarity[ok])
 
 
-def signatures_by_node(table: pa.Table, parts: int, num_perm: int):
+def signatures_by_node(table: pa.Table, parts: int, num_perm: int, threshold: float):
+    """Captions -> (partition, (ids, MinHashes, n-gram sets)) by node. A caption's MinHash
+    travels only where an estimate may need it: when it has no n-gram set (too long to store),
+    or a set big enough to reach `threshold` against one that has none; else None (512 bytes
+    fewer a caption through both signature joins; `pair_similarity`)."""
     has = table.column("minhash").is_valid().to_numpy(zero_copy_only=False)
     table = table.filter(pa.array(has))
     if not table.num_rows:
         return
     ids = node_ids(table)
-    sigs = signature_matrix(table.column("minhash").to_pylist(), num_perm)
     exact = np.empty(table.num_rows, dtype=object)
     exact[:] = table.column("caption_shingles").to_pylist()
+    bound = 8 * smallest_set_near_a_long_caption(threshold)  # (8 bytes an n-gram)
+    need = np.array([e is None or len(e) >= bound for e in exact], dtype=bool)
+    sigs = np.full(table.num_rows, None, dtype=object)
+    if need.any():
+        rows = signature_matrix(table.filter(pa.array(need)).column("minhash").to_pylist(), num_perm)
+        sigs[np.flatnonzero(need)] = list(rows)
     yield from split_arrays(id_buckets(ids), parts, (ids, sigs, exact))
+
+
+def pair_similarity(sigs_a, sigs_b, exact_a, exact_b) -> np.ndarray:
+    """`caption_similarity` over the joins' pairs, whose MinHashes may be None: a pair needs an
+    estimate only when a caption has no n-gram set, and a partner sent without its MinHash has
+    too few n-grams to reach the threshold against it (0.0)."""
+    n = len(exact_b)
+    similarity = np.zeros(n, dtype=np.float64)
+    estimate = []
+    for p in range(n):
+        if exact_a[p] is not None and exact_b[p] is not None:
+            similarity[p] = shingle_jaccard(exact_a[p], exact_b[p])
+        elif sigs_a[p] is not None and sigs_b[p] is not None:
+            estimate.append(p)
+    if estimate:
+        similarity[estimate] = estimated_jaccard(np.stack(sigs_a[estimate]), np.stack(sigs_b[estimate]))
+    return similarity
 
 
 def key_pairs_by_a(pairs, parts: int):
@@ -600,7 +626,7 @@ class CaptionEdges(_DedupStep):
     def expand(self, tables):
         cfg, parts, ledger = self.cfg, beam.pvalue.AsSingleton(self.parts), self.ledger
         candidates = tables | "Candidates" >> CaptionCandidates(cfg, self.parts, self.fold_identical, ledger)
-        sigs = tables | "SigsByNode" >> beam.FlatMap(signatures_by_node, parts=parts, num_perm=cfg.num_perm)
+        sigs = tables | "SigsByNode" >> beam.FlatMap(signatures_by_node, parts=parts, num_perm=cfg.num_perm, threshold=cfg.caption_threshold)
         pairs_by_a = candidates | "PairsByA" >> beam.FlatMap(key_pairs_by_a, parts=parts)
         with_a = ledger.cogroup({"sigs": sigs, "pairs": pairs_by_a}, "JoinSigA") | "AttachSigA" >> beam.ParDo(AttachSignature("a", cfg), parts=parts)
         return ledger.cogroup({"sigs": sigs, "pairs": with_a}, "JoinSigB") | "VerifyJaccard" >> beam.ParDo(AttachSignature("b", cfg), parts=parts)

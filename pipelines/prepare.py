@@ -158,7 +158,7 @@ class PrepareShard(beam.DoFn):
         yield beam.pvalue.TaggedOutput(SHARDS_TAG, sid)
         kept = [row for row in manifest if row["status"] == KEPT]
         if kept:
-            yield slim_table(kept)
+            yield slim_table(kept, self.cfg.dedup.ngram)
 
     def _build(self, sid: str, rows: list[SourceRow], paths: dict[str, str]) -> list[dict]:
         return self._write_staging(sid, paths, self._samples(self._prepared(rows)))

@@ -633,3 +633,36 @@ def test_a_near_stage_shuffle_that_loses_records_stops_the_run(monkeypatch, dupl
     _ = p | beam.Create(tables(records, 2)) | Dedup(DedupConfig(duplicates=duplicates))
     with pytest.raises(Exception, match=rf"dedup: shuffle {shuffle}: [\d,]+ rows fewer came out than went in"):
         p.run().wait_until_finish()
+
+
+def test_signature_joins_carry_a_minhash_only_where_an_estimate_may_need_it():
+    """A set of fewer than 206 n-grams cannot reach 0.8 against a caption of more than 256
+    (which has no stored set), so such captions travel without their MinHash; long captions,
+    and those with big enough sets, keep theirs, and their pairs are estimated as before."""
+    from mmcurate.filters.near_dup import estimated_jaccard, signature_matrix, smallest_set_near_a_long_caption
+    from mmcurate.pipelines.near_dedup import pair_similarity, signatures_by_node
+
+    assert smallest_set_near_a_long_caption(0.8) == 206
+    words = [f"w{i}" for i in range(400)]
+    short = "a man rides a red bike down a steep hill"
+    captions = [short, short + " today", " ".join(words[:208]), " ".join(words[:300]), " ".join(words[1:301])]
+    records = [rec(i, caption=c) for i, c in enumerate(captions)]
+    assert [r["caption_shingles"] is None for r in records] == [False, False, False, True, True]  # 206 3-grams: a set, and a MinHash
+    ((_, (ids, sigs, exact)),) = signatures_by_node(slim_table(records), 1, 128, 0.8)
+    assert [s is None for s in sigs] == [True, True, False, False, False]
+    full = signature_matrix([r["minhash"] for r in records], 128)
+    assert all(np.array_equal(sigs[i], full[i]) for i in (2, 3, 4))
+
+    a, b = np.array([0, 0, 2, 3]), np.array([1, 3, 3, 4])
+    got = pair_similarity(sigs[a], sigs[b], exact[a], exact[b])
+    from mmcurate.filters.near_dup import shingle_jaccard
+
+    assert got.tolist() == [shingle_jaccard(exact[0], exact[1]), 0.0,  # short against long: cannot reach 0.8
+                            estimated_jaccard(full[2], full[3]), estimated_jaccard(full[3], full[4])]
+
+
+def test_a_manifest_staged_before_n_gram_sets_gets_them_from_its_caption():
+    row = rec(0, caption="a man rides a red bike down a steep hill")
+    stale = {k: v for k, v in row.items() if k != "caption_shingles"} | {"caption": "a man rides a red bike down a steep hill"}
+    assert slim_table([stale]).column("caption_shingles").to_pylist() == [row["caption_shingles"]]
+    assert slim_table([row | {"caption_shingles": None}]).column("caption_shingles").to_pylist() == [None]  # stored as none: kept
