@@ -589,11 +589,20 @@ def shingle_jaccard(a: bytes, b: bytes) -> float:
 def caption_similarity(sigs_a: np.ndarray, sigs_b: np.ndarray, shingles_a: Sequence[Optional[bytes]],
                        shingles_b: Sequence[Optional[bytes]]) -> np.ndarray:
     """Per pair of captions: the exact Jaccard of their n-gram sets where both have them, else
-    the MinHash estimate (`estimated_jaccard`, row-wise; sigs_a may be one row for all)."""
-    similarity = np.asarray(estimated_jaccard(sigs_a, sigs_b), dtype=np.float64).reshape(-1)
+    the MinHash estimate (`estimated_jaccard`, row-wise; sigs_a may be one row for all). A
+    MinHash row may be None: the near stage's signature joins send none for a caption whose set
+    is too small to reach the threshold against a caption without one, so such a pair is 0.0."""
+    similarity = np.zeros(len(shingles_b), dtype=np.float64)
+    one_a = isinstance(sigs_a, np.ndarray) and sigs_a.dtype != object and sigs_a.ndim == 1
+    estimate = []
     for p, (x, y) in enumerate(zip(shingles_a, shingles_b)):
         if x is not None and y is not None:
             similarity[p] = shingle_jaccard(x, y)
+        elif (one_a or sigs_a[p] is not None) and sigs_b[p] is not None:
+            estimate.append(p)
+    if estimate:
+        a = sigs_a if one_a else np.stack([sigs_a[p] for p in estimate])
+        similarity[estimate] = estimated_jaccard(a, np.stack([sigs_b[p] for p in estimate]))
     return similarity
 
 

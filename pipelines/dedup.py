@@ -47,7 +47,7 @@ def slim_table(rows: list[dict], ngram: int = 3) -> pa.Table:
     slim = [{c: source_quality(r) if c == "source_quality" else r.get(c) for c in SLIM_COLUMNS} for r in rows]
     for s, r in zip(slim, rows):
         # staged before captions had n-gram sets: a missing set must mean "too long to store"
-        # (pipelines/near_dedup.pair_similarity), so it is made here from the caption
+        # (filters/near_dup.caption_similarity), so it is made here from the caption
         if s["minhash"] is not None and "caption_shingles" not in r and r.get("caption"):
             s["caption_shingles"] = caption_shingle_hashes(r["caption"], ngram)
     return pa.Table.from_pylist(slim, schema=SLIM_SCHEMA)

@@ -30,7 +30,7 @@ from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
     COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, caption_similarity,
-    colour_matrix, colour_near, estimated_jaccard, shingle_jaccard, smallest_set_near_a_long_caption, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
+    colour_matrix, colour_near, smallest_set_near_a_long_caption, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
     mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank, unique_pairs,
 )
 from mmcurate.pipelines import fileio
@@ -367,7 +367,7 @@ class AttachSignature(beam.DoFn):
             pair["sig_a"], pair["exact_a"] = sigs[where], exact[where]
             yield from split_arrays(id_buckets(pair["b"]), parts, pair)
         else:
-            similarity = pair_similarity(pair["sig_a"], sigs[where], pair["exact_a"], exact[where])
+            similarity = caption_similarity(pair["sig_a"], sigs[where], pair["exact_a"], exact[where])
             ok = similarity >= self.cfg.caption_threshold
             self.candidates.inc(len(ok))
             self.verified.inc(int(ok.sum()))
@@ -379,7 +379,7 @@ def signatures_by_node(table: pa.Table, parts: int, num_perm: int, threshold: fl
     """Captions -> (partition, (ids, MinHashes, n-gram sets)) by node. A caption's MinHash
     travels only where an estimate may need it: when it has no n-gram set (too long to store),
     or a set big enough to reach `threshold` against one that has none; else None (512 bytes
-    fewer a caption through both signature joins; `pair_similarity`)."""
+    fewer a caption through both signature joins; `caption_similarity` scores such a pair 0.0)."""
     has = table.column("minhash").is_valid().to_numpy(zero_copy_only=False)
     table = table.filter(pa.array(has))
     if not table.num_rows:
@@ -394,23 +394,6 @@ def signatures_by_node(table: pa.Table, parts: int, num_perm: int, threshold: fl
         rows = signature_matrix(table.filter(pa.array(need)).column("minhash").to_pylist(), num_perm)
         sigs[np.flatnonzero(need)] = list(rows)
     yield from split_arrays(id_buckets(ids), parts, (ids, sigs, exact))
-
-
-def pair_similarity(sigs_a, sigs_b, exact_a, exact_b) -> np.ndarray:
-    """`caption_similarity` over the joins' pairs, whose MinHashes may be None: a pair needs an
-    estimate only when a caption has no n-gram set, and a partner sent without its MinHash has
-    too few n-grams to reach the threshold against it (0.0)."""
-    n = len(exact_b)
-    similarity = np.zeros(n, dtype=np.float64)
-    estimate = []
-    for p in range(n):
-        if exact_a[p] is not None and exact_b[p] is not None:
-            similarity[p] = shingle_jaccard(exact_a[p], exact_b[p])
-        elif sigs_a[p] is not None and sigs_b[p] is not None:
-            estimate.append(p)
-    if estimate:
-        similarity[estimate] = estimated_jaccard(np.stack(sigs_a[estimate]), np.stack(sigs_b[estimate]))
-    return similarity
 
 
 def key_pairs_by_a(pairs, parts: int):

@@ -640,7 +640,8 @@ def test_signature_joins_carry_a_minhash_only_where_an_estimate_may_need_it():
     (which has no stored set), so such captions travel without their MinHash; long captions,
     and those with big enough sets, keep theirs, and their pairs are estimated as before."""
     from mmcurate.filters.near_dup import estimated_jaccard, signature_matrix, smallest_set_near_a_long_caption
-    from mmcurate.pipelines.near_dedup import pair_similarity, signatures_by_node
+    from mmcurate.filters.near_dup import caption_similarity
+    from mmcurate.pipelines.near_dedup import signatures_by_node
 
     assert smallest_set_near_a_long_caption(0.8) == 206
     words = [f"w{i}" for i in range(400)]
@@ -654,7 +655,7 @@ def test_signature_joins_carry_a_minhash_only_where_an_estimate_may_need_it():
     assert all(np.array_equal(sigs[i], full[i]) for i in (2, 3, 4))
 
     a, b = np.array([0, 0, 2, 3]), np.array([1, 3, 3, 4])
-    got = pair_similarity(sigs[a], sigs[b], exact[a], exact[b])
+    got = caption_similarity(sigs[a], sigs[b], exact[a], exact[b])
     from mmcurate.filters.near_dup import shingle_jaccard
 
     assert got.tolist() == [shingle_jaccard(exact[0], exact[1]), 0.0,  # short against long: cannot reach 0.8
