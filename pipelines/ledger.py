@@ -91,7 +91,8 @@ class Ledger:
     until everything counted so far balances (counting after the first gate is a mistake)."""
 
     def __init__(self, stage: str):
-        self.stage = stage
+        self.stage = stage  # as errors name it ("clip cutoff"); its steps are "ClipCutoffCounts" etc.
+        self._steps = "".join(word.capitalize() for word in re.split(r"\W+", stage))
         self._counts = []
         self._ok = None
 
@@ -129,9 +130,9 @@ class Ledger:
                 raise ValueError(f"ledger {self.stage}: nothing counted before its gate {label}")
             balances = (
                 self._counts
-                | f"{self.stage}Counts" >> beam.Flatten()
-                | f"{self.stage}Balance" >> beam.CombineGlobally(SumByShuffle())
-                | f"{self.stage}Check" >> beam.Map(check_balances, self.stage)
+                | f"{self._steps}Counts" >> beam.Flatten()
+                | f"{self._steps}Balance" >> beam.CombineGlobally(SumByShuffle())
+                | f"{self._steps}Check" >> beam.Map(check_balances, self.stage)
             )
             self._ok = beam.pvalue.AsSingleton(balances)
         return pcoll | label >> beam.Map(lambda e, ok: e, ok=self._ok)
