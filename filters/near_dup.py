@@ -16,7 +16,8 @@ are also the single-machine reference the tests compare against brute force.
   store them), so the bands can favour recall.
 - Connected components: labelled by the smallest node (scipy; union-find as the reference).
 - Leader clustering inside a component (`greedy_leaders`): survivors that no chain can join;
-  `LeaderIndex` finds the survivors a member can be near with the same block and band keys.
+  `LeaderIndex` finds the survivors a member can be near with the same block and band keys,
+  and for captions with n-gram sets by prefix filtering (`caption_prefix`, exact).
 """
 
 from __future__ import annotations
@@ -232,6 +233,16 @@ def signature_matrix(blobs: Sequence[bytes], num_perm: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype="<u4").reshape(len(blobs), num_perm).astype(np.uint32)
 
 
+def signature_rows(blobs: Sequence[Optional[bytes]], num_perm: int) -> np.ndarray:
+    """MinHash signatures that may be None -> an object array of uint32 rows (or None), as
+    `caption_similarity` takes them."""
+    rows = np.full(len(blobs), None, dtype=object)
+    have = [i for i, b in enumerate(blobs) if b is not None]
+    if have:
+        rows[have] = list(signature_matrix([blobs[i] for i in have], num_perm))
+    return rows
+
+
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """datasketch's `MinHash.jaccard`: the fraction of equal hash values (row-wise)."""
     return np.mean(a == b, axis=-1)
@@ -313,8 +324,9 @@ class Nearness:
     `groups` value.
 
     Members are dicts with phash, dhash, phash_mirror, dhash_mirror (ints or None), colour
-    (`colour_signature` or None), minhash (signature bytes or None), caption_shingles
-    (`caption_shingle_hashes`, or None: the MinHash estimate decides), and for video clips
+    (`colour_signature` or None), minhash (signature bytes, or None: without a caption, or
+    where `needs_minhash` says no estimate needs it), caption_shingles (`caption_shingle_hashes`,
+    or None: the MinHash estimate decides), and for video clips
     frame_hashes, frame_hashes_mirror and frame_colours (`frame_hashes`' or None:
     `majority_distance` decides between clips with them)."""
 
@@ -330,13 +342,16 @@ class Nearness:
         for name in ("phash", "dhash", "phash_mirror", "dhash_mirror"):
             values = [m.get(name) for m in members]
             self.hashes[name] = (np.array([v or 0 for v in values], dtype=np.uint64), np.array([v is not None for v in values]))
-        sigs = [m.get("minhash") if duplicates != "image" else None for m in members]  # captions unused: none
+        captions = duplicates != "image"  # else captions are unused: none
+        sigs = [m.get("minhash") if captions else None for m in members]
+        self.shingles = [m.get("caption_shingles") if captions else None for m in members]  # exact n-gram sets, where staged
         self.frames = {o: frame_matrix([m.get("frame_hashes" + o) for m in members]) for o in ("", "_mirror")}
         frame_colours, has = frame_colour_matrix([m.get("frame_colours") for m in members], self.frames[""][0].shape[1])
         self.frame_colours = {"": (frame_colours, has), "_mirror": (mirror_frame_colours(frame_colours), has)}
-        self.has_sig = np.array([s is not None for s in sigs])
+        self.has_sig = np.array([s is not None for s in sigs], dtype=bool)
+        self.has_caption = self.has_sig | np.array([s is not None for s in self.shingles], dtype=bool)
+        self.sig_rows = signature_rows(sigs, num_perm)
         self.sigs = signature_matrix([s if s is not None else bytes(4 * num_perm) for s in sigs], num_perm) if self.has_sig.any() else None
-        self.shingles = [m.get("caption_shingles") for m in members]  # exact n-gram sets, where staged
 
     def same_as(self) -> Optional[np.ndarray]:
         """Per member, the first member identical to it in everything the test reads (itself if
@@ -348,8 +363,8 @@ class Nearness:
         n = len(self.has_colour)
         fields = [a for pair in self.hashes.values() for a in pair] + [self.colours[""], self.has_colour]
         fields += [a.reshape(n, -1) for pair in self.frames.values() for a in pair] + [self.frame_colours[""][0].reshape(n, -1)]
-        if self.sigs is not None:
-            fields += [self.sigs, self.has_sig, shingle_digests(self.shingles)]
+        if self.has_caption.any():
+            fields += [self.has_sig, shingle_digests(self.shingles)] + ([self.sigs] if self.sigs is not None else [])
         same = np.arange(n)
         _, member, representative = identical_groups(same, fields, self._near_itself())
         same[member] = representative
@@ -359,7 +374,7 @@ class Nearness:
         """Members that have what the test reads, so that two identical ones are near."""
         has = {kind: self.hashes[kind][1] for kind in ("phash", "dhash")}
         image = {"both": has["phash"] & has["dhash"], "either": has["phash"] | has["dhash"]}.get(self.image_hash, has.get(self.image_hash))
-        caption = self.has_sig & (self.sigs is not None)
+        caption = self.has_caption
         return {"image": image, "caption": caption, "both": image & caption}.get(self.duplicates, image | caption)
 
     def _within(self, kind: str, i: int, js: np.ndarray, a: str = "", b: str = "") -> np.ndarray:
@@ -393,10 +408,11 @@ class Nearness:
         return colour_near(self.colours[a][i], self.has_colour[i], self.colours[b][js], self.has_colour[js], self.max_colour_distance)
 
     def caption(self, i: int, js: np.ndarray) -> np.ndarray:
-        if self.sigs is None:
+        if not self.has_caption[i]:
             return np.zeros(len(js), dtype=bool)
-        similarity = caption_similarity(self.sigs[i], self.sigs[js], [self.shingles[i]] * len(js), [self.shingles[j] for j in js.tolist()])
-        return self.has_sig[i] & self.has_sig[js] & (similarity >= self.threshold)
+        sig_i = self.sigs[i] if self.has_sig[i] else self.sig_rows[np.full(len(js), i)]  # (a row of Nones)
+        similarity = caption_similarity(sig_i, self.sig_rows[js], [self.shingles[i]] * len(js), [self.shingles[j] for j in js.tolist()])
+        return self.has_caption[js] & (similarity >= self.threshold)
 
     def __call__(self, i: int, js: np.ndarray) -> np.ndarray:
         if self.duplicates == "image":
@@ -412,9 +428,10 @@ class Nearness:
 
 class LeaderIndex:
     """The leaders a member can be near, for greedy_leaders: those sharing a pigeonhole block
-    of a hash with it (any orientation), or an LSH band of its caption signature; the same
-    searches that found the edges, so no near leader is missed (by images, exactly) and a
-    member is compared with a few leaders, not all of them."""
+    of a hash with it (any orientation), an LSH band of its caption signature, or a prefix
+    hash of its caption's n-gram set (`caption_prefix`). No near leader is missed by images or
+    between captions with sets (exactly), nor between others where the bands found the edges;
+    a member is compared with a few leaders, not all of them."""
 
     def __init__(self, near: Nearness, caption_threshold: float, num_perm: int):
         self.near = near
@@ -423,6 +440,7 @@ class LeaderIndex:
         self.images = near.duplicates in ("image", "both", "either")
         self.captions = near.duplicates in ("caption", "both", "either")
         self.bands, self.rows = lsh_params(caption_threshold, num_perm) if self.captions else (0, 0)
+        self.threshold = caption_threshold
         self.table: dict[tuple, _Bucket] = {}
 
     def _keys(self, i: int) -> list[tuple]:
@@ -443,6 +461,9 @@ class LeaderIndex:
         if self.captions and self.near.has_sig[i]:
             sig = self.near.sigs[i]
             keys += [("caption", b, sig[b * self.rows : (b + 1) * self.rows].tobytes()) for b in range(self.bands)]
+        ngrams = self.near.shingles[i] if self.captions else None
+        if ngrams is not None:  # an empty set is near only another empty one (Jaccard 1.0)
+            keys += [("ngram", h) for h in caption_prefix(ngrams, self.threshold).tolist()] if ngrams else [("ngram", "empty")]
         return keys
 
     def candidates(self, i: int) -> np.ndarray:
@@ -570,6 +591,26 @@ def smallest_set_near_a_long_caption(threshold: float) -> int:
     """The fewest n-grams a caption needs to reach `threshold` against a caption without a
     stored set (more than MAX_EXACT_SHINGLES n-grams): Jaccard <= |A| / |B| < |A| / 257."""
     return math.ceil(threshold * (MAX_EXACT_SHINGLES + 1))
+
+
+def needs_minhash(shingle_sets: Sequence[Optional[bytes]], threshold: float) -> np.ndarray:
+    """Per caption: whether a MinHash estimate may ever decide one of its pairs. Not when it has
+    an n-gram set smaller than `smallest_set_near_a_long_caption`: against a caption with a set
+    the exact Jaccard decides, and against one without it cannot reach the threshold. The near
+    stage ships a MinHash only where this says so (512 bytes a caption, 4x its set)."""
+    bound = 8 * smallest_set_near_a_long_caption(threshold)  # (8 bytes an n-gram)
+    return np.array([s is None or len(s) >= bound for s in shingle_sets], dtype=bool)
+
+
+def caption_prefix(shingle_set: bytes, threshold: float) -> np.ndarray:
+    """The n - ceil(threshold * n) + 1 smallest hashes of an n-gram set (`caption_shingle_hashes`,
+    ascending): two sets with Jaccard >= threshold share at least one hash of their prefixes
+    (prefix filtering: Bayardo et al., "Scaling up all pairs similarity search", 2007), so a
+    search by prefix hashes misses no near pair. Empty for an empty set."""
+    hashes = np.frombuffer(shingle_set, dtype="<u8")
+    n = len(hashes)
+    must_share = math.ceil(threshold * n - 1e-9)  # (0.7 * 10 is 7.000000000000001: round down)
+    return hashes[: max(0, n - must_share + 1)] if n else hashes
 
 
 def _shingle_set_bytes(grams: set[bytes]) -> Optional[bytes]:

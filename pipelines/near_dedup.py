@@ -26,12 +26,13 @@ import collections
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from mmcurate.filters.near_dup import (
     COLOUR_BYTES, LeaderIndex, Nearness, band_group_pairs, band_hashes, block_array, block_bounds, block_group_pairs, caption_similarity,
-    colour_matrix, colour_near, smallest_set_near_a_long_caption, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance,
-    mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, survivor_rank, unique_pairs,
+    colour_matrix, colour_near, frame_colour_matrix, frame_matrix, frames_comparable, greedy_leaders, identical_groups, lsh_params, majority_distance, needs_minhash,
+    mirror_colour, mirror_frame_colours, mix64, pad_frames, shingle_digests, signature_matrix, signature_rows, survivor_rank, unique_pairs,
 )
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.batches import batch_rows, by_node, concat, id_buckets, node_ids, route_and_group, split_arrays, split_table
@@ -58,6 +59,21 @@ MEMBER_COLUMNS = (
     "shard", "order_task", "order_row", "key", "source_quality", "phash", "dhash", "phash_mirror", "dhash_mirror",
     "colour", "frame_hashes", "frame_hashes_mirror", "frame_colours",
 )
+
+
+def member_records(table: pa.Table, cfg: DedupConfig) -> pa.Table:
+    """A survivor table -> the columns clustering reads (`near_columns`), with a caption's
+    MinHash only where `needs_minhash` says an estimate may need it (else null: 512 bytes fewer
+    a caption through RecordsByNode and GroupClusters; the leader index finds such captions by
+    their n-gram sets)."""
+    table = table.select(near_columns(cfg))
+    if not cfg.uses_captions or not table.num_rows:
+        return table
+    need = needs_minhash(table.column("caption_shingles").to_pylist(), cfg.caption_threshold)
+    if need.all():
+        return table
+    where = table.schema.get_field_index("minhash")
+    return table.set_column(where, "minhash", pc.if_else(pa.array(need), table.column("minhash"), pa.scalar(None, table.schema.field(where).type)))
 
 
 def near_columns(cfg: DedupConfig) -> list[str]:
@@ -387,12 +403,8 @@ def signatures_by_node(table: pa.Table, parts: int, num_perm: int, threshold: fl
     ids = node_ids(table)
     exact = np.empty(table.num_rows, dtype=object)
     exact[:] = table.column("caption_shingles").to_pylist()
-    bound = 8 * smallest_set_near_a_long_caption(threshold)  # (8 bytes an n-gram)
-    need = np.array([e is None or len(e) >= bound for e in exact], dtype=bool)
-    sigs = np.full(table.num_rows, None, dtype=object)
-    if need.any():
-        rows = signature_matrix(table.filter(pa.array(need)).column("minhash").to_pylist(), num_perm)
-        sigs[np.flatnonzero(need)] = list(rows)
+    need = needs_minhash(exact, threshold)
+    sigs = signature_rows([b if n else None for b, n in zip(table.column("minhash").to_pylist(), need)], num_perm)
     yield from split_arrays(id_buckets(ids), parts, (ids, sigs, exact))
 
 
@@ -475,11 +487,11 @@ class ResolveClusters(beam.DoFn):
         image_d = self._image_distance(r, survivor) if cfg.uses_images else None
         # a member joined through other members may be beyond k of the survivor: its reason is
         # the caption's when there are captions to compare, else still the image's
-        no_captions = (r["minhash"] is None or survivor["minhash"] is None) if cfg.uses_captions else True
+        no_captions = not (has_caption(r) and has_caption(survivor)) if cfg.uses_captions else True
         if cfg.duplicates in ("image", "both") or (image_d is not None and (image_d <= cfg.max_distance or no_captions)):
             return self.media_reason, float(image_d)
-        a = signature_matrix([r["minhash"]], cfg.num_perm)
-        b = signature_matrix([survivor["minhash"]], cfg.num_perm)
+        # (a pair that cannot reach the threshold, one without its MinHash: similarity 0.0)
+        a, b = (signature_rows([x["minhash"]], cfg.num_perm) for x in (r, survivor))
         similarity = caption_similarity(a, b, [r.get("caption_shingles")], [survivor.get("caption_shingles")])
         return "duplicate.near_caption", round(float(1.0 - similarity[0]), 6)
 
@@ -515,6 +527,10 @@ class ResolveClusters(beam.DoFn):
             colours = (mirror_frame_colours(cr), hr, cs, hs)
             distance = min(distance, int(majority_distance(flipped, nr, fs, ns, self.cfg.image_hash, colours, self.cfg.max_colour_distance)[0]))
         return distance
+
+
+def has_caption(record: dict) -> bool:
+    return record.get("minhash") is not None or record.get("caption_shingles") is not None
 
 
 def edges_across_groups(edges: dict, shift: int) -> dict:
@@ -643,7 +659,7 @@ class NearDedup(_DedupStep):
         if self.group_shift:
             graph = graph | "AcrossGroups" >> beam.Map(edges_across_groups, self.group_shift)
         labels = graph | "Components" >> Components(cfg, self.parts, ledger)
-        slim = tables | "MemberColumns" >> beam.Map(lambda t: t.select(near_columns(cfg)))
+        slim = tables | "MemberColumns" >> beam.Map(member_records, cfg)
         records = route_and_group(slim, by_node, self.parts, "RecordsByNode", ledger)
         members = ledger.cogroup({"labels": labels, "records": records}, "JoinLabels") | "LabelMembers" >> beam.FlatMap(label_members, parts=parts)
         resolved = (

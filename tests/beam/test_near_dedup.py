@@ -662,6 +662,21 @@ def test_signature_joins_carry_a_minhash_only_where_an_estimate_may_need_it():
                             estimated_jaccard(full[2], full[3]), estimated_jaccard(full[3], full[4])]
 
 
+def test_member_records_carry_a_minhash_only_where_an_estimate_may_need_it():
+    from mmcurate.pipelines.near_dedup import member_records, near_columns
+
+    words = [f"w{i}" for i in range(400)]
+    captions = ["a man rides a red bike down a steep hill", " ".join(words[:208]), " ".join(words[:300]), None]
+    records = [rec(i, caption=c, phash=i) for i, c in enumerate(captions)]
+    for duplicates in ("caption", "either"):
+        cfg = DedupConfig(duplicates=duplicates)
+        got = member_records(slim_table(records), cfg)
+        assert got.column_names == near_columns(cfg)
+        assert got.column("minhash").to_pylist() == [None, records[1]["minhash"], records[2]["minhash"], None]
+        assert got.column("caption_shingles").to_pylist() == [r["caption_shingles"] for r in records]
+    assert "minhash" not in member_records(slim_table(records), DedupConfig(duplicates="image")).column_names
+
+
 def test_a_manifest_staged_before_n_gram_sets_gets_them_from_its_caption():
     row = rec(0, caption="a man rides a red bike down a steep hill")
     stale = {k: v for k, v in row.items() if k != "caption_shingles"} | {"caption": "a man rides a red bike down a steep hill"}

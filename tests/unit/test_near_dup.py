@@ -282,3 +282,41 @@ def test_mirror_colour_is_the_mirror_images_signature_and_missing_signatures_alw
     assert has.tolist() == [True, False, True] and not colours[1].any()
     near = near_dup.colour_near(colours[[0, 0, 1]], has[[0, 0, 1]], colours[[1, 2, 2]], has[[1, 2, 2]], 15.0)
     assert near.tolist() == [True, False, True]  # unsigned pairs pass; the recoloured one does not
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.8, 0.9])
+def test_caption_prefixes_of_every_pair_at_or_above_the_threshold_share_a_hash(threshold):
+    """Prefix filtering misses no pair: 600 captions made by swapping, dropping and adding
+    words of a few bases, so that many pairs sit at the threshold (brute force over all)."""
+    rng = random.Random(int(threshold * 100))
+    vocab = [f"w{i}" for i in range(60)]
+    bases = [[rng.choice(vocab) for _ in range(rng.randint(3, 30))] for _ in range(12)]
+    sets = []
+    for _ in range(600):
+        words = list(rng.choice(bases))
+        for _ in range(rng.randint(0, 3)):
+            if words and rng.random() < 0.5:
+                words.pop(rng.randrange(len(words)))
+            else:
+                words.insert(rng.randrange(len(words) + 1), rng.choice(vocab))
+        sets.append(near_dup.caption_shingle_hashes(" ".join(words)))
+    prefixes = [set(near_dup.caption_prefix(s, threshold).tolist()) for s in sets]
+    near = missed = 0
+    for i in range(len(sets)):
+        for j in range(i + 1, len(sets)):
+            if near_dup.shingle_jaccard(sets[i], sets[j]) >= threshold:
+                near += 1
+                missed += not (prefixes[i] & prefixes[j]) and bool(sets[i])
+    assert near > 1000 and missed == 0
+    n = 10  # 0.7 * 10 is 7.000000000000001 in floating point: the prefix still has 10 - 7 + 1 hashes
+    ten = near_dup.caption_shingle_hashes(" ".join(vocab[: n + 2]))
+    assert len(near_dup.caption_prefix(ten, 0.7)) == 4 and len(near_dup.caption_prefix(ten, 0.8)) == 3
+    assert near_dup.caption_prefix(ten, 0.7).tolist() == sorted(np.frombuffer(ten, "<u8").tolist())[:4]
+
+
+def test_only_sets_too_small_to_reach_a_long_caption_go_without_their_minhash():
+    words = [f"w{i}" for i in range(300)]
+    sets = [near_dup.caption_shingle_hashes(" ".join(words[: n + 2])) for n in (1, 205, 206, 256)] + [None, b""]
+    assert near_dup.smallest_set_near_a_long_caption(0.8) == 206
+    assert near_dup.needs_minhash(sets, 0.8).tolist() == [False, False, True, True, True, False]
+    assert near_dup.needs_minhash(sets, 0.9).tolist() == [False, False, False, True, True, False]  # ceil(0.9 * 257) = 232

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from mmcurate.filters.near_dup import LeaderIndex, Nearness, caption_shingle_hashes, caption_signature, greedy_leaders
+from mmcurate.filters.near_dup import LeaderIndex, Nearness, caption_shingle_hashes, caption_signature, greedy_leaders, needs_minhash
 
 
 def members(n: int, seed: int, mirror: bool, captions: bool = False) -> list[dict]:
@@ -110,3 +110,51 @@ def test_a_leader_takes_the_members_near_it_before_later_leaders_do():
     # k = 4: 1 and 2 are near 0; 3 is near 0; 4 is 6 from 0, 2 from 3... but 3 is no leader
     near = Nearness(ms, "image", "phash", 4, False, 0.8, 128)
     assert greedy_leaders(5, near, LeaderIndex(near, 0.8, 128)).tolist() == [0, 0, 0, 0, 4]
+
+
+def caption_members(seed: int, threshold: float) -> list[dict]:
+    """Captions around a few bases (words dropped, added), many pairs near `threshold`; a fifth
+    of them long (more than 256 3-grams: no n-gram set, the estimate decides). Each member's
+    MinHash only where `needs_minhash` says so, as the near stage sends them."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(50)]
+    bases = [[rng.choice(vocab) for _ in range(rng.randint(4, 24))] for _ in range(6)]
+    bases += [[f"long{b}_{i}" for i in range(300)] for b in range(2)]
+    out = []
+    for i in range(400):
+        words = list(rng.choice(bases))
+        for _ in range(rng.randint(0, 2)):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(vocab))
+        text = " ".join(words)
+        m = {"phash": None, "dhash": None, "phash_mirror": None, "dhash_mirror": None,
+             "minhash": caption_signature(text), "caption_shingles": caption_shingle_hashes(text)}
+        out.append(m)
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.7, 0.8])
+def test_captions_without_their_minhash_get_the_same_leaders_by_their_ngram_prefixes(threshold):
+    """The near stage drops the MinHash of captions whose sets are too small to need it: the
+    leader index then finds them by the prefixes of their n-gram sets. Leaders equal comparing
+    each member with every leader, and equal the leaders with every MinHash present."""
+    full = caption_members(11, threshold)
+    need = needs_minhash([m["caption_shingles"] for m in full], threshold)
+    trimmed = [dict(m, minhash=m["minhash"] if n else None) for m, n in zip(full, need)]
+    assert 0 < need.sum() < len(full) - 200  # the long captions keep theirs
+    want = greedy_leaders(len(full), Nearness(full, "caption", "phash", 8, False, threshold, 128))
+    near = Nearness(trimmed, "caption", "phash", 8, False, threshold, 128)
+    assert np.array_equal(greedy_leaders(len(trimmed), near), want)
+    assert np.array_equal(greedy_leaders(len(trimmed), near, LeaderIndex(near, threshold, 128), near.same_as()), want)
+    joined = want != np.arange(len(want))
+    assert (joined & ~need).sum() > 100 and (joined & need).sum() > 50  # short captions joined, and long ones
+    leaders = np.flatnonzero(~joined)
+    assert not any(near(a, leaders[leaders > a]).any() for a in leaders)
+
+
+def test_a_caption_with_an_empty_ngram_set_is_near_only_another_empty_one():
+    texts = ["!!!", "...", "a dog runs"]
+    ms = [{"phash": None, "dhash": None, "phash_mirror": None, "dhash_mirror": None, "minhash": None,
+           "caption_shingles": caption_shingle_hashes(t)} for t in texts]
+    near = Nearness(ms, "caption", "phash", 8, False, 0.8, 128)
+    assert ms[0]["caption_shingles"] == b"" and near(0, np.array([1, 2])).tolist() == [True, False]
+    assert greedy_leaders(3, near, LeaderIndex(near, 0.8, 128)).tolist() == [0, 0, 2]
