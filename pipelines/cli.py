@@ -9,6 +9,8 @@ import os
 import sys
 import tempfile
 
+from mmcurate import __version__
+
 EPILOG_RUN = """\
 examples:
   mmcurate run photos/ -o out                       # a folder of a.jpg + a.txt pairs
@@ -61,9 +63,15 @@ def _parser() -> argparse.ArgumentParser:
                "`mmcurate inspect demo-out -o sheet.png` and `mmcurate validate demo-out`.",
     )
     p.add_argument("--debug", action="store_true", help="show full tracebacks and Beam logs")
+    p.add_argument("--version", action="version", version=f"mmcurate {__version__}")
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks and Beam logs")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="curate inputs into WebDataset shards", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    run = command("run", help="curate inputs into WebDataset shards", epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders, globs or {a..b} ranges; local, gs://, s3:// or http(s)://; ROLE=PATH to join several inputs by key")
     run.add_argument("-o", "--output", required=True, help="output folder (local, gs:// or s3://)")
     run.add_argument("--format", choices=["auto", "table", "folder", "coco", "flickr", "webdataset", "audio", "video", "transcripts"], help="input format (default: detected; audio and video: a folder)")
@@ -73,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clips-col", help="table of videos: column with each video's clip spans, [[start, end], ...] in seconds or H:MM:SS.fff, or START,END: two columns giving one clip per row (Kinetics' time_start,time_end); each span is cut as given, with its own caption when the caption column holds a list of one per span")
     run.add_argument("--config", help="YAML file with config sections (input, fetch, text, image, audio, video, dedup, clip, output; see `mmcurate config`)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
-    run.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    run.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")
     run.add_argument("--images", help="coco/flickr: folder holding the images")
     run.add_argument("--url-col", help="table: column with the image URL or path (default: url)")
     run.add_argument("--caption-col", help="table: column with the caption (default: caption)")
@@ -99,15 +107,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="local runs: run again at once, up to N times, when a shuffle lost elements (ShuffleLossError, a fault of "
                           "Beam's local multi-process runner; nothing is written from it, and staged shards are reused) (default: 1)")
 
-    stats = sub.add_parser("stats", help="show a finished run's statistics")
+    stats = command("stats", help="show a finished run's statistics")
     stats.add_argument("output", help=OUTPUT_HELP)
     stats.add_argument("--json", action="store_true", help="print stats.json as JSON")
 
-    insp = sub.add_parser("inspect", help="draw a contact sheet of samples (kept, or dropped for a reason) to a PNG",
+    insp = command("inspect", help="draw a contact sheet of samples (kept, or dropped for a reason) to a PNG",
                           epilog=EPILOG_INSPECT, formatter_class=argparse.RawDescriptionHelpFormatter)
     insp.add_argument("output", help=OUTPUT_HELP)
     insp.add_argument("-o", "--sheet", default="sheet.png", help="PNG to write (default: sheet.png)")
-    insp.add_argument("--n", type=int, default=25, help="samples to show (default: 25)")
+    insp.add_argument("--n", type=positive_int, default=25, help="samples to show (default: 25)")
     insp.add_argument("--where", default="", help="condition on manifest columns, e.g. \"clip_score < 0.3 and width >= 256\"")
     insp.add_argument("--reason", default="", help="only samples dropped or failed for this reason (see `mmcurate reasons`)")
     insp.add_argument("--split", default="", help="only this split (train, val, test…)")
@@ -116,26 +124,40 @@ def _parser() -> argparse.ArgumentParser:
     insp.add_argument("--cols", type=int, default=0, help="tiles per row (default: about square)")
     insp.add_argument("--tile", type=int, default=224, help="thumbnail size in pixels (default: 224)")
 
-    rep_ = sub.add_parser("report", help="write a self-contained HTML report: plots, gallery, examples of every drop reason")
+    rep_ = command("report", help="write a self-contained HTML report: plots, gallery, examples of every drop reason")
     rep_.add_argument("output", help=OUTPUT_HELP)
     rep_.add_argument("-o", "--html", default="report.html", help="HTML file to write (default: report.html)")
     rep_.add_argument("--n", type=int, default=48, help="gallery thumbnails of kept samples (default: 48)")
     rep_.add_argument("--per-reason", type=int, default=4, help="examples per drop reason (default: 4; thumbnails need --keep-staging at run time)")
 
-    val = sub.add_parser("validate", help="re-read every shard and check it against manifests and stats; non-zero exit on any problem")
+    val = command("validate", help="re-read every shard and check it against manifests and stats; non-zero exit on any problem")
     val.add_argument("output", help=OUTPUT_HELP)
 
-    demo = sub.add_parser("demo", help="generate a sample dataset with planted defects and curate it")
+    demo = command("demo", help="generate a sample dataset with planted defects and curate it")
     demo.add_argument("-o", "--output", default="demo-out", help="output folder (default: demo-out)")
     demo.add_argument("--samples", type=int, default=200, help="number of input samples (default: 200)")
-    demo.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    demo.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")
+    demo.add_argument("--keep-staging", action="store_true", help="keep OUT/_staging, so that inspect and report show the dropped samples' pictures")
     demo.add_argument("--keep-input", help="write the generated input here and keep it (default: a temporary folder)")
     demo.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
     demo.add_argument("--no-clip", action="store_true", help="skip CLIP scoring (by default the demo scores with the shipped tiny CLIP)")
 
-    sub.add_parser("config", help="print the default configuration as YAML")
-    sub.add_parser("reasons", help="list every drop reason and failure with its meaning")
+    command("config", help="print the default configuration as YAML")
+    command("reasons", help="list every drop reason and failure with its meaning")
     return p
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+CLIP_FLAGS = ("clip_threshold", "clip_top_fraction", "no_clip_filter", "clip_embeddings")
 
 
 def _run_config(args):
@@ -169,9 +191,16 @@ def _run_config(args):
 
 def cmd_run(args, beam_args) -> int:
     cfg = _run_config(args)  # before the heavy imports: a config error answers at once
-    from mmcurate.pipelines.run import run
+    given = [f"--{flag.replace('_', '-')}" for flag in CLIP_FLAGS if getattr(args, flag, None) not in (None, False)]
+    if given and not cfg.clip.model:
+        raise UserError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} --clip-model: without a model nothing is scored")
+    from mmcurate.pipelines.run import earlier_inputs, run
     from mmcurate.pipelines.show import render
 
+    earlier = earlier_inputs(args.output)
+    if earlier is not None and earlier != list(args.inputs):
+        print(f"note: {args.output} holds the results of a run of other inputs ({', '.join(map(str, earlier))}); this run replaces them",
+              file=sys.stderr)
     stats = run(args.inputs, args.output, cfg, workers=args.workers, beam_args=beam_args,
                 progress=not args.no_progress and not args.no_wait, wait=not args.no_wait, shuffle_retries=args.shuffle_retries)
     if stats is None:
@@ -200,11 +229,17 @@ def cmd_inspect(args) -> int:
     from mmcurate.pipelines.inspect import SheetLayout, inspect
     from mmcurate.pipelines.where import WhereError
 
+    from mmcurate.schemas.reasons import REASONS
+
+    if args.reason and args.reason not in REASONS:
+        raise UserError(f"unknown reason {args.reason!r}: `mmcurate reasons` lists them")
     try:
         shown = inspect(args.output, args.sheet, n=args.n, where=args.where, reason=args.reason, split=args.split,
                         status=args.status or "", seed=args.seed, layout=SheetLayout(tile=args.tile, cols=args.cols))
     except (WhereError, LookupError, FileNotFoundError) as e:
-        raise UserError(str(e).strip("'\"")) from None
+        hint = " (only kept samples are searched unless --status or --reason says otherwise: try --status all)" \
+            if isinstance(e, LookupError) and not args.status and not args.reason else ""
+        raise UserError(str(e).strip("'\"") + hint) from None
     cols, rows = shown["grid"]
     print(f"wrote {args.sheet}: {shown['tiles']} of {shown['matched']:,} matching samples, {cols}x{rows} tiles, "
           f"{shown['size'][0]}x{shown['size'][1]} px ({shown['tiles'] - shown['with_media']} without media)")
@@ -285,12 +320,14 @@ def main(argv: list[str] | None = None) -> int:
         argv, beam_args = argv[:cut], argv[cut + 1 :]
     parser = _parser()
     args = parser.parse_args(argv)
+    args.debug = getattr(args, "debug", False)
     if not args.command:
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.INFO if args.debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     if not args.debug:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        logging.getLogger("mmcurate").setLevel(logging.WARNING)  # (a shuffle retried, a batch scored in halves)
     handlers = {"run": lambda: cmd_run(args, beam_args), "demo": lambda: cmd_demo(args, beam_args), "stats": lambda: cmd_stats(args),
                 "validate": lambda: cmd_validate(args),
                 "inspect": lambda: cmd_inspect(args), "report": lambda: cmd_report(args), "config": lambda: cmd_config(args), "reasons": lambda: cmd_reasons(args)}
@@ -299,10 +336,15 @@ def main(argv: list[str] | None = None) -> int:
             from mmcurate.pipelines import fileio
 
             fileio.configure(beam_args)
-        return handlers[args.command]()
+        code = handlers[args.command]()
+        sys.stdout.flush()  # (here, so that a reader gone away is caught below, not at exit)
+        return code
     except KeyboardInterrupt:
         print("mmcurate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mmcurate stats out | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         if args.debug:
             raise

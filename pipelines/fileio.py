@@ -15,7 +15,7 @@ import lzma
 import os
 import re
 import uuid
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -145,17 +145,20 @@ def remove_temp_files(root: str) -> int:
     return len(stale)
 
 
-def list_files(root: str) -> list[str]:
-    """All files under a folder, recursively, sorted (hidden files and folders skipped)."""
+def list_files(root: str, exclude: Sequence[str] = ()) -> list[str]:
+    """All files under a folder, recursively, sorted (hidden files and folders skipped, and
+    the folders in `exclude`: a run's own output inside its input folder)."""
     if not is_remote(root):
+        skip = {os.path.abspath(e) for e in exclude if not is_remote(e)}
         out = []
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and os.path.abspath(os.path.join(dirpath, d)) not in skip)
             out.extend(os.path.join(dirpath, f) for f in filenames if not f.startswith("."))
         return sorted(out)
     pattern = root.rstrip("/") + "/**"
     result = FileSystems.match([pattern])[0]
-    return sorted(m.path for m in result.metadata_list if "/." not in m.path[len(root):])
+    skip = tuple(e.rstrip("/") + "/" for e in exclude if is_remote(e))
+    return sorted(m.path for m in result.metadata_list if "/." not in m.path[len(root):] and not m.path.startswith(skip))
 
 
 def glob(pattern: str) -> list[str]:

@@ -5,8 +5,10 @@ checks the accounting identity, so a job submitted without waiting (a Dataflow f
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import re
 import threading
 import time
 from typing import Optional
@@ -80,7 +82,8 @@ def run(
     if shuffle_retries < 0:
         raise ConfigError(f"--shuffle-retries must be 0 or more, not {shuffle_retries}")
     started = time.time()
-    fmt, tasks, ignored = sources.plan(inputs, cfg)
+    check_output_folder(out_dir)
+    fmt, tasks, ignored = sources.plan(inputs, cfg, exclude=[out_dir])
     if fmt in FORMATS:  # key-aligned inputs (ROLE=PATH) keep the media role's format
         cfg.input.format = fmt
     if cfg.clip.model and cfg.input.media_modality == "audio":
@@ -96,6 +99,9 @@ def run(
         from mmcurate.pipelines.clip_model import resolve_checkpoint
 
         if is_local(beam_args):  # remote workers load it from their own disk (the container)
+            missing = [name for name, module in (("torch", "torch"), ("clip-anytorch", "clip")) if importlib.util.find_spec(module) is None]
+            if missing:
+                raise ConfigError(f"--clip-model (clip.model) needs {' and '.join(missing)}, not installed here: pip install 'mmcurate[clip]'")
             resolve_checkpoint(cfg.clip.model, cfg.clip.weights_dir)  # a missing checkpoint fails here, in one line
         fileio.makedirs(fileio.join(out_dir, STAGING_DIR, "score"))
         if cfg.clip.embeddings:
@@ -131,6 +137,32 @@ def run(
         stats["dedup"]["counters"] = counters
         fileio.write_json(fileio.join(out_dir, STATS), stats)
     return stats
+
+
+OWN_TOP_LEVEL = {STAGING_DIR, SHARDS_DIR}  # what a run makes before it writes config.yaml
+
+
+def check_output_folder(out_dir: str) -> None:
+    """The output folder is new, empty, or an earlier run's (its config.yaml): a run never
+    writes into a folder of other files, whose shards/ it would clean."""
+    if not fileio.is_remote(out_dir) and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"output {out_dir} is a file: give a folder (-o)")
+    if fileio.exists(fileio.join(out_dir, "config.yaml")) or not fileio.is_dir(out_dir):
+        return
+    top = sorted({p[len(out_dir.rstrip("/")) + 1 :].split("/", 1)[0] for p in fileio.list_files(out_dir)} - OWN_TOP_LEVEL)
+    if top:
+        shown = ", ".join(top[:5]) + (", ..." if len(top) > 5 else "")
+        raise ConfigError(f"output folder {out_dir} already holds files mmcurate did not write ({shown}): give a new or empty folder")
+
+
+def earlier_inputs(out_dir: str) -> Optional[list]:
+    """The inputs of the run whose results the output folder holds (None: none, or unknown)."""
+    config = fileio.join(out_dir, "config.yaml")
+    try:
+        inputs = (yaml.safe_load(fileio.read_bytes(config)) or {}).get("run", {}).get("inputs") if fileio.exists(config) else None
+    except (yaml.YAMLError, AttributeError, OSError):
+        return None
+    return list(inputs) if isinstance(inputs, list) else None
 
 
 def _clear_unfinished(out_dir: str, cfg: RunConfig) -> int:
@@ -235,11 +267,15 @@ def _index_entry(shard: dict) -> dict:
     return entry
 
 
+SHARD_FILE = re.compile(r"\d{5,}\.(tar|parquet|stats\.json)")
+
+
 def _remove_stale_shards(out_dir: str, current: set[str]) -> None:
-    """A rerun that makes fewer shards must not leave the old run's extra shards behind."""
+    """A rerun that makes fewer shards must not leave the old run's extra shards behind (only
+    shard files are touched: NNNNN.tar, .parquet, .stats.json)."""
     for path in fileio.list_files(fileio.join(out_dir, SHARDS_DIR)):
-        name = path.rsplit("/", 1)[-1].split(".", 1)[0]
-        if name not in current:
+        name = path.rsplit("/", 1)[-1]
+        if SHARD_FILE.fullmatch(name) and name.split(".", 1)[0] not in current:
             fileio.delete_file(path)
 
 

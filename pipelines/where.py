@@ -5,8 +5,10 @@ evaluated as Python. pyarrow has no parser of its own for expressions, and panda
 would add a dependency and evaluate through Python for string columns.
 
 Allowed: column names, numbers, strings, True/False/None; comparisons (chained too:
-`0.2 < clip_score < 0.3`), `in`/`not in` a list, `is None`/`is not None`, `and`/`or`/`not`,
-`+ - * /`, and `len(column)` (string length in characters).
+`0.2 < clip_score < 0.3`), `in`/`not in` a list, `is None`/`is not None` (a text column's
+empty string counts as None: `dup_of is not None` are the duplicates), `and`/`or`/`not`,
+`+ - * /`, and `len(column)` (string length in characters). A column compared with a value
+of another kind (`width >= '256'`) is refused, naming the column's type.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class _Builder:
                 if not (isinstance(right, ast.Constant) and right.value is None):
                     self.fail(node, "`is` compares with None only")
                 part = pc.is_null(self.operand(left))
+                if self.is_text(left):  # manifests write "" for no value (reason, dup_of...)
+                    part = part | (self.operand(left) == pc.scalar(""))
                 part = ~part if isinstance(op, ast.IsNot) else part
             elif isinstance(op, (ast.In, ast.NotIn)):
                 if not isinstance(right, (ast.List, ast.Tuple, ast.Set)):
@@ -77,12 +81,35 @@ class _Builder:
                 part = self.operand(left).isin([self.value(v) for v in right.elts])
                 part = ~part if isinstance(op, ast.NotIn) else part
             elif type(op) in _COMPARE:
+                self.check_kinds(node, left, right)
                 part = _COMPARE[type(op)](self.operand(left), self.operand(right))
             else:
                 self.fail(node, "unknown comparison")
             out = part if out is None else out & part
             left = right
         return out
+
+    def kind(self, node) -> str:
+        """"text", "number" or "" (unknown) of a column or a constant."""
+        if isinstance(node, ast.Name) and node.id in self.schema.names:
+            t = self.schema.field(node.id).type
+            return "text" if pa.types.is_string(t) or pa.types.is_large_string(t) else "number" if pa.types.is_integer(t) or pa.types.is_floating(t) else ""
+        if isinstance(node, ast.Constant) and not isinstance(node.value, bool) and node.value is not None:
+            return "text" if isinstance(node.value, str) else "number" if isinstance(node.value, (int, float)) else ""
+        if isinstance(node, ast.Call) or isinstance(node, ast.BinOp):
+            return "number"
+        return ""
+
+    def is_text(self, node) -> bool:
+        return isinstance(node, ast.Name) and self.kind(node) == "text"
+
+    def check_kinds(self, node, left, right) -> None:
+        a, b = self.kind(left), self.kind(right)
+        if a and b and a != b:
+            column = left if isinstance(left, ast.Name) else right
+            other = "number" if self.kind(column) == "text" else "string"
+            name = column.id if isinstance(column, ast.Name) else "it"
+            self.fail(node, f"{name} is a {self.kind(column)} column, compared with a {other}")
 
     def operand(self, node):
         if isinstance(node, ast.Constant):

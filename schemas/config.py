@@ -379,6 +379,10 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any] | None) -> "RunConfig":
         cfg = cls()
         for section, values in (data or {}).items():
+            if values is not None and not isinstance(values, dict):
+                home = [f.name for f in fields(cfg) if section in {g.name for g in fields(getattr(cfg, f.name))}]
+                where = f"it belongs under `{home[0]}:`, indented" if home else "a section holds indented `name: value` lines"
+                raise ConfigError(f"config {section!r}: {values!r} is not a section of settings ({where}; see `mmcurate config`)")
             for name, value in (values or {}).items():
                 cfg.set(f"{section}.{name}", value)
         return cfg
@@ -387,8 +391,15 @@ class RunConfig:
     def load(cls, path: str | None = None, overrides: list[str] = ()) -> "RunConfig":
         data = {}
         if path:
-            with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f) or {}
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = yaml.safe_load(f) or {}
+            except OSError as e:
+                raise ConfigError(f"--config {path}: {e.strerror}") from None
+            except yaml.YAMLError as e:
+                where = getattr(e, "problem_mark", None)
+                at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+                raise ConfigError(f"--config {path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: expected a mapping of sections")
         cfg = cls.from_dict(data)

@@ -4,13 +4,14 @@ workers and turns one task into `SourceRow`s."""
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections import Counter
+from typing import Iterator, Sequence
 
 from braceexpand import braceexpand
 
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.sources import captions, folder, media, table, transcripts, webdataset
-from mmcurate.pipelines.sources.base import TABLE_SUFFIXES, TAR_SUFFIXES, InputError, ReadTask, image_root
+from mmcurate.pipelines.sources.base import IMAGE_EXTS, TABLE_SUFFIXES, TAR_SUFFIXES, InputError, ReadTask, ext_of, image_root
 from mmcurate.schemas.config import RunConfig
 from mmcurate.schemas.record import SourceRow
 
@@ -45,10 +46,7 @@ def detect_format(path: str) -> str:
     if low.endswith(TAR_SUFFIXES) or "{" in low and ".tar" in low:
         return "webdataset"
     if fileio.is_dir(path):
-        files = fileio.list_files(path)
-        if files and all(f.lower().endswith(TAR_SUFFIXES) for f in files):
-            return "webdataset"
-        return "folder"
+        return _folder_format(fileio.list_files(path))
     if low.endswith(".json"):
         head = fileio.read_bytes(path, 4096).lstrip()
         if head.startswith(b"{"):
@@ -70,13 +68,41 @@ def detect_format(path: str) -> str:
     raise InputError(f"cannot tell the format of {path}: pass --format (table, folder, coco, flickr, webdataset, audio, video)")
 
 
-def plan(inputs: list[str], cfg: RunConfig) -> tuple[str, list[ReadTask], int]:
-    """Read tasks for all inputs, in input order. Returns (format, tasks, ignored files)."""
+def _folder_format(files: list[str]) -> str:
+    """A folder's format by what it holds: images (with sidecars) are `folder`; else tar
+    shards `webdataset`, else audio or video files their own formats."""
+    exts = Counter(ext_of(f) for f in files)
+    if any(exts[e] for e in IMAGE_EXTS):
+        return "folder"
+    if any(f.lower().endswith(TAR_SUFFIXES) for f in files):
+        return "webdataset"
+    for modality in ("audio", "video"):
+        if any(exts[e] for e in media.MEDIA_EXTS[modality]):
+            return modality
+    return "folder"
+
+
+def _nothing_found(spec: str, fmt: str) -> InputError:
+    """No inputs in a folder: say what it holds, and which --format would read it."""
+    files = fileio.list_files(spec) if fileio.is_dir(spec) else []
+    if not files:
+        return InputError(f"no inputs: {spec} is empty")
+    exts = Counter(ext_of(f) or "(no extension)" for f in files)
+    held = ", ".join(f"{n} .{e}" if not e.startswith("(") else f"{n} {e}" for e, n in exts.most_common(6))
+    hint = _folder_format(files)
+    advice = f"; its files look like --format {hint}" if hint != fmt and hint != "folder" else ""
+    return InputError(f"no inputs for --format {fmt} in {spec} (it holds {held}){advice}")
+
+
+def plan(inputs: list[str], cfg: RunConfig, exclude: Sequence[str] = (), aligned: bool = False) -> tuple[str, list[ReadTask], int]:
+    """Read tasks for all inputs, in input order (a folder's files under `exclude`, the run's
+    own output, are left out). Returns (format, tasks, ignored files). An input that gives
+    nothing to read fails here, in one line, as does a table without its columns."""
     if not inputs:
         raise InputError("no input given")
     roles = [split_role(spec)[0] for spec in inputs]
     if any(roles):
-        return _plan_aligned(inputs, cfg)
+        return _plan_aligned(inputs, cfg, exclude)
     fmt = cfg.input.format
     if fmt == "auto":
         fmt = detect_format(_first_existing(inputs[0]))
@@ -87,20 +113,32 @@ def plan(inputs: list[str], cfg: RunConfig) -> tuple[str, list[ReadTask], int]:
             if not fileio.is_dir(spec):
                 raise InputError(f"--format {fmt} needs a directory; {spec} is not one")
             if fmt == "folder":
-                new, skipped = folder.plan(spec, len(tasks), cfg.output.shard_size)
+                new, skipped = folder.plan(spec, len(tasks), cfg.output.shard_size, exclude)
             else:
-                new, skipped = media.plan(spec, fmt, len(tasks), cfg.input.rows_per_shard(cfg))
+                new, skipped = media.plan(spec, fmt, len(tasks), cfg.input.rows_per_shard(cfg), exclude)
+            if not new:
+                raise _nothing_found(spec, fmt)
             tasks += new
             ignored += skipped
             continue
         suffixes = {"table": TABLE_SUFFIXES, "webdataset": TAR_SUFFIXES}.get(fmt, (".txt", ".csv", ".json"))
-        for path in _expand(spec, suffixes):
-            options = {"images": image_root(path, cfg.input.images)} if fmt in ("coco", "flickr") else {}
+        paths = _expand(spec, suffixes)
+        if fmt == "table":
+            table.check_columns(paths[0], cfg.input, captions=not aligned and cfg.input.requires_text)
+        for path in paths:
+            options = {"images": _image_folder(path, cfg.input.images)} if fmt in ("coco", "flickr") else {}
             tasks.append(ReadTask(len(tasks), fmt, path, options=options))
     return fmt, tasks, ignored
 
 
-def _plan_aligned(inputs: list[str], cfg: RunConfig) -> tuple[str, list[ReadTask], int]:
+def _image_folder(captions_file: str, explicit: str) -> str:
+    root = image_root(captions_file, explicit)
+    if not fileio.is_dir(root):
+        raise InputError(f"images folder not found: {root}" + (" (--images)" if explicit else ""))
+    return root
+
+
+def _plan_aligned(inputs: list[str], cfg: RunConfig, exclude: Sequence[str]) -> tuple[str, list[ReadTask], int]:
     """Inputs given as ROLE=PATH, joined by key in prepare (see prepare.align_pieces)."""
     specs = [split_role(spec) for spec in inputs]
     if not all(role for role, _ in specs):
@@ -120,7 +158,7 @@ def _plan_aligned(inputs: list[str], cfg: RunConfig) -> tuple[str, list[ReadTask
             fmt = detect_format(_first_existing(path))
         sub = RunConfig.from_dict(cfg.to_dict())
         sub.input.format = fmt
-        _, new, skipped = plan([path], sub)
+        _, new, skipped = plan([path], sub, exclude, aligned=True)
         for task in new:
             task.task = len(tasks)
             task.options["role"] = role

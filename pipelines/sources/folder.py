@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator, NamedTuple, Optional
+from typing import Iterator, NamedTuple, Optional, Sequence
 
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
@@ -13,13 +13,14 @@ from mmcurate.schemas.record import SourceRow, Verdict, error_text
 SIDECAR_EXTS = ("txt", "json")
 
 
-def plan(root: str, first_task: int, shard_size: int) -> tuple[list[ReadTask], int]:
-    """Group the folder's files by stem and cut the groups into shard-sized tasks.
-    Returns the tasks and the number of files that are neither images nor sidecars."""
+def plan(root: str, first_task: int, shard_size: int, exclude: Sequence[str] = ()) -> tuple[list[ReadTask], int]:
+    """Group the folder's files by stem (not those in `exclude`: the run's own output) and cut
+    the groups into shard-sized tasks. Returns the tasks and the number of files that are
+    neither images nor sidecars."""
     groups: dict[str, dict[str, list[str]]] = {}
     ignored = 0
     root = root.rstrip("/")
-    for path in fileio.list_files(root):
+    for path in fileio.list_files(root, exclude):
         rel = path[len(root) + 1 :]
         ext = ext_of(rel)
         if ext in IMAGE_EXTS or ext in SIDECAR_EXTS:

@@ -9,7 +9,7 @@ listed for a stem with no media file are `align.missing_<modality>` rows: nothin
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
@@ -25,13 +25,13 @@ MEDIA_EXTS = {
 SUBTITLE_EXTS = ("srt", "vtt")
 
 
-def plan(root: str, modality: str, first_task: int, shard_size: int) -> tuple[list[ReadTask], int]:
+def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Sequence[str] = ()) -> tuple[list[ReadTask], int]:
     """Group the folder's media by stem with their sidecars and transcripts, in shard-sized
     tasks. Returns the tasks and the number of files that are none of those."""
     root = root.rstrip("/")
     groups: dict[str, dict[str, list[str]]] = {}
     manifests, ignored = [], 0
-    files = [p[len(root) + 1:] for p in fileio.list_files(root)]
+    files = [p[len(root) + 1:] for p in fileio.list_files(root, exclude)]
     media_stems = {stem_of(f) for f in files if ext_of(f) in MEDIA_EXTS[modality]}
     for rel in files:
         ext, stem = ext_of(rel), stem_of(rel)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from mmcurate.filters.keys import make_key, position_key
 from mmcurate.filters.subtitles import Cue, clip_spans
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import ReadTask, as_checked_text, caption_texts, has_surrogates, parent_of, resolve
+from mmcurate.pipelines.sources.base import InputError, ReadTask, as_checked_text, caption_texts, has_surrogates, parent_of, resolve
 from mmcurate.schemas.config import InputConfig
 from mmcurate.schemas.record import SourceRow, Verdict
 
@@ -89,6 +89,49 @@ def _give_clips(row: SourceRow, spans, caption, texts: list, column: str) -> Non
         return
     per_span = texts if len(texts) == len(times) else (texts or [None]) * len(times)  # None: input.missing_caption
     row.clips = [Cue(start, end, text) for (start, end), text in zip(times, per_span)]
+
+
+def check_columns(path: str, cfg: InputConfig, captions: bool) -> None:
+    """A table without the column its media (or, where captions are required, its caption) is
+    read from fails the run now, in one line, rather than dropping every row as
+    input.missing_url or input.missing_caption. Reads the header only (a jsonl: its first rows)."""
+    try:
+        have = _column_names(path)
+    except Exception:  # an unreadable table: its read counts it (input.unreadable)
+        return
+    if have is None:
+        return
+    wanted = [(cfg.audio_col or cfg.video_col or cfg.url_col, "--audio-col" if cfg.audio_col else "--video-col" if cfg.video_col else "--url-col")]
+    if captions:
+        wanted.append((cfg.caption_col, "--caption-col"))
+    for name, flag in wanted:
+        if name not in have:
+            shown = ", ".join(have[:20]) + (", ..." if len(have) > 20 else "") if have else "none"
+            raise InputError(f"{path}: no column {name!r} (its columns: {shown}); name yours with {flag}")
+
+
+JSONL_ROWS_CHECKED = 1000
+
+
+def _column_names(path: str):
+    """The table's column names (a jsonl's: the keys of its first JSONL_ROWS_CHECKED rows), or
+    None when there is nothing to check (an empty file)."""
+    name = path.lower()
+    stem = name[:-3] if name.endswith(".gz") else name
+    if name.endswith(".parquet"):
+        with fileio.open_read(path) as f:
+            return pq.read_schema(f).names
+    if stem.endswith((".jsonl", ".ndjson", ".json")):
+        names: dict[str, None] = {}
+        for i, record in enumerate(_records(path)):
+            if i >= JSONL_ROWS_CHECKED:
+                break
+            if not isinstance(record, _BadRow):
+                names.update(dict.fromkeys(map(str, record)))
+        return list(names) or None
+    with fileio.open_read(path, compressed=True) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        return next(csv.reader(text, delimiter="\t" if stem.endswith(".tsv") else ","), None) or None
 
 
 class _BadRow:

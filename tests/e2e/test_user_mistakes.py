@@ -1,0 +1,153 @@
+"""Mistakes a user makes: each gets one plain line before any work (or a note), and nothing of
+the user's is lost. Found by a fresh-user audit (2026-11-24)."""
+
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mmcurate.pipelines import sources
+from tests.util import REPO, jpeg, run_cli, shard_bytes, stats, write
+
+ARGS = ["--workers", "1", "--no-progress"]
+
+
+def photos(folder, n: int, start: int = 0) -> str:
+    for i in range(start, start + n):
+        write(os.path.join(folder, f"p{i}.jpg"), jpeg(300, 240, seed=i))
+        write(os.path.join(folder, f"p{i}.txt"), f"photo number {i}")
+    return str(folder)
+
+
+def error_of(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_an_output_folder_of_other_files_is_refused_and_left_as_it_was(tmp_path, capsys):
+    src = photos(tmp_path / "in", 3)
+    mine = tmp_path / "mine"
+    write(str(mine / "shards" / "mydata.tar"), b"keep")
+    write(str(mine / "notes.txt"), b"mine")
+    assert run_cli("run", src, "-o", mine, *ARGS) == 1
+    assert error_of(capsys) == (f"mmcurate: error: ConfigError: output folder {mine} already holds files mmcurate did not write "
+                                "(notes.txt): give a new or empty folder")
+    assert sorted(os.listdir(mine)) == ["notes.txt", "shards"] and os.listdir(mine / "shards") == ["mydata.tar"]
+    write(str(tmp_path / "afile"), b"x")
+    assert run_cli("run", src, "-o", tmp_path / "afile", *ARGS) == 1
+    assert error_of(capsys) == f"mmcurate: error: ConfigError: output {tmp_path / 'afile'} is a file: give a folder (-o)"
+
+
+def test_a_rerun_removes_only_its_own_stale_shards_and_says_when_inputs_changed(tmp_path, capsys):
+    src = photos(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    assert run_cli("run", src, "-o", out, "--shard-size", "2", *ARGS) == 0
+    assert sorted(shard_bytes(out)) == ["00000.tar", "00001.tar", "00002.tar"]
+    write(str(out / "shards" / "mydata.tar"), b"keep")
+    write(str(out / "shards" / "README"), b"mine")
+    capsys.readouterr()
+    other = photos(tmp_path / "other", 2, start=10)
+    assert run_cli("run", other, "-o", out, "--shard-size", "2", *ARGS) == 0
+    assert f"note: {out} holds the results of a run of other inputs ({src}); this run replaces them" in capsys.readouterr().err
+    assert sorted(os.listdir(out / "shards")) == ["00000.parquet", "00000.stats.json", "00000.tar", "README", "mydata.tar"]
+    assert stats(out)["kept"] == 2
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_back(tmp_path):
+    src = photos(tmp_path / "in", 4)
+    out = os.path.join(src, "out")
+    assert run_cli("run", src, "-o", out, *ARGS) == 0
+    first = shard_bytes(out)
+    assert run_cli("run", src, "-o", out, *ARGS) == 0
+    assert stats(out)["inputs"] == 4 and shard_bytes(out) == first
+
+
+def test_a_table_without_its_columns_fails_naming_the_columns_it_has(tmp_path, capsys):
+    write(str(tmp_path / "imgs" / "a.jpg"), jpeg(300, 240))
+    rows = pa.table({"URL": ["imgs/a.jpg"], "TEXT": ["a photo"], "extra1": [1]})
+    pq.write_table(rows, tmp_path / "urls.parquet")
+    assert run_cli("run", tmp_path / "urls.parquet", "-o", tmp_path / "o", *ARGS) == 1
+    assert error_of(capsys) == (f"mmcurate: error: InputError: {tmp_path / 'urls.parquet'}: no column 'url' "
+                                "(its columns: URL, TEXT, extra1); name yours with --url-col")
+    assert run_cli("run", tmp_path / "urls.parquet", "-o", tmp_path / "o", "--url-col", "URL", *ARGS) == 1
+    assert "no column 'caption' (its columns: URL, TEXT, extra1); name yours with --caption-col" in error_of(capsys)
+    write(str(tmp_path / "rows.jsonl"), '{"url": "imgs/a.jpg"}\n{"url": "imgs/a.jpg", "caption": "later"}\n')
+    write(str(tmp_path / "rows.csv"), "link,caption\nimgs/a.jpg,a photo\n")
+    cfg = sources.RunConfig()
+    assert len(sources.plan([str(tmp_path / "rows.jsonl")], cfg)[1]) == 1  # a key in some row is a column
+    with pytest.raises(sources.InputError, match=r"rows.csv: no column 'url' \(its columns: link, caption\)"):
+        sources.plan([str(tmp_path / "rows.csv")], cfg)
+    no_captions = sources.RunConfig.from_dict({"input": {"url_col": "URL", "require": "image"}})  # not required: none is fine
+    assert len(sources.plan([str(tmp_path / "urls.parquet")], no_captions)[1]) == 1
+    assert run_cli("run", tmp_path / "urls.parquet", "-o", tmp_path / "o", "--url-col", "URL", "--caption-col", "TEXT", *ARGS) == 0
+    assert stats(tmp_path / "o")["kept"] == 1
+
+
+def test_folders_that_give_nothing_to_read_fail_saying_what_they_hold(tmp_path, capsys):
+    os.makedirs(tmp_path / "empty")
+    assert run_cli("run", tmp_path / "empty", "-o", tmp_path / "o", *ARGS) == 1
+    assert error_of(capsys) == f"mmcurate: error: InputError: no inputs: {tmp_path / 'empty'} is empty"
+    for name in ("a.csv", "b.csv", "c.md"):
+        write(str(tmp_path / "notes" / name), "x")
+    assert run_cli("run", tmp_path / "notes", "-o", tmp_path / "o", *ARGS) == 1
+    assert error_of(capsys) == f"mmcurate: error: InputError: no inputs for --format folder in {tmp_path / 'notes'} (it holds 2 .csv, 1 .md)"
+    write(str(tmp_path / "speech" / "a.wav"), b"RIFF")
+    write(str(tmp_path / "speech" / "transcription"), "a hello world")
+    write(str(tmp_path / "clips" / "v.mp4"), b"")
+    write(str(tmp_path / "shards" / "00000.tar"), b"")
+    write(str(tmp_path / "shards" / "00000.stats.json"), b"{}")
+    assert [sources.detect_format(str(tmp_path / d)) for d in ("speech", "clips", "shards")] == ["audio", "video", "webdataset"]
+    assert run_cli("run", tmp_path / "speech", "-o", tmp_path / "o", "--format", "folder", *ARGS) == 1
+    assert error_of(capsys).endswith("(it holds 1 .wav, 1 (no extension)); its files look like --format audio")
+
+
+def test_coco_with_a_missing_images_folder_fails_at_once(tmp_path, capsys):
+    write(str(tmp_path / "captions.json"), '{"images": [], "annotations": []}')
+    assert run_cli("run", tmp_path / "captions.json", "--images", tmp_path / "nosuch", "-o", tmp_path / "o", *ARGS) == 1
+    assert error_of(capsys) == f"mmcurate: error: InputError: images folder not found: {tmp_path / 'nosuch'} (--images)"
+
+
+def test_clip_without_its_packages_or_clip_flags_without_a_model(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    src = photos(tmp_path / "in", 1)
+    assert run_cli("run", src, "-o", tmp_path / "o", "--clip-threshold", "0.5", "--no-clip-filter", *ARGS) == 1
+    assert error_of(capsys) == "mmcurate: error: --clip-threshold, --no-clip-filter need --clip-model: without a model nothing is scored"
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "clip" else find(name, *a))
+    assert run_cli("run", src, "-o", tmp_path / "o", "--clip-model", "tiny", *ARGS) == 1
+    assert error_of(capsys) == ("mmcurate: error: ConfigError: --clip-model (clip.model) needs clip-anytorch, not installed here: "
+                                "pip install 'mmcurate[clip]'")
+
+
+def test_config_mistakes_and_flags_answer_in_one_line(tmp_path, capsys):
+    write(str(tmp_path / "flat.yaml"), "image_size: 128\n")
+    write(str(tmp_path / "bad.yaml"), "image:\n  image_size: [1, 2\nfoo: 1\n")
+    assert run_cli("run", "x", "-o", tmp_path / "o", "--config", tmp_path / "flat.yaml") == 1
+    assert error_of(capsys) == ("mmcurate: error: ConfigError: config 'image_size': 128 is not a section of settings "
+                                "(it belongs under `image:`, indented; see `mmcurate config`)")
+    assert run_cli("run", "x", "-o", tmp_path / "o", "--config", tmp_path / "bad.yaml") == 1
+    assert error_of(capsys) == (f"mmcurate: error: ConfigError: --config {tmp_path / 'bad.yaml'}: not valid YAML at line 3, column 4: "
+                                "expected ',' or ']', but got ':'")
+    with pytest.raises(SystemExit):
+        run_cli("run", "x", "-o", tmp_path / "o", "--workers", "0")
+    assert "argument --workers: must be 1 or more, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli("--version")
+    assert capsys.readouterr().out.startswith("mmcurate 0.")
+    assert run_cli("inspect", tmp_path, "--reason", "text.nosuch") == 1
+    assert error_of(capsys) == "mmcurate: error: unknown reason 'text.nosuch': `mmcurate reasons` lists them"
+    with pytest.raises(ValueError):  # --debug after the command: the full error, raised
+        run_cli("run", "x", "-o", tmp_path / "o", "--config", tmp_path / "flat.yaml", "--debug")
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`mmcurate reasons | head -1`: the reader is gone before the output is written."""
+    child = subprocess.Popen([sys.executable, "-m", "mmcurate.pipelines.cli", "reasons"], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()
+    assert child.wait(timeout=120) == 0 and child.stderr.read() == b""
