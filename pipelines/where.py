@@ -106,10 +106,11 @@ class _Builder:
     def check_kinds(self, node, left, right) -> None:
         a, b = self.kind(left), self.kind(right)
         if a and b and a != b:
-            column = left if isinstance(left, ast.Name) else right
+            column = left if not isinstance(left, ast.Constant) else right
             other = "number" if self.kind(column) == "text" else "string"
-            name = column.id if isinstance(column, ast.Name) else "it"
-            self.fail(node, f"{name} is a {self.kind(column)} column, compared with a {other}")
+            what = f"{column.id} is a {self.kind(column)} column" if isinstance(column, ast.Name) else \
+                f"{ast.get_source_segment(self.text.strip(), column)} is a {self.kind(column)}"
+            self.fail(node, f"{what}, compared with a {other}")
 
     def operand(self, node):
         if isinstance(node, ast.Constant):

@@ -1,5 +1,7 @@
 """--where: expressions over manifest columns, parsed without eval."""
 
+import re
+
 import pyarrow as pa
 import pytest
 
@@ -39,4 +41,18 @@ def test_expressions_select_exactly(expr, expected):
 ])
 def test_bad_expressions_say_what_is_wrong(expr, message):
     with pytest.raises(WhereError, match=message):
+        parse(expr, MANIFEST_SCHEMA)
+
+
+def test_an_empty_text_counts_as_none_as_manifests_write_no_value():
+    assert keys("reason is not None") == ["b", "c"] and keys("reason is None") == ["a", "d"]
+
+
+@pytest.mark.parametrize("expr, why", [
+    ("width >= '20'", "width is a number column, compared with a string: width >= '20'"),
+    ("reason == 3", "reason is a text column, compared with a number: reason == 3"),
+    ("len(caption) > 'x'", "len(caption) is a number, compared with a string: len(caption) > 'x'"),
+])
+def test_a_column_compared_with_a_value_of_another_kind_is_refused(expr, why):
+    with pytest.raises(WhereError, match=re.escape(why)):
         parse(expr, MANIFEST_SCHEMA)
