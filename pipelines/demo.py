@@ -113,9 +113,9 @@ def generate(folder: str, samples: int = 200, seed: int = 0, progress: bool = Fa
     n_good = samples - n_defects - n_dupes - n_near
     it = range(n_good)
     if progress:
-        from tqdm import tqdm
+        from mmcurate.pipelines.progress import bar
 
-        it = tqdm(it, desc="demo images", unit="img")
+        it = bar(it, desc="demo images", unit="img")
     first_jpeg = None
     seen = _HashIndex(n_good)
     # The generated domain holds only so many pictures 10 bits apart: past a few thousand,

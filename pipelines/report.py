@@ -82,9 +82,9 @@ def scan(out_dir: str, stats: dict, n: int, per_reason: int, progress: bool):
     parts = []
     paths = samples.manifest_paths(out_dir)
     if progress:
-        from tqdm import tqdm
+        from mmcurate.pipelines.progress import bar
 
-        paths = tqdm(paths, desc="report: manifests", unit="shard")
+        paths = bar(paths, desc="report: manifests", unit="shard")
     for path in paths:
         rows = read_manifest(path)
         if compute:

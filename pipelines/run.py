@@ -283,12 +283,12 @@ class _Progress:
     """Counts finished staging and final shards on disk (works for any runner writing there)."""
 
     def __init__(self, out_dir: str, total: Optional[int]):
-        from tqdm import tqdm
+        from mmcurate.pipelines.progress import bar
 
         self.out_dir = out_dir
         self.bars = {
-            "prepare": tqdm(total=total, desc="prepare shards", unit="shard", leave=True),
-            "finalize": tqdm(total=total, desc="final shards  ", unit="shard", leave=True),
+            "prepare": bar(total=total, desc="prepare shards", unit="shard", leave=True),
+            "finalize": bar(total=total, desc="final shards  ", unit="shard", leave=True),
         }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)

@@ -38,9 +38,9 @@ def validate(out_dir: str, progress: bool = False) -> list[str]:
     shards = stats.get("shards", [])
     iterator = shards
     if progress:
-        from tqdm import tqdm
+        from mmcurate.pipelines.progress import bar
 
-        iterator = tqdm(shards, desc="validate", unit="shard")
+        iterator = bar(shards, desc="validate", unit="shard")
     for entry in iterator:
         tar_path = fileio.join(out_dir, entry["name"])
         base = tar_path[: -len(".tar")]

@@ -22,3 +22,14 @@ def test_worker_count(beam_args, want):
 def test_is_local():
     assert is_local(()) and is_local(["--runner", "direct"])
     assert not is_local(["--runner", "DataflowRunner"])
+
+
+def test_progress_bars_write_rarely_into_a_log_file(monkeypatch):
+    from mmcurate.pipelines import progress
+
+    import io
+
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: False)
+    assert progress.bar(total=1, file=io.StringIO()).mininterval == progress.LOG_INTERVAL_S
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True)
+    assert progress.bar(total=1, file=io.StringIO()).mininterval == 0.1
