@@ -54,6 +54,9 @@ their picture when the run kept its staging shards (--keep-staging).
 """
 
 
+RAW = argparse.RawDescriptionHelpFormatter
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mmcurate",
@@ -90,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--image-size", type=int, help="target size in pixels (default: 256)")
     run.add_argument("--shard-size", type=int, help="input rows per shard (default: 10000)")
     run.add_argument("--languages", metavar="CODES", help="keep only captions in these languages, e.g. en or en,de (fastText codes; default: every language, detected and recorded as caption_language)")
-    run.add_argument("--dedup", choices=["near", "exact", "none"], help="near (default): exact, then perceptual-hash near-duplicate images; exact: identical keys and image bytes only; none: duplicate keys only")
+    run.add_argument("--dedup", choices=["near", "exact", "none"], help="near (default): exact, then near duplicates by --duplicates (perceptual image hashes, or caption MinHash); exact: identical keys and media bytes only; none: duplicate keys only")
     run.add_argument("--duplicates", choices=["image", "caption", "both", "either"], help="near mode: what makes two samples duplicates (default: image)")
     run.add_argument("--allow-private-hosts", action="store_true", help="allow URLs on private, loopback and link-local addresses")
     run.add_argument("--clip-model", help="score pairs with this CLIP: a name (ViT-B/32) found in clip.weights_dir, a checkpoint path, or 'tiny' (the shipped demo model)")
@@ -107,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="local runs: run again at once, up to N times, when a shuffle lost elements (ShuffleLossError, a fault of "
                           "Beam's local multi-process runner; nothing is written from it, and staged shards are reused) (default: 1)")
 
-    stats = command("stats", help="show a finished run's statistics")
+    stats = command("stats", help="show a finished run's statistics",
+                    epilog="examples:\n  mmcurate stats out\n  mmcurate stats gs://bucket/out --json | jq .dropped", formatter_class=RAW)
     stats.add_argument("output", help=OUTPUT_HELP)
     stats.add_argument("--json", action="store_true", help="print stats.json as JSON")
 
@@ -124,13 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     insp.add_argument("--cols", type=int, default=0, help="tiles per row (default: about square)")
     insp.add_argument("--tile", type=int, default=224, help="thumbnail size in pixels (default: 224)")
 
-    rep_ = command("report", help="write a self-contained HTML report: plots, gallery, examples of every drop reason")
+    rep_ = command("report", help="write a self-contained HTML report: plots, gallery, examples of every drop reason",
+                   epilog="example:\n  mmcurate report out -o report.html --n 96   # dropped samples' pictures need --keep-staging at run time",
+                   formatter_class=RAW)
     rep_.add_argument("output", help=OUTPUT_HELP)
     rep_.add_argument("-o", "--html", default="report.html", help="HTML file to write (default: report.html)")
     rep_.add_argument("--n", type=int, default=48, help="gallery thumbnails of kept samples (default: 48)")
     rep_.add_argument("--per-reason", type=int, default=4, help="examples per drop reason (default: 4; thumbnails need --keep-staging at run time)")
 
-    val = command("validate", help="re-read every shard and check it against manifests and stats; non-zero exit on any problem")
+    val = command("validate", help="re-read every shard and check it against manifests and stats; non-zero exit on any problem",
+                  epilog="example:\n  mmcurate validate out && gsutil -m cp -r out gs://bucket/dataset", formatter_class=RAW)
     val.add_argument("output", help=OUTPUT_HELP)
 
     demo = command("demo", help="generate a sample dataset with planted defects and curate it")
@@ -142,8 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
     demo.add_argument("--no-clip", action="store_true", help="skip CLIP scoring (by default the demo scores with the shipped tiny CLIP)")
 
-    command("config", help="print the default configuration as YAML")
-    command("reasons", help="list every drop reason and failure with its meaning")
+    command("config", help="print every setting with its default and meaning, as YAML: a --config file to start from",
+            epilog="example:\n  mmcurate config > my.yaml     # then edit it\n  mmcurate run photos/ -o out --config my.yaml", formatter_class=RAW)
+    command("reasons", help="list every drop reason and failure with its meaning",
+            epilog="example:\n  mmcurate reasons | grep duplicate\n  mmcurate inspect out --reason duplicate.near_image -o dups.png", formatter_class=RAW)
     return p
 
 
@@ -295,7 +304,7 @@ def cmd_demo(args, beam_args) -> int:
 def cmd_config(_args) -> int:
     from mmcurate.schemas.config import RunConfig
 
-    print(RunConfig().to_yaml(), end="")
+    print(RunConfig().to_yaml(comments=True), end="")
     return 0
 
 

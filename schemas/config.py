@@ -372,8 +372,22 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, comments: bool = False) -> str:
+        """The config as YAML; with comments, each setting carries the comments written beside
+        and above it in this file (what `mmcurate config` prints: a config file to start from)."""
+        if not comments:
+            return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        lines = []
+        for section in fields(self):
+            values = getattr(self, section.name)
+            lines.append(f"{section.name}:")
+            notes = _field_comments(type(values))
+            for f in fields(values):
+                above, beside = notes.get(f.name, ([], ""))
+                lines += [f"  # {text}" for text in above]
+                value = yaml.safe_dump(getattr(values, f.name), default_flow_style=True, width=10_000).removesuffix("\n...\n").strip()
+                lines.append(f"  {f.name}: {value}" + (f"  # {beside}" if beside else ""))
+        return "\n".join(lines) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "RunConfig":
@@ -419,6 +433,30 @@ class RunConfig:
         if name not in known:
             raise ConfigError(f"unknown config key {dotted!r} (section {section_name} has: {', '.join(known)})")
         setattr(section, name, _coerce(dotted, known[name].type, value))
+
+
+def _field_comments(section: type) -> dict[str, tuple[list[str], str]]:
+    """{field: (comment lines just above it, the comment beside it)} from the class's source."""
+    import inspect
+    import io
+    import tokenize
+
+    source = inspect.getsource(section)
+    comments = {tok.start[0]: tok.string.lstrip("#").strip() for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                if tok.type == tokenize.COMMENT}
+    lines = source.splitlines()
+    out = {}
+    for number, line in enumerate(lines, 1):
+        found = re.match(r"\s{4}(\w+): ", line)
+        if not found:
+            continue
+        above, n = [], number - 1
+        while n >= 1 and lines[n - 1].strip().startswith("#"):
+            above.insert(0, comments.get(n, ""))
+            n -= 1
+        beside = comments.get(number, "") if not line.strip().startswith("#") else ""
+        out[found.group(1)] = (above, beside)
+    return out
 
 
 def _parse_value(raw: str) -> Any:

@@ -66,3 +66,14 @@ def test_error_text_drops_object_addresses_and_is_cut_to_its_limit():
     assert error_text(ValueError("x" * 50), limit=20) == "ValueError: " + "x" * 8
     assert error_text(KeyError("k"), extra="trace") == "KeyError: 'k' | trace"
     assert without_addresses("ValueError('<_io.BytesIO object at 0x7f3a2c>')") == "ValueError('<_io.BytesIO object>')"
+
+
+def test_the_printed_config_explains_each_setting_and_reads_back_as_the_defaults():
+    import yaml
+
+    from mmcurate.schemas.config import RunConfig
+
+    text = RunConfig().to_yaml(comments=True)
+    assert yaml.safe_load(text) == RunConfig().to_dict()
+    assert "  url_col: url  # table: column holding a URL or a path (relative to the table)\n" in text
+    assert "  # near mode: what makes two samples duplicates\n  duplicates: image  # image | caption | both | either\n" in text
