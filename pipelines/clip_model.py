@@ -46,5 +46,7 @@ def load_clip(name_or_path: str, weights_dir: str = ""):
     import clip
 
     path = resolve_checkpoint(name_or_path, weights_dir)
-    model, _ = clip.load(path, device="cpu", jit=False)
+    with warnings.catch_warnings():  # clip.load tries torch.jit.load first (a FutureWarning), then the state dict
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        model, _ = clip.load(path, device="cpu", jit=False)
     return model.float().eval()
