@@ -15,6 +15,7 @@ from typing import Optional, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mmcurate.filters.letterbox import without_bars
 from mmcurate.filters.near_dup import colour_signature, image_hashes
 from mmcurate.schemas.config import ImageConfig
 from mmcurate.schemas.record import Rejected, Verdict, error_text
@@ -76,7 +77,10 @@ class ProcessImage:
         if orientation not in (None, 1):
             img = ImageOps.exif_transpose(img)
         img = to_rgb(img)
-        hashes = dict(image_hashes(img, self.mirror), colour=colour_signature(img)) if self.hashes else None
+        hashes = None
+        if self.hashes:  # of the picture between its letterbox or pillarbox bars, if it has them
+            content = without_bars(img)
+            hashes = dict(image_hashes(content, self.mirror), colour=colour_signature(content))
         img = self._resize(img, w, h)
         out = io.BytesIO()
         fmt = self.cfg.format

@@ -116,7 +116,7 @@ def colour_near(a: np.ndarray, has_a: np.ndarray, b: np.ndarray, has_b: np.ndarr
     return ~(has_a & has_b) | (colour_distance(a, b) <= max_distance)
 
 
-IMAGE_SIGNATURE = "hashes+colour-v1"  # names an image's signature: images staged under another are redone
+IMAGE_SIGNATURE = "hashes+colour-v2"  # names an image's signature (v2: taken between letterbox bars): images staged under another are redone
 VIDEO_SIGNATURE = "frames-v2"  # names the clip signature: clips staged under another are redone
 
 
