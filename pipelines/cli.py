@@ -206,6 +206,11 @@ def cmd_run(args, beam_args) -> int:
     from mmcurate.pipelines.run import earlier_inputs, run
     from mmcurate.pipelines.show import render
 
+    from mmcurate.pipelines.runner import unknown_beam_args
+
+    unknown = unknown_beam_args(beam_args)
+    if unknown:
+        print(f"note: Beam knows no option {', '.join(unknown)}: ignored", file=sys.stderr)
     earlier = earlier_inputs(args.output)
     if earlier is not None and earlier != list(args.inputs):
         print(f"note: {args.output} holds the results of a run of other inputs ({', '.join(map(str, earlier))}); this run replaces them",

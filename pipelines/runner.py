@@ -27,6 +27,26 @@ def worker_count(workers: int, beam_args: list[str] | tuple = ()) -> int:
     return max(options.num_workers or 1, options.max_num_workers or 1)
 
 
+def unknown_beam_args(beam_args: list[str] | tuple) -> list[str]:
+    """The flags after `--` that no Beam options class knows, each with the nearest known one
+    ("--max_num_worker (--max_num_workers?)"): Beam drops them without a word, so a misspelt
+    flag would run with the default."""
+    import difflib
+
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)  # as PipelineOptions.get_all_options parses them
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    _, unknown = parser.parse_known_args(list(beam_args))
+    known = [o for o in parser._option_string_actions if o.startswith("--")]  # pylint: disable=protected-access
+    out = []
+    for flag in (a.split("=", 1)[0] for a in unknown if a.startswith("-")):
+        near = difflib.get_close_matches(flag, known, n=1)
+        out.append(f"{flag} ({near[0]}?)" if near else flag)
+    return out
+
+
 def make_pipeline(workers: int | None = None, beam_args: list[str] | tuple = ()) -> beam.Pipeline:
     """`beam_args` are Beam's own flags (`--runner DataflowRunner --project ...`). Without a
     runner we run locally on the FnApiRunner: in memory for one worker, else one process per

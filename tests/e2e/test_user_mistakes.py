@@ -151,3 +151,10 @@ def test_output_into_a_closed_pipe_ends_quietly():
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     child.stdout.close()
     assert child.wait(timeout=120) == 0 and child.stderr.read() == b""
+
+
+def test_a_misspelt_beam_flag_is_named_not_silently_dropped(tmp_path, capsys):
+    assert run_cli("run", tmp_path / "nosuch", "-o", tmp_path / "o", "--", "--max_num_worker", "3") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "note: Beam knows no option --max_num_worker (--max_num_workers?): ignored"
+    assert err[1].startswith("mmcurate: error: InputError: input not found")

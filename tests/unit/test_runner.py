@@ -33,3 +33,11 @@ def test_progress_bars_write_rarely_into_a_log_file(monkeypatch):
     assert progress.bar(total=1, file=io.StringIO()).mininterval == progress.LOG_INTERVAL_S
     monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True)
     assert progress.bar(total=1, file=io.StringIO()).mininterval == 0.1
+
+
+def test_beam_flags_beam_does_not_know_are_named_with_the_nearest_it_does():
+    from mmcurate.pipelines.runner import unknown_beam_args
+
+    args = ["--runner", "DataflowRunner", "--max_num_worker", "5", "--project", "p", "--bogus=1", "--region=x", "--experiments=a"]
+    assert unknown_beam_args(args) == ["--max_num_worker (--max_num_workers?)", "--bogus"]
+    assert unknown_beam_args(["--s3_endpoint_url", "http://x", "--direct_num_workers=2"]) == []
