@@ -3,6 +3,7 @@ workers and turns one task into `SourceRow`s."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from typing import Iterator, Sequence
@@ -126,16 +127,39 @@ def plan(inputs: list[str], cfg: RunConfig, exclude: Sequence[str] = (), aligned
         if fmt == "table":
             table.check_columns(paths[0], cfg.input, captions=not aligned and cfg.input.requires_text)
         for path in paths:
-            options = {"images": _image_folder(path, cfg.input.images)} if fmt in ("coco", "flickr") else {}
+            options = {"images": _image_folder(path, fmt, cfg.input.images)} if fmt in ("coco", "flickr") else {}
             tasks.append(ReadTask(len(tasks), fmt, path, options=options))
     return fmt, tasks, ignored
 
 
-def _image_folder(captions_file: str, explicit: str) -> str:
+IMAGES_CHECKED = 20
+
+
+def _image_folder(captions_file: str, fmt: str, explicit: str) -> str:
+    """The coco/flickr image folder, checked: it exists, and holds one of the first
+    IMAGES_CHECKED images the file names (else every row would fail as fetch.not_found)."""
     root = image_root(captions_file, explicit)
     if not fileio.is_dir(root):
         raise InputError(f"images folder not found: {root}" + (" (--images)" if explicit else ""))
+    names = _first_images(captions_file, fmt)
+    if names and not any(fileio.exists(fileio.join(root, name)) for name in names):
+        raise InputError(f"none of the first {len(names)} images {captions_file} names (such as {names[0]}) is in {root}: "
+                         + ("is --images right?" if explicit else "pass the folder that holds them with --images"))
     return root
+
+
+def _first_images(captions_file: str, fmt: str) -> list[str]:
+    """The first IMAGES_CHECKED image names of a flickr or coco file ([] when it cannot tell)."""
+    try:
+        if fmt == "coco":
+            images = json.loads(fileio.read_bytes(captions_file)).get("images") or []
+            return [str(i["file_name"]) for i in images[:IMAGES_CHECKED] if isinstance(i, dict) and i.get("file_name")]
+        head = fileio.read_bytes(captions_file, 1 << 16).decode("utf-8", "replace").splitlines()[: IMAGES_CHECKED + 1]
+        rows = list(csv.reader(head))
+        column = [h.strip().lower() for h in rows[0]].index("image")
+        return [r[column].strip() for r in rows[1:] if len(r) > column and r[column].strip()]
+    except (ValueError, KeyError, IndexError, AttributeError, OSError):
+        return []  # the read counts what is wrong with the file
 
 
 def _plan_aligned(inputs: list[str], cfg: RunConfig, exclude: Sequence[str]) -> tuple[str, list[ReadTask], int]:

@@ -158,3 +158,13 @@ def test_a_misspelt_beam_flag_is_named_not_silently_dropped(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "note: Beam knows no option --max_num_worker (--max_num_workers?): ignored"
     assert err[1].startswith("mmcurate: error: InputError: input not found")
+
+
+def test_flickr_captions_whose_images_are_elsewhere_fail_at_once(tmp_path, capsys):
+    captions = write(str(tmp_path / "a" / "captions.txt"), "image,caption\np0.jpg,photo number 0\np1.jpg,photo number 1\n")
+    photos(tmp_path / "elsewhere", 2)
+    assert run_cli("run", captions, "-o", tmp_path / "o", *ARGS) == 1
+    assert error_of(capsys) == (f"mmcurate: error: InputError: none of the first 2 images {captions} names (such as p0.jpg) is in "
+                                f"{tmp_path / 'a'}: pass the folder that holds them with --images")
+    assert run_cli("run", captions, "--images", tmp_path / "elsewhere", "-o", tmp_path / "o", *ARGS) == 0
+    assert stats(tmp_path / "o")["kept"] == 2
