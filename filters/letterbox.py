@@ -16,7 +16,8 @@ never cropped to the ball.
 
 from __future__ import annotations
 
-from typing import Optional
+from collections import Counter
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -50,6 +51,17 @@ def without_bars(img):
     """The picture between its bars (itself when it has none)."""
     box = content_box(img)
     return img if box is None else img.crop(box)
+
+
+def clip_without_bars(frames: Sequence) -> list:
+    """A video clip's frames between the clip's bars: the box found on most of the frames that
+    show bars (a dark frame shows none), the same for every frame, so that a copy's frames are
+    cut alike; the frames as they are when none shows bars."""
+    boxes = [box for box in map(content_box, frames) if box is not None]
+    if not boxes:
+        return list(frames)
+    box = Counter(boxes).most_common(1)[0][0]
+    return [frame.crop(box) for frame in frames]
 
 
 def _bars(grey: np.ndarray) -> Optional[tuple[int, int]]:

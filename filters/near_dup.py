@@ -30,6 +30,8 @@ from typing import Callable, Hashable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from mmcurate.filters.letterbox import clip_without_bars
+
 HASH_BITS = 64
 PHASH_INPUT_SIDE = 32  # pHash's own input size
 DHASH_INPUT_SIDE = 128  # images are box-reduced to about this short side before dHash
@@ -117,14 +119,16 @@ def colour_near(a: np.ndarray, has_a: np.ndarray, b: np.ndarray, has_b: np.ndarr
 
 
 IMAGE_SIGNATURE = "hashes+colour-v2"  # names an image's signature (v2: taken between letterbox bars): images staged under another are redone
-VIDEO_SIGNATURE = "frames-v2"  # names the clip signature: clips staged under another are redone
+VIDEO_SIGNATURE = "frames-v3"  # names the clip signature (v3: taken between letterbox bars): clips staged under another are redone
 
 
 def frame_hashes(images: Sequence, mirror: bool = False) -> dict:
     """A video clip's signature: `image_hashes` of each sampled frame, in time order, as flat
     [phash, dhash, phash, dhash, ...] lists (the mirror images' too when asked), and each
     frame's `colour_signature`, concatenated (`frame_colours`). Two clips are near-duplicates
-    when the frames at most positions are, in grey levels and in colour (`majority_distance`)."""
+    when the frames at most positions are, in grey levels and in colour (`majority_distance`).
+    All of it between the clip's letterbox bars, if it has them (`clip_without_bars`)."""
+    images = clip_without_bars(images)
     per_frame = [image_hashes(img, mirror) for img in images]
     out: dict = {"frame_hashes": [h for f in per_frame for h in (f["phash"], f["dhash"])], "frame_hashes_mirror": None,
                  "frame_colours": b"".join(colour_signature(img) for img in images)}

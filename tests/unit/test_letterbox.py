@@ -68,3 +68,17 @@ def test_near_duplicate_hashes_are_taken_between_the_bars():
     assert without_bars(picture) is picture
     other = hashes(padded(image(320, 480, seed=5), jpeg=False)[0])
     assert bits(boxed, other, "dhash") > 8 and bits(boxed, other, "phash") > 8
+
+
+def test_a_clips_frames_are_cut_alike_even_where_a_dark_frame_shows_no_bars():
+    from mmcurate.filters.letterbox import clip_without_bars
+
+    frames = [padded(image(480, 320, seed=s))[0] for s in (6, 7)]
+    dark = Image.new("RGB", (256, 256), (0, 0, 0))
+    dark.paste(Image.new("RGB", (256, 171), (3, 3, 3)), (0, 42))  # a fade to black: no edge to see
+    assert content_box(dark) is None
+    cut = clip_without_bars(frames[:1] + [dark] + frames[1:])
+    box = content_box(frames[0])
+    assert box is not None and [f.size for f in cut] == [(box[2] - box[0], box[3] - box[1])] * 3
+    plain = [image(320, 240, seed=8), image(320, 240, seed=9)]
+    assert clip_without_bars(plain) == plain
