@@ -38,7 +38,14 @@ def unknown_beam_args(beam_args: list[str] | tuple) -> list[str]:
     parser = _BeamArgumentParser(allow_abbrev=False)  # as PipelineOptions.get_all_options parses them
     for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
         cls._add_argparse_args(parser)  # pylint: disable=protected-access
-    _, unknown = parser.parse_known_args(list(beam_args))
+    def refuse(message):  # a bad value: Beam itself says so when the pipeline is built
+        raise ValueError(message)
+
+    parser.error = refuse
+    try:
+        _, unknown = parser.parse_known_args(list(beam_args))
+    except ValueError:
+        return []
     known = [o for o in parser._option_string_actions if o.startswith("--")]  # pylint: disable=protected-access
     out = []
     for flag in (a.split("=", 1)[0] for a in unknown if a.startswith("-")):

@@ -41,3 +41,4 @@ def test_beam_flags_beam_does_not_know_are_named_with_the_nearest_it_does():
     args = ["--runner", "DataflowRunner", "--max_num_worker", "5", "--project", "p", "--bogus=1", "--region=x", "--experiments=a"]
     assert unknown_beam_args(args) == ["--max_num_worker (--max_num_workers?)", "--bogus"]
     assert unknown_beam_args(["--s3_endpoint_url", "http://x", "--direct_num_workers=2"]) == []
+    assert unknown_beam_args(["--max_num_workers=x", "--bogus"]) == []  # a bad value: Beam's own error, later (no exit here)
