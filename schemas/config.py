@@ -301,8 +301,9 @@ class ClipConfig:
     weights_dir: str = ""  # clip's download_root (default ~/.cache/clip); never downloaded into
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp16"  # on CUDA: fp16 | bf16 | fp32 (the CPU always runs fp32)
-    batch_size: int = 4096  # pairs per inference call (fixed per shard, so scores are reproducible);
-    # several chunks per call, so that decoding the next chunks overlaps encoding this one
+    # pairs per inference call (fixed per shard, so scores are reproducible); several chunks
+    # per call, so that decoding the next chunks overlaps encoding this one
+    batch_size: int = 4096
     threshold: float = 0.28  # drop pairs scoring below (LAION's ViT-B/32 cut)
     top_fraction: float = 0.0  # > 0: keep this fraction of the dataset with the highest scores instead
     filter: bool = True  # false: score and record only
@@ -312,9 +313,10 @@ class ClipConfig:
     prep_threads: int = 3  # chunks prepared ahead of the model (decode, tokenise, copy to the GPU)
     tokenize_workers: int = 0  # > 0: tokenise in this many processes
     compile: bool = False  # torch.compile the encoders (CUDA; pays off on long jobs)
-    decoder: str = "torchvision"  # JPEG decoding on CUDA: torchvision | nvimgcodec | nvimgcodec-hw (hardware engines alone)
-    # | nvimgcodec-gpu (Huffman on the SMs too) | cpu (libjpeg-turbo on host threads; resize still on the GPU)
-    # | mixed (torchvision and cpu at once, on shares of every chunk)
+    # JPEG decoding on CUDA: torchvision | nvimgcodec | nvimgcodec-hw (hardware engines alone)
+    # | nvimgcodec-gpu (Huffman on the SMs too) | cpu (libjpeg-turbo on host threads; resize
+    # still on the GPU) | mixed (torchvision and cpu at once, on shares of every chunk)
+    decoder: str = "torchvision"
     decode_threads: int = 0  # decoders cpu, mixed: threads decoding per worker process (0: one per core)
     host_decode_share: float = 0.25  # decoder mixed: the share of each chunk decoded on the host
 
