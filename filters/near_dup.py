@@ -118,8 +118,8 @@ def colour_near(a: np.ndarray, has_a: np.ndarray, b: np.ndarray, has_b: np.ndarr
     return ~(has_a & has_b) | (colour_distance(a, b) <= max_distance)
 
 
-IMAGE_SIGNATURE = "hashes+colour-v2"  # names an image's signature (v2: taken between letterbox bars): images staged under another are redone
-VIDEO_SIGNATURE = "frames-v3"  # names the clip signature (v3: taken between letterbox bars): clips staged under another are redone
+IMAGE_SIGNATURE = "hashes+colour-v3"  # names an image's signature (v2: taken between letterbox bars; v3: one straight edge past them is enough): images staged under another are redone
+VIDEO_SIGNATURE = "frames-v4"  # names the clip signature (v3: taken between letterbox bars; v4: as images v3): clips staged under another are redone
 
 
 def frame_hashes(images: Sequence, mirror: bool = False) -> dict:

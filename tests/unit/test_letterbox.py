@@ -3,6 +3,7 @@ in a picture that is not, and the near-duplicate hashes are taken between them."
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -33,6 +34,19 @@ def test_the_bars_of_padded_pictures_are_found_within_two_pixels(w, h, fill):
         got = content_box(square)
         assert got is not None and all(abs(a - b) <= 2 for a, b in zip(got, want)), (seed, got, want)
 
+
+
+def test_bars_are_found_where_the_picture_is_as_dark_as_one_of_them():
+    """A night sky along the top bar (dark, a few lights: not flat, but no straight edge either):
+    the straight edge past the bottom bar is enough."""
+    for seed in range(4):
+        picture = image(480, 320, seed=seed)
+        sky = np.full((60, 480, 3), 6, dtype=np.uint8)
+        sky[:, np.random.default_rng(seed).choice(480, 60, replace=False)] = 120  # a street's lights
+        picture.paste(Image.fromarray(sky), (0, 0))
+        square, want = padded(picture)
+        got = content_box(square)
+        assert got is not None and all(abs(a - b) <= 2 for a, b in zip(got, want)), (seed, got, want)
 
 def test_pictures_without_bars_are_left_whole():
     for seed in range(20):
