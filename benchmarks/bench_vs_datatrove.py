@@ -1,7 +1,7 @@
 """Caption MinHash dedup: mmcurate against HF datatrove, speed and accuracy on one corpus.
 
     pip install datatrove spacy tokenizers "xxhash<4"     # benchmark only, not mmcurate's
-    python benchmarks/bench_vs_datatrove.py --n 500000 --workers 2    # 1M captions: 276 s, 11.5 GiB peak locally (2026-11-24, RESULTS.md)
+    python benchmarks/bench_vs_datatrove.py --n 500000 --workers 2    # --n 1000000: 187 s, 9.2 GiB peak locally (2026-11-24, RESULTS.md)
 
 (datatrove 0.10 hashes str shingles with xxhash, which xxhash 4 refuses; its English word
 tokenizer is spacy's.)
