@@ -187,7 +187,7 @@ def score(texts: list[str], family: np.ndarray, dropped: set[int]) -> dict:
 
 
 # -- the tools (each run in a subprocess: `_run TOOL ...`) -------------------------------------
-def run_mmcurate(corpus: str, out: str, workers: int, files: int) -> set[int]:
+def run_mmcurate(corpus: str, out: str, workers: int, files: int, sets: list[str]) -> set[int]:
     import apache_beam as beam
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -196,7 +196,7 @@ def run_mmcurate(corpus: str, out: str, workers: int, files: int) -> set[int]:
     from mmcurate.pipelines.runner import make_pipeline
     from mmcurate.schemas.config import RunConfig
 
-    cfg = RunConfig.load(overrides=["dedup.duplicates=caption"]).dedup
+    cfg = RunConfig.load(overrides=["dedup.duplicates=caption", *sets]).dedup
 
     def signatures(index: int) -> pa.Table:
         from mmcurate.filters.near_dup import caption_signatures
@@ -255,19 +255,19 @@ TOOLS = {
 }
 
 
-def child(tool: str, corpus: str, out: str, workers: int, files: int) -> None:
-    dropped = run_mmcurate(corpus, out, workers, files) if tool == "mmcurate" else run_datatrove(corpus, out, workers, files, **TOOLS[tool])
+def child(tool: str, corpus: str, out: str, workers: int, files: int, sets: list[str]) -> None:
+    dropped = run_mmcurate(corpus, out, workers, files, sets) if tool == "mmcurate" else run_datatrove(corpus, out, workers, files, **TOOLS[tool])
     with open(os.path.join(out, "dropped.json"), "w") as f:
         json.dump(sorted(dropped), f)
 
 
-def timed_run(tool: str, corpus: str, work: str, workers: int, files: int) -> dict:
+def timed_run(tool: str, corpus: str, work: str, workers: int, files: int, sets: list[str]) -> dict:
     out = os.path.join(work, "runs", tool)
     subprocess.run(["rm", "-rf", out], check=True)
     os.makedirs(out)
     started = time.time()
     with PeakRss() as rss:
-        done = subprocess.run([sys.executable, os.path.abspath(__file__), "_run", tool, corpus, out, str(workers), str(files)],
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), "_run", tool, corpus, out, str(workers), str(files), *sets],
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(out, "stderr.txt"), "w"))
     wall = time.time() - started
     if done.returncode:
@@ -280,7 +280,7 @@ def timed_run(tool: str, corpus: str, work: str, workers: int, files: int) -> di
 def main(argv=None) -> dict:
     if argv is None and sys.argv[1:2] == ["_run"]:
         tool, corpus, out, workers, files = sys.argv[2:7]
-        return child(tool, corpus, out, int(workers), int(files))
+        return child(tool, corpus, out, int(workers), int(files), sys.argv[7:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=500_000, help="captions in the corpus (default 500,000; mmcurate took 8.8 GiB for it on the local runner at 2bf7e60)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes for each tool (default 2)")
@@ -289,6 +289,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS), help="which runs (default all)")
     ap.add_argument("--workdir", default="benchmarks/_work/vs_datatrove", help="corpus and run outputs (reused corpus if present)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an mmcurate setting for its run, e.g. --set dedup.rows_per_partition=100000 (repeatable)")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args(argv)
     if any(t.startswith("datatrove") for t in args.tools):
@@ -306,12 +308,12 @@ def main(argv=None) -> dict:
     print(f"corpus: {args.n:,} captions in {args.files} files, {len(set(family.tolist())):,} families ({time.time() - started:.1f} s)", file=sys.stderr)
     results = []
     for tool in args.tools:
-        run = timed_run(tool, corpus, args.workdir, args.workers, args.files)
+        run = timed_run(tool, corpus, args.workdir, args.workers, args.files, args.set if tool == "mmcurate" else [])
         run.update(score(texts, family, run.pop("dropped_rows")))
         run["captions_per_s"] = round(args.n / run["wall_s"])
         results.append(run)
         print(json.dumps(run), file=sys.stderr)
-    report = {"captions": args.n, "workers": args.workers, "files": args.files, "family_fraction": args.family_fraction,
+    report = {"captions": args.n, "workers": args.workers, "mmcurate_settings": args.set, "files": args.files, "family_fraction": args.family_fraction,
               "seed": args.seed, "threshold": THRESHOLD, "runs": results}
     print(json.dumps(report, indent=1))
     if args.json:
