@@ -18,6 +18,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "input.missing_caption": (DROPPED, "prepare", "no caption: no sidecar .txt/.json, no caption column value, or no annotation"),
     "input.missing_image": (DROPPED, "prepare", "a caption (sidecar or annotation) whose image does not exist in the input"),
     "input.unsafe_path": (DROPPED, "prepare", "a tar member or path that escapes its root (`..`, absolute path)"),
+    "input.unsupported_media": (DROPPED, "prepare", "a shard sample with audio or video members: --format webdataset re-curates image-text samples only"),
     "input.bad_row": (FAILED, "prepare", "a row of a table that cannot be parsed (bad JSON line, wrong column count)"),
     "input.bad_caption": (DROPPED, "prepare", "the caption value is not text or a list of texts: a number, true/false or an object (a wrong --caption-col?)"),
     "input.unreadable": (FAILED, "prepare", "an input file that cannot be opened or parsed at all (counted as one row)"),

@@ -126,6 +126,11 @@ def plan(inputs: list[str], cfg: RunConfig, exclude: Sequence[str] = (), aligned
         paths = _expand(spec, suffixes)
         if fmt == "table":
             table.check_columns(paths[0], cfg.input, captions=not aligned and cfg.input.requires_text)
+        if fmt == "webdataset":
+            webdataset.check_image_shards(paths[0])
+        if fmt == "transcripts" and not aligned:
+            raise InputError(f"{spec} is a transcripts file: it gives the text of a key-aligned run, "
+                             f"e.g. mmcurate run audio=FOLDER text={spec} -o OUT (or video=FOLDER)")
         for path in paths:
             options = {"images": _image_folder(path, fmt, cfg.input.images)} if fmt in ("coco", "flickr") else {}
             tasks.append(ReadTask(len(tasks), fmt, path, options=options))

@@ -12,10 +12,31 @@ from typing import Iterator
 
 from mmcurate.filters.keys import make_key
 from mmcurate.pipelines import fileio
-from mmcurate.pipelines.sources.base import IMAGE_EXTS, ReadTask, caption_texts, is_unsafe_member
+from mmcurate.pipelines.sources.base import IMAGE_EXTS, InputError, ReadTask, caption_texts, is_unsafe_member
+from mmcurate.pipelines.sources.media import MEDIA_EXTS
 from mmcurate.schemas.record import SourceRow, Verdict
 
 TEXT_EXTS = ("txt", "caption", "text")
+MEDIA_MODALITY = {ext: modality for modality, exts in MEDIA_EXTS.items() for ext in exts}
+PEEK_SAMPLES = 20
+
+
+def check_image_shards(path: str) -> None:
+    """Refuse, in one line, shards whose first samples hold audio or video: re-curating them
+    as image-text samples would drop the audio, or keep a video's middle frame alone."""
+    for n, (key, members) in enumerate(_groups(path)):
+        media = next((m for m in members.values() if _media_ext(m.name)), None)
+        if media is not None:
+            modality = MEDIA_MODALITY[_media_ext(media.name)]
+            raise InputError(f"{path} holds {modality} samples ({media.name}): --format webdataset re-curates image-text "
+                             f"shards only, and would lose the {modality}; curate it from its source files (--format {modality})")
+        if n + 1 >= PEEK_SAMPLES:
+            return
+
+
+def _media_ext(name: str) -> str:
+    ext = split_member(name)[1].rsplit(".", 1)[-1]
+    return ext if ext in MEDIA_MODALITY else ""
 
 
 def split_member(name: str) -> tuple[str, str]:
@@ -36,6 +57,12 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
             continue
         image = next((members[e] for e in IMAGE_EXTS if e in members), None)
         row = SourceRow(make_key(key), (task.task, i), where)
+        media = next((m.name for m in members.values() if _media_ext(m.name)), None)
+        if media is not None:  # past the planner's peek: counted, never re-curated as a picture
+            row.verdict = Verdict.reject("input.unsupported_media", f"{media}: audio and video samples are not re-curated from shards")
+            yield row
+            i += 1
+            continue
         doc = members.get("json")
         if doc is not None and isinstance(doc.payload, dict):
             row.extra = {k: v for k, v in doc.payload.items() if k not in ("caption", "key", "__key__")}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mmcurate.pipelines import sources
-from tests.util import REPO, jpeg, run_cli, shard_bytes, stats, write
+from tests.util import REPO, by_key, jpeg, run_cli, shard_bytes, stats, write
 
 ARGS = ["--workers", "1", "--no-progress"]
 
@@ -168,3 +168,46 @@ def test_flickr_captions_whose_images_are_elsewhere_fail_at_once(tmp_path, capsy
                                 f"{tmp_path / 'a'}: pass the folder that holds them with --images")
     assert run_cli("run", captions, "--images", tmp_path / "elsewhere", "-o", tmp_path / "o", *ARGS) == 0
     assert stats(tmp_path / "o")["kept"] == 2
+
+
+def tar_of(path, samples: list[dict[str, bytes]]) -> str:
+    """A WebDataset tar: one dict of {member name: bytes} per sample, in order."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for members in samples:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def test_audio_or_video_shards_are_not_recurated_as_pictures(tmp_path, capsys):
+    """Re-curating an audio output with --format webdataset dropped every sample as
+    input.missing_image; a video output kept the middle frame and lost every clip."""
+    audio = tar_of(tmp_path / "audio.tar", [{"a.flac": b"fLaC", "a.txt": b"ten of clubs", "a.json": b"{}"}])
+    assert run_cli("run", audio, "-o", tmp_path / "o1", *ARGS) == 1
+    assert error_of(capsys) == (f"mmcurate: error: InputError: {audio} holds audio samples (a.flac): --format webdataset re-curates "
+                                "image-text shards only, and would lose the audio; curate it from its source files (--format audio)")
+    video = tar_of(tmp_path / "video.tar", [{"v.mp4": b"\0" * 8, "v.jpg": jpeg(seed=1), "v.txt": b"a clip"}])
+    assert run_cli("run", video, "--format", "webdataset", "-o", tmp_path / "o2", *ARGS) == 1
+    assert "holds video samples (v.mp4)" in error_of(capsys)
+    # a clip past the planner's peek at the first samples is counted, not kept as its picture
+    mixed = [{f"p{i}.jpg": jpeg(seed=i), f"p{i}.txt": f"photo {i}".encode()} for i in range(20)]
+    mixed.append({"v.mp4": b"\0" * 8, "v.jpg": jpeg(seed=30), "v.txt": b"a clip"})
+    out = tmp_path / "o3"
+    assert run_cli("run", tar_of(tmp_path / "mixed.tar", mixed), "-o", out, "--dedup", "exact", *ARGS) == 0
+    s = stats(out)
+    assert s["kept"] == 20 and s["dropped"] == {"input.unsupported_media": 1}
+    row = by_key(out)["v"]
+    assert row["reason"] == "input.unsupported_media" and row["error"] == "v.mp4: audio and video samples are not re-curated from shards"
+
+
+def test_a_transcripts_file_alone_says_how_to_use_it(tmp_path, capsys):
+    """It failed every row as internal.error (a TypeError) before."""
+    text = write(str(tmp_path / "cards.transcription"), "<s> ten of clubs </s> (001)\n")
+    assert run_cli("run", text, "-o", tmp_path / "o", *ARGS) == 1
+    assert error_of(capsys) == (f"mmcurate: error: InputError: {text} is a transcripts file: it gives the text of a key-aligned "
+                                f"run, e.g. mmcurate run audio=FOLDER text={text} -o OUT (or video=FOLDER)")
