@@ -102,7 +102,9 @@ class FinalizeShard(beam.DoFn):
         yield stats
 
     def _apply_score(self, row: dict, scored, cutoff) -> None:
-        if scored is None:  # a kept row must have been scored; never drop it silently
+        if scored is None and not row.get("caption"):  # no caption, no score (ReadForScoring): kept, clip_score null
+            return
+        if scored is None:  # a kept row with a caption must have been scored; never drop it silently
             apply_verdict(row, Verdict.reject("clip.inference_error", "no score came back for this sample"))
             return
         if scored.score is None:

@@ -71,8 +71,9 @@ class ReadForScoring(beam.DoFn):
         dropped = {(t, r) for batch in joined["decisions"] for t, r, *_ in batch}
         paths = staging_paths(self.staging_dir, sid)
         table = fileio.read_parquet(paths["parquet"]).select(["key", "status", "ord", "caption", "order_task", "order_row"])
-        wanted = {
-            r["ord"]: r for r in table.to_pylist() if r["status"] == KEPT and (r["order_task"], r["order_row"]) not in dropped
+        wanted = {  # a sample without a caption (--require image, video or audio) has nothing to score against
+            r["ord"]: r for r in table.to_pylist()
+            if r["status"] == KEPT and r["caption"] and (r["order_task"], r["order_row"]) not in dropped
         }
         if not wanted:
             return

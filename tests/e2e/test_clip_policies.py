@@ -80,3 +80,23 @@ def test_a_missing_checkpoint_is_one_plain_line(tmp_path, capsys):
     assert run_cli("run", tmp_path / "in", "-o", tmp_path / "o", "--clip-model", "ViT-B/32", "--set", f"clip.weights_dir={tmp_path}", "--no-progress") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"mmcurate: error: ModelNotFound: CLIP weights for ViT-B/32 not found: {tmp_path}/ViT-B-32.pt is missing (copy the checkpoint there, set clip.weights_dir, or pass --clip-model /path/to/checkpoint.pt)"
+
+
+def test_samples_without_a_caption_are_kept_unscored(tmp_path, setup):
+    """With --require image a picture may have no caption: it has nothing to be scored
+    against, so it is kept with a null score (it was scored against "" and dropped)."""
+    from tests.util import jpeg, write
+
+    _, common, _, _ = setup
+    for i in range(6):
+        write(str(tmp_path / "in" / f"p{i}.jpg"), jpeg(300, 240, seed=40 + i))
+        if i % 2 == 0:
+            write(str(tmp_path / "in" / f"p{i}.txt"), f"a picture number {i}")
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "in", "-o", out, *common, "--require", "image", "--dedup", "exact", "--clip-threshold", "1.0") == 0
+    rows = by_key(out)
+    assert {k: (r["status"], r["reason"], r["clip_score"]) for k, r in rows.items() if k in ("p1", "p3", "p5")} == {
+        k: ("kept", "", None) for k in ("p1", "p3", "p5")}
+    assert {k: r["reason"] for k, r in rows.items() if k in ("p0", "p2", "p4")} == {k: "clip.below_threshold" for k in ("p0", "p2", "p4")}
+    assert sorted(s["__key__"] for s in samples(out)) == ["p1", "p3", "p5"]
+    assert run_cli("validate", out) == 0
