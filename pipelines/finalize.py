@@ -73,7 +73,7 @@ class FinalizeShard(beam.DoFn):
             row["split"] = self.split_of(split_key(row))
             decision = decisions.get((row["order_task"], row["order_row"]))
             if decision and row["status"] == KEPT:
-                apply_verdict(row, Verdict.reject(decision[0]), dup_of=decision[1], distance=decision[2])
+                apply_verdict(row, Verdict.reject(decision[0], _decision_error(decision[0])), dup_of=decision[1], distance=decision[2])
             if row["status"] == KEPT and self.clip.model:
                 self._apply_score(row, scores.get(row["ord"]), cutoff)
             if row["status"] == KEPT:
@@ -149,3 +149,12 @@ class Finalize(beam.PTransform):
         joined = ledger.gate(ledger.cogroup(tagged, "JoinDecisions"), "JoinChecked")
         side = {"cutoff": beam.pvalue.AsSingleton(cutoff)} if cutoff is not None else {}
         return joined | "WriteShards" >> beam.ParDo(FinalizeShard(self.staging_dir, self.out_dir, self.clip, self.output, self.score_dir), **side)
+
+
+def _decision_error(reason: str) -> str:
+    """What a dedup decision's row says in its `error` column: why a key is a duplicate."""
+    if reason == "input.duplicate_key":
+        return ("an earlier input row has this key: in a folder a key is a file's name without its extension, so a.jpg and "
+                "a.png collide, as do files of one name in two input folders (give their parent folder instead: the "
+                "subfolder names then prefix the keys)")
+    return ""
