@@ -285,6 +285,16 @@ def check_split(out_dir: str, split: str) -> None:
         raise ValueError(f"{out_dir}: no kept sample is in split {split!r} (kept per split: {named})")
 
 
+def check_modalities(out_dir: str, modalities: Iterable[str]) -> None:
+    """Fail early, in one line, when images are asked of an audio output (its samples hold
+    KEY.flac); a video output's KEY.jpg is each clip's middle frame, decoded as its image."""
+    path = fileio.join(out_dir, "stats.json")
+    fmt = fileio.read_json(path).get("format", "") if fileio.exists(path) else ""
+    if "image" in modalities and "audio" in str(fmt).split("+"):
+        raise ValueError(f"{out_dir} holds audio samples (KEY.flac, KEY.txt, KEY.json): the loader decodes images and text; "
+                         "pass modalities=('text',) for the captions, and read KEY.flac from the tars yourself (runbooks/training.md)")
+
+
 def dataset(out_dir: str, *, split: str | None = None, batch_size: int = 64, image_size: int = 224,
             transform: Callable | None = None, tokenizer: Callable | None = None, context_length: int = 77,
             modalities: Iterable[str] = MODALITIES, shuffle: int = 1000, resampled: bool = False, seed: int = 0,
@@ -319,6 +329,7 @@ def dataset(out_dir: str, *, split: str | None = None, batch_size: int = 64, ima
         if in_ranges is not None:
             counts = {url: n for url, (_, _, n) in in_ranges.items()}
             ranges = {url: (offset, size) for url, (offset, size, _) in in_ranges.items()}
+    check_modalities(out_dir, modalities)
     decoders = _decoders(modalities, image_size, transform, tokenizer, context_length)
     if resampled:
         stages = [wds.ResampledShards(list(counts), seed=seed, deterministic=True)]

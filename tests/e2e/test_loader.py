@@ -281,3 +281,15 @@ def test_hugging_face_datasets_reads_the_shards(demo_out, tmp_path, monkeypatch)
     row = ds[0]
     assert row["jpg"].size == (row["json"]["width"], row["json"]["height"]) and row["jpg"].mode == "RGB"
     assert row["txt"] == row["json"]["caption"] and row["__key__"] == row["json"]["key"]
+
+
+def test_images_asked_of_an_audio_output_fail_in_one_line_and_its_text_loads(demo_out, tmp_path):
+    """An audio output's samples hold KEY.flac: it failed per sample with "no image member"."""
+    out = tmp_path / "speech-out"
+    shutil.copytree(demo_out, out)
+    doc = json.loads((out / "stats.json").read_text())
+    (out / "stats.json").write_text(json.dumps({**doc, "format": "audio+text"}))
+    with pytest.raises(ValueError, match=r"holds audio samples \(KEY.flac, KEY.txt, KEY.json\): the loader decodes images and text; "
+                                         r"pass modalities=\('text',\)"):
+        ld.dataset(str(out))
+    assert len(keys_of(ld.loader(str(out), modalities=("text",), shuffle=0))) == stats(demo_out)["kept"]
