@@ -9,6 +9,7 @@ listed for a stem with no media file are `align.missing_<modality>` rows: nothin
 
 from __future__ import annotations
 
+import re
 from typing import Iterator, Sequence
 
 from mmcurate.filters.keys import make_key, stem_of
@@ -23,6 +24,7 @@ MEDIA_EXTS = {
     "video": ("mp4", "webm", "avi", "mkv", "mov", "m4v"),
 }
 SUBTITLE_EXTS = ("srt", "vtt")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # en, pt-BR, zh-Hans: a.en.srt is a.mp4's
 
 
 def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Sequence[str] = ()) -> tuple[list[ReadTask], int]:
@@ -33,8 +35,12 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
     manifests, ignored = [], 0
     files = [p[len(root) + 1:] for p in fileio.list_files(root, exclude)]
     media_stems = {stem_of(f) for f in files if ext_of(f) in MEDIA_EXTS[modality]}
-    for rel in files:
+    if not media_stems:  # transcripts alone: the wrong --format, or no media yet (sources._nothing_found says)
+        return [], len(files)
+    for rel in sorted(files, key=lambda f: (stem_of(f) not in media_stems, f)):  # a.srt before a.en.srt
         ext, stem = ext_of(rel), stem_of(rel)
+        if ext in SUBTITLE_EXTS and stem not in media_stems and _LANGUAGE_TAG.fullmatch(stem.rpartition(".")[2]):
+            stem = stem.rpartition(".")[0]  # yt-dlp's a.en.srt: the subtitles of a.mp4
         if ext in MEDIA_EXTS[modality] or (stem in media_stems and ext in ("txt", "json") + SUBTITLE_EXTS):
             groups.setdefault(stem, {}).setdefault(ext, []).append(rel)
         elif transcripts.is_transcripts_name(rel):

@@ -103,3 +103,30 @@ def test_media_folder_with_an_unreadable_transcripts_file_plans_and_counts_it(tm
         ("a", None, ["hello"]), ("b", None, []), ("bad_00001_000000000", "input.unreadable", []),
     ]
     assert rows[2].source == f"{tmp_path}/captions.csv:1" and "FileNotFoundError" in rows[2].verdict.detail
+
+
+def test_a_videos_subtitles_named_with_a_language_tag_are_its_own(tmp_path):
+    """yt-dlp writes talk.en.srt beside talk.mp4: it was ignored, and talk was kept uncut."""
+    from mmcurate.pipelines.sources import media
+
+    for name in ("talk.mp4", "talk.en.srt", "talk.de.srt", "show.mp4", "show.srt", "show.en.vtt", "lecture.part.srt", "x.pt-BR.vtt", "x.mkv"):
+        (tmp_path / name).write_bytes(b"")
+    tasks, ignored = media.plan(str(tmp_path), "video", 0, 10)
+    rows = {r.key: r for task in tasks for r in media.read(task)}
+    assert sorted(rows) == ["show", "talk", "x"] and ignored == 1  # lecture.part.srt: no video of that name
+    assert {k: r.subtitles for k, r in rows.items()} == {
+        "show": f"{tmp_path}/show.srt", "talk": f"{tmp_path}/talk.de.srt", "x": f"{tmp_path}/x.pt-BR.vtt"}
+
+
+def test_a_media_folder_with_none_of_its_modality_is_refused_with_a_hint(tmp_path):
+    import pytest
+
+    from mmcurate.pipelines import sources
+    from mmcurate.pipelines.sources.base import InputError
+    from mmcurate.schemas.config import RunConfig
+
+    (tmp_path / "v.mp4").write_bytes(b"")
+    write(tmp_path / "captions.csv", "file,caption\nv.mp4,a clip\n")
+    cfg = RunConfig.load(overrides=["input.format=audio"])
+    with pytest.raises(InputError, match=r"no inputs for --format audio in .* \(it holds 1 \.csv, 1 \.mp4\); its files look like --format video"):
+        sources.plan([str(tmp_path)], cfg)
