@@ -8,6 +8,7 @@ from typing import Iterator, NamedTuple, Optional, Sequence
 from mmcurate.filters.keys import make_key, stem_of
 from mmcurate.pipelines import fileio
 from mmcurate.pipelines.sources.base import IMAGE_EXTS, ReadTask, caption_texts, ext_of
+from mmcurate.pipelines.sources.transcripts import TEXT_COLUMNS
 from mmcurate.schemas.record import SourceRow, Verdict, error_text
 
 SIDECAR_EXTS = ("txt", "json")
@@ -56,6 +57,9 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
             i += 1
 
 
+SIDECAR_TEXT_FIELDS = TEXT_COLUMNS  # the first present is the caption, as in transcript tables
+
+
 class Sidecar(NamedTuple):
     caption_bytes: Optional[bytes]  # one caption, checked (UTF-8) and cleaned in prepare
     captions: list[str]  # or several: `a.json` with a list as its `caption`
@@ -68,7 +72,8 @@ class Sidecar(NamedTuple):
 
 
 def read_sidecar(root: str, files: dict) -> Sidecar:
-    """A stem's caption from `a.txt`, or `a.json`'s `caption` (its other fields: extra). A
+    """A stem's caption from `a.txt`, or `a.json`'s `caption` (else `text`, `transcript`, ...:
+    SIDECAR_TEXT_FIELDS; its other fields: extra). A
     sidecar that cannot be read (a dangling link, an I/O error) fails this stem's rows as
     input.unreadable; the stems after it are read on."""
     name = (files.get("txt") or files.get("json") or [None])[0]
@@ -85,7 +90,8 @@ def read_sidecar(root: str, files: dict) -> Sidecar:
             return Sidecar(None, [], {}, Verdict.reject("input.bad_row", f"sidecar json: {e}"))
         if not isinstance(doc, dict):
             return Sidecar(None, [], {}, Verdict.reject("input.bad_row", "sidecar json is not an object"))
-        texts, verdict = caption_texts(doc.pop("caption", None), "the sidecar json's caption")
+        field = next((f for f in SIDECAR_TEXT_FIELDS if doc.get(f) is not None), "caption")  # as transcript tables name it
+        texts, verdict = caption_texts(doc.pop(field, None), f"the sidecar json's {field}")
         if len(texts) == 1:  # (surrogatepass: a "\udcxx" escape becomes bytes that fail as text.invalid_utf8)
             return Sidecar(texts[0].encode("utf-8", "surrogatepass"), [], doc, verdict)
         return Sidecar(None, texts, doc, verdict)

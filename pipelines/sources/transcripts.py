@@ -115,6 +115,8 @@ def _record_entry(n: int, record) -> Entry:
     if not isinstance(record, dict):
         return Entry(n, "", "", f"line {n}: not an object")
     ident, text = _pick(record, ID_COLUMNS), _pick(record, TEXT_COLUMNS)
+    if text is None and {str(k).lower() for k in record} & set(TEXT_COLUMNS):
+        text = ""  # an empty transcript is this media's text, dropped as text.empty (not a bad line)
     if text is not None and not isinstance(text, str):  # a number or a list in a json line: not str()-ed into text
         return Entry(n, "", "", f"line {n}: its text is {type(text).__name__} {repr(text)[:60]}, not a string")
     ident = None if ident is None else str(ident)  # (ids may be numbers)

@@ -20,12 +20,14 @@ def test_sphinx_librispeech_tables_and_msrvtt(tmp_path):
                                 (4, "004", "five five", "")]
     libri = write(tmp_path / "84-121123.trans.txt", "84-121123-0000 GO DO YOU HEAR\n84-121123-0001\n")
     assert _entries(libri) == [(1, "84-121123-0000", "GO DO YOU HEAR", ""), (2, "", "", "line 2: expected 'utterance-id text'")]
-    tsv = write(tmp_path / "t.tsv", "file\ttranscript\nclips/a.wav\thello\nb\t\n")
-    assert _entries(tsv)[0] == (2, "a", "hello", "") and _entries(tsv)[1][3].startswith("line 3: needs a media column")
-    jsonl = write(tmp_path / "c.jsonl", '{"video": "video9149.mp4", "caption": "a boy sings"}\n[1]\n{bad\n{"id": 7, "text": ["a", "b"]}\n{"id": 8, "text": "eight"}\n')
+    tsv = write(tmp_path / "t.tsv", "file\ttranscript\nclips/a.wav\thello\nb\t\n\tno file\n")
+    assert _entries(tsv)[:2] == [(2, "a", "hello", ""), (3, "b", "", "")]  # an empty transcript: text.empty later
+    assert _entries(tsv)[2][3].startswith("line 4: needs a media column")
+    jsonl = write(tmp_path / "c.jsonl", '{"video": "video9149.mp4", "caption": "a boy sings"}\n[1]\n{bad\n{"id": 7, "text": ["a", "b"]}\n{"id": 8, "text": "eight"}\n{"audio": "5.wav", "transcript": ""}\n')
     got = _entries(jsonl)
     assert got[0] == (1, "video9149", "a boy sings", "") and got[1][3] == "line 2: not an object" and got[2][3].startswith("line 3: ")
     assert got[3][3] == "line 4: its text is list ['a', 'b'], not a string" and got[4] == (5, "8", "eight", "")  # (ids may be numbers)
+    assert got[5] == (6, "5", "", "")  # it was "needs a media column ... and a text column", though it has both
     msrvtt = write(tmp_path / "train_val.json", json.dumps({"sentences": [{"video_id": "video0", "caption": "a car"}, {"video_id": "video0", "caption": "a red car"}]}))
     texts, bad = transcripts.captions_by_id([str(msrvtt)])
     assert texts == {"video0": ["a car", "a red car"]} and bad == []
@@ -130,3 +132,16 @@ def test_a_media_folder_with_none_of_its_modality_is_refused_with_a_hint(tmp_pat
     cfg = RunConfig.load(overrides=["input.format=audio"])
     with pytest.raises(InputError, match=r"no inputs for --format audio in .* \(it holds 1 \.csv, 1 \.mp4\); its files look like --format video"):
         sources.plan([str(tmp_path)], cfg)
+
+
+def test_a_sidecar_json_may_name_its_caption_as_transcript_tables_do(tmp_path):
+    """`{"text": ...}` was input.missing_caption with no word of why."""
+    from mmcurate.pipelines.sources.folder import read_sidecar
+
+    write(tmp_path / "a.json", json.dumps({"text": "ten of clubs", "speaker": "s1"}))
+    write(tmp_path / "b.json", json.dumps({"caption": "the caption", "text": "other text"}))
+    write(tmp_path / "c.json", json.dumps({"speaker": "s2"}))
+    a, b, c = (read_sidecar(str(tmp_path), {"json": [f"{k}.json"]}) for k in "abc")
+    assert (a.caption_bytes, a.extra, a.verdict.kept) == (b"ten of clubs", {"speaker": "s1"}, True)
+    assert (b.caption_bytes, b.extra) == (b"the caption", {"text": "other text"})
+    assert (c.caption_bytes, c.captions, c.has_text) == (None, [], False)
