@@ -139,9 +139,21 @@ def _jsonl(lines) -> Iterator[Entry]:
 
 
 def _table(lines, delimiter: str) -> Iterator[Entry]:
-    reader = csv.reader(lines, delimiter=delimiter)
+    """Strict CSV: a line with a stray quote is one bad line, and a quote left open at the end
+    of the file ends it (`entries`: input.unreadable) rather than swallowing the lines after
+    it into one text."""
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     header = next(reader, None)
-    for values in reader if header else ():
+    while header:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            if "expected after" not in str(e):
+                raise  # a quote opened above and never closed (the end of the file, or csv's field limit, is reached)
+            yield Entry(reader.line_num, "", "", f"line {reader.line_num}: {e}")
+            continue
         if len(values) != len(header):
             yield Entry(reader.line_num, "", "", f"line {reader.line_num}: {len(values)} fields, header has {len(header)}")
         else:

@@ -84,6 +84,14 @@ def test_unreadable_transcripts_end_in_one_bad_entry(tmp_path):
     got = _entries(quoted)
     assert got[0] == (2, "a", "fine", "") and len(got) == 2
     assert got[1][:3] == (3, "", "") and "after line 2: Error: field larger than field limit" in got[1][3]
+    # a short file: the open quote took the next line as part of b's text (and c was missing)
+    short = write(tmp_path / "short.csv", 'file,text\n001.wav,ten of clubs\n002.wav,"four queen\n003.wav,seven of clubs\n')
+    got = _entries(short)
+    assert got[0] == (2, "001", "ten of clubs", "") and len(got) == 2
+    assert got[1] == (3, "", "", f"cannot read {short} after line 2: Error: unexpected end of data")
+    # a stray quote inside a quoted text is one bad line; the lines after it are read on
+    stray = write(tmp_path / "stray.csv", 'file,text\n1.wav,"he said "hi" to me"\n2.wav,two\n')
+    assert _entries(stray) == [(2, "", "", "line 2: ',' expected after '\"'"), (3, "2", "two", "")]
     broken_gz = tmp_path / "t.csv.gz"
     broken_gz.write_bytes(b"\x1f\x8b\x08\x00garbage")
     [(_, _, _, error)] = _entries(broken_gz)
