@@ -86,6 +86,10 @@ def run(
     fmt, tasks, ignored = sources.plan(inputs, cfg, exclude=[out_dir])
     if fmt in FORMATS:  # key-aligned inputs (ROLE=PATH) keep the media role's format
         cfg.input.format = fmt
+    beyond = cfg.input.required() - {cfg.input.media_modality, "text"}
+    if beyond:  # e.g. --require audio on a video run: the role would be silently ignored
+        raise ConfigError(f"--require {','.join(sorted(beyond))}: this run's samples have {cfg.input.media_modality} and text only "
+                          f"(input.require: what a sample must have, of {cfg.input.media_modality} and text)")
     if cfg.clip.model and cfg.input.media_modality == "audio":
         raise ConfigError("CLIP scores images and video frames, not audio: drop --clip-model (clip.model) for audio inputs")
     if is_local(beam_args) or not cfg.text.language_model:  # (remote workers load a model path from their own disk)

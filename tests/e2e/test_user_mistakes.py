@@ -211,3 +211,12 @@ def test_a_transcripts_file_alone_says_how_to_use_it(tmp_path, capsys):
     assert run_cli("run", text, "-o", tmp_path / "o", *ARGS) == 1
     assert error_of(capsys) == (f"mmcurate: error: InputError: {text} is a transcripts file: it gives the text of a key-aligned "
                                 f"run, e.g. mmcurate run audio=FOLDER text={text} -o OUT (or video=FOLDER)")
+
+
+def test_requiring_a_modality_the_run_has_not_is_refused(tmp_path, capsys):
+    """--require audio on a picture (or video) run was accepted and ignored."""
+    src = photos(tmp_path / "in", 2)
+    assert run_cli("run", src, "-o", tmp_path / "o", "--require", "image,audio", *ARGS) == 1
+    assert error_of(capsys) == ("mmcurate: error: ConfigError: --require audio: this run's samples have image and text only "
+                                "(input.require: what a sample must have, of image and text)")
+    assert run_cli("run", src, "-o", tmp_path / "o2", "--require", "image", "--dedup", "exact", *ARGS) == 0
