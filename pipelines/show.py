@@ -28,6 +28,8 @@ def render(stats: dict, console: Console | None = None) -> None:
     summary.add_row("failed", f"{sum(stats['failed'].values()):,}")
     summary.add_row("shards", f"{len(stats.get('shards', []))} ({stats.get('bytes', 0) / 1e6:.1f} MB)")
     summary.add_row("format", str(stats.get("format", "")))
+    if stats.get("ignored_files"):  # files in the input folders that are no input of this format (not rows)
+        summary.add_row("ignored files", f"{stats['ignored_files']:,} in the input folders (not samples, sidecars or transcripts)")
     summary.add_row("wall time", f"{stats.get('wall_time_s', 0):.1f} s")
     if stats.get("resumed_staging_shards"):
         summary.add_row("resumed", f"{stats['resumed_staging_shards']:,} staging shards from an earlier run")

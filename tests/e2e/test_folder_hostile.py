@@ -121,3 +121,11 @@ def test_kept_samples_read_back(run):
     assert json.loads(got["sub_nested"]["json"])["license"] == "cc-by"
     assert json.loads(got["rotated"]["json"])["original_width"] == 200
     assert run_cli("validate", run) == 0
+
+
+def test_the_summary_names_the_ignored_files(run, capsys):
+    """README.md is no input: counted in stats.json, and now shown by `mmcurate stats` too."""
+    capsys.readouterr()
+    assert run_cli("stats", run) == 0
+    out = capsys.readouterr().out
+    assert "ignored files" in out and "1 in the input" in out
