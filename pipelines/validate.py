@@ -1,6 +1,7 @@
 """`mmcurate validate OUT`: re-read every shard and check it against the manifests and stats.
 
-Checks: tar integrity, key rules, member adjacency and completeness, sample json, counts in
+Checks: tar integrity, key rules, member adjacency and completeness, sample json, each video
+clip's bytes and each lossless audio file's decoded samples against the json's sha256, counts in
 tar == manifest == shard stats == run stats, keys unique across shards, the wids index (its
 split byte ranges too), and the accounting identity. Returns the list of problems (empty means valid)."""
 
@@ -100,6 +101,8 @@ def _check_tar(path: str, problems: list[str]):
     keys: list[str] = []
     members: dict[str, set] = {}
     layout: list[tuple] = []
+    media: dict[str, tuple[str, bytes]] = {}  # key -> (ext, bytes) of its clip or audio, checked against its json
+    docs: dict[str, dict] = {}
     end = 0
     try:
         with fileio.open_read(path) as f, tarfile.open(fileobj=f, mode="r|") as tar:
@@ -121,9 +124,12 @@ def _check_tar(path: str, problems: list[str]):
                     members[key] = set()
                     layout.append([None, info.offset])
                 members[key].add(ext)
+                if ext in CHECKED_MEDIA:
+                    media[key] = (ext, data)
                 if ext == "json":
                     try:
                         doc = json.loads(data)
+                        docs[key] = doc if isinstance(doc, dict) else {}
                         layout[-1][0] = doc.get("split")
                         if doc.get("key") != key:
                             problems.append(f"{path}: {info.name} has key {doc.get('key')!r}")
@@ -135,7 +141,54 @@ def _check_tar(path: str, problems: list[str]):
     for key, exts in members.items():
         if not REQUIRED_MEMBERS <= exts or not exts & MEDIA_MEMBERS:
             problems.append(f"{path}: sample {key} has members {sorted(exts)}, needs media (image, mp4 or audio), txt and json")
+    for key, (ext, data) in media.items():
+        problem = media_problem(ext, data, docs.get(key, {}))
+        if problem:
+            problems.append(f"{path}: {key}.{ext} {problem}")
     return keys, [tuple(x) for x in layout] + [(None, end)]
+
+
+CHECKED_MEDIA = {"mp4", "flac", "wav"}  # members whose bytes the sample json's sha256 pins down
+
+
+def media_problem(ext: str, data: bytes, doc: dict) -> str:
+    """A clip's or a lossless audio member's damage, which the tar cannot show (it checks its
+    headers, not its data): a clip's json sha256 is of its bytes; an audio json's is of the
+    PCM its file decodes to (`sha256_of: pcm_s16le`). "" when intact or not checkable."""
+    import hashlib
+
+    want = doc.get("sha256")
+    if not want:
+        return ""
+    if ext == "mp4" and doc.get("modality") == "video":
+        got = hashlib.sha256(data).hexdigest()
+        return "" if got == want else f"is damaged: its sha256 {got[:12]}… is not the json's {want[:12]}…"
+    if ext in ("flac", "wav") and doc.get("modality") == "audio" and doc.get("sha256_of") == "pcm_s16le":
+        try:
+            got = hashlib.sha256(_pcm_s16(data)).hexdigest()
+        except Exception as e:  # av's errors, and anything a damaged file makes it raise
+            return f"does not decode ({type(e).__name__}: {str(e)[:120]})"
+        return "" if got == want else f"is damaged: it decodes to PCM whose sha256 {got[:12]}… is not the json's {want[:12]}…"
+    return ""
+
+
+def _pcm_s16(data: bytes) -> bytes:
+    """A lossless audio file's samples as interleaved little-endian int16, at its own rate and
+    channels (what prepare hashed before encoding it)."""
+    import io
+
+    import av
+    import numpy as np
+
+    parts = []
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(stream):
+            array = frame.to_ndarray()
+            if frame.format.is_planar:
+                array = array.T.reshape(-1)
+            parts.append(array.reshape(-1).astype("<i2", copy=False))
+    return np.concatenate(parts).tobytes() if parts else b""
 
 
 def _ranges(layout: list[tuple]) -> dict[str, dict]:

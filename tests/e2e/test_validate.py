@@ -90,3 +90,45 @@ def test_manifests_written_before_a_later_column_are_valid_and_other_missing_col
     assert validate(str(copy)) == []
     pq.write_table(table.drop_columns(["frame_hashes", "dup_of"]), path)
     assert [p for p in validate(str(copy)) if "missing columns" in p] == [f"{str(copy / 'shards' / '00000')}.parquet: missing columns ['dup_of']"]
+
+
+def _damage(tar_path, suffix: str) -> str:
+    """Overwrite 64 bytes in the middle of the first member ending in suffix, in place: the
+    tar stays whole (its headers are checksummed, its data is not). Returns the member's key."""
+    with tarfile.open(tar_path) as tar:
+        info = next(m for m in tar.getmembers() if m.name.endswith(suffix))
+    with open(tar_path, "r+b") as f:
+        f.seek(info.offset_data + info.size // 2)
+        f.write(bytes(range(64)))
+    return info.name[: -len(suffix)]
+
+
+def test_a_damaged_audio_or_video_member_is_found_by_its_sha256(tmp_path):
+    """A sample json's sha256 pins its clip's bytes (video) or its audio's decoded PCM: damage
+    inside a member, which the tar cannot show, passed as valid before."""
+    from tests.audio_media import tone
+
+    for i, freq in enumerate((300.0, 500.0, 700.0)):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / f"t{i}.wav").write_bytes(tone(2.0, freq=freq))
+        (tmp_path / "in" / f"t{i}.txt").write_text(f"a tone of {freq:g} hertz")
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "in", "-o", out, "--workers", "1", "--no-progress", "--dedup", "exact") == 0
+    assert validate(str(out)) == []
+    key = _damage(out / "shards" / "00000.tar", ".flac")
+    [problem] = validate(str(out))
+    assert problem.startswith(f"{out}/shards/00000.tar: {key}.flac ") and ("is damaged: it decodes to PCM" in problem or "does not decode" in problem)
+    assert run_cli("validate", out) == 1
+
+
+def test_a_clip_whose_bytes_are_not_its_json_sha256_is_damaged():
+    import hashlib
+
+    from mmcurate.pipelines.validate import media_problem
+
+    clip = bytes(range(256)) * 40
+    doc = {"modality": "video", "sha256": hashlib.sha256(clip).hexdigest()}
+    assert media_problem("mp4", clip, doc) == ""
+    damaged = clip[:5000] + b"\0" * 64 + clip[5064:]
+    assert media_problem("mp4", damaged, doc).startswith("is damaged: its sha256 ")
+    assert media_problem("mp4", damaged, {"modality": "video"}) == ""  # no sha256 to check against
