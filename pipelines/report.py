@@ -146,7 +146,10 @@ def charts(stats: dict, dists: dict, clusters: dict[str, int]) -> list[tuple[str
         if not h.get("count"):
             continue
         edges, counts = trim(h["edges"], h["counts"])
-        out.append((name, TITLES.get(name, name.replace("_", " ")), distribution_note(h), svgplot.histogram(edges, counts, h.get("unit", ""))))
+        title = TITLES.get(name, name.replace("_", " "))
+        if "video" in str(stats.get("format", "")).split("+"):
+            title = title.replace("Original image", "Original video frame")  # a clip's width and height are its video's
+        out.append((name, title, distribution_note(h), svgplot.histogram(edges, counts, h.get("unit", ""))))
     reasons = sorted({**stats["dropped"], **stats["failed"]}.items(), key=lambda kv: (-kv[1], kv[0]))
     if reasons:
         names = [r for r, _ in reasons]

@@ -270,3 +270,15 @@ def find(root: Node, tag: str, cls: str | None = None) -> list[Node]:
 def section(doc: Node, ident: str) -> Node:
     (node,) = [n for n in find(doc, "section") if n.attrs.get("id") == ident]
     return node
+
+
+def test_a_video_runs_sizes_are_titled_as_video_frames(demo):
+    """A video output's report titled its frame sizes "Original image width"."""
+    from mmcurate.pipelines.report import charts
+
+    with open(os.path.join(demo, "stats.json")) as f:
+        stats = json.load(f)
+    titles = [c[1] for c in charts(stats, stats["distributions"], {})]
+    assert "Original image width (pixels)" in titles
+    video = [c[1] for c in charts({**stats, "format": "video+text"}, stats["distributions"], {})]
+    assert "Original video frame width (pixels)" in video and not any("image" in t for t in video if "Original" in t)
