@@ -296,7 +296,9 @@ class PrepareShard(beam.DoFn):
         """Clean the caption(s); with several (coco/flickr), the first usable one is KEY.txt.
         No text at all is fine when the run does not require text (input.require)."""
         if src.caption is None and src.caption_bytes is None and not src.captions:
-            return Verdict.reject("input.missing_caption") if self.cfg.input.requires_text else Verdict.keep()
+            if not self.cfg.input.requires_text:
+                return Verdict.keep()
+            return Verdict.reject("input.missing_caption", f"no text for this {self.modality}; --require {self.modality} keeps it without one")
         if src.captions:
             cleaned = [self.clean_caption(c) for c in src.captions]
             good = [c for c in cleaned if c.verdict.kept]

@@ -89,6 +89,8 @@ def test_duplicate_keys_keep_the_first_file(run):
     kept = [r for r in __import__("tests.util", fromlist=["manifest"]).manifest(run) if r["key"] == "dupkey"]
     assert sorted(r["status"] for r in kept) == ["dropped", "kept"]
     assert next(r for r in kept if r["status"] == "kept")["source"].endswith("dupkey.jpg")
+    nosidecar = by_key(run)["nosidecar"]
+    assert (nosidecar["reason"], nosidecar["error"]) == ("input.missing_caption", "no text for this image; --require image keeps it without one")
     dropped = next(r for r in kept if r["status"] == "dropped")
     assert dropped["reason"] == "input.duplicate_key" and dropped["error"].startswith("an earlier input row has this key: ")
 
