@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from typing import Iterator, Sequence
 
@@ -66,6 +67,11 @@ def detect_format(path: str) -> str:
         return "table"
     if low.endswith(("transcription", ".trans.txt")):
         return "transcripts"
+    ext = ext_of(low)
+    kind = next((m for m, exts in media.MEDIA_EXTS.items() if ext in exts), "image" if ext in IMAGE_EXTS else "")
+    if kind:  # inputs are folders, tables, shards and caption files, never one media file
+        raise InputError(f"{path} is one {kind} file: give the folder that holds it (--format {'folder' if kind == 'image' else kind}), "
+                         "or a table that lists files (--url-col, --audio-col or --video-col)")
     raise InputError(f"cannot tell the format of {path}: pass --format (table, folder, coco, flickr, webdataset, audio, video)")
 
 
@@ -170,6 +176,9 @@ def _first_images(captions_file: str, fmt: str) -> list[str]:
 def _plan_aligned(inputs: list[str], cfg: RunConfig, exclude: Sequence[str]) -> tuple[str, list[ReadTask], int]:
     """Inputs given as ROLE=PATH, joined by key in prepare (see prepare.align_pieces)."""
     specs = [split_role(spec) for spec in inputs]
+    unknown = [spec for (role, _), spec in zip(specs, inputs) if not role and re.fullmatch(r"[A-Za-z_]+=.+", spec)]
+    if unknown:
+        raise InputError(f"unknown role {unknown[0].split('=', 1)[0]}= in {unknown[0]}: the roles are {', '.join(r + '=' for r in ROLES)}")
     if not all(role for role, _ in specs):
         raise InputError("give every input a role (image=, audio=, video=, text=) or none of them")
     media_roles = sorted({role for role, _ in specs if role != "text"})

@@ -220,3 +220,20 @@ def test_requiring_a_modality_the_run_has_not_is_refused(tmp_path, capsys):
     assert error_of(capsys) == ("mmcurate: error: ConfigError: --require audio: this run's samples have image and text only "
                                 "(input.require: what a sample must have, of image and text)")
     assert run_cli("run", src, "-o", tmp_path / "o2", "--require", "image", "--dedup", "exact", *ARGS) == 0
+
+
+def test_an_unknown_role_is_named(tmp_path, capsys):
+    src = photos(tmp_path / "in", 1)
+    assert run_cli("run", f"vid={src}", f"text={src}/p0.txt", "-o", tmp_path / "o", *ARGS) == 1
+    assert error_of(capsys) == f"mmcurate: error: InputError: unknown role vid= in vid={src}: the roles are image=, audio=, video=, text="
+
+
+def test_one_media_file_as_the_input_says_to_give_its_folder(tmp_path, capsys):
+    """video=clips/a.mp4 suggested --format video, which then asked for a directory."""
+    clip = write(str(tmp_path / "clips" / "a.mp4"), b"\0" * 16)
+    assert run_cli("run", f"video={clip}", f"text={tmp_path}/t.tsv", "-o", tmp_path / "o", *ARGS) == 1
+    assert error_of(capsys) == (f"mmcurate: error: InputError: {clip} is one video file: give the folder that holds it "
+                                "(--format video), or a table that lists files (--url-col, --audio-col or --video-col)")
+    photo = write(str(tmp_path / "p.jpg"), jpeg())
+    assert run_cli("run", photo, "-o", tmp_path / "o2", *ARGS) == 1
+    assert "p.jpg is one image file: give the folder that holds it (--format folder)" in error_of(capsys)
