@@ -43,7 +43,8 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 def error_text(e: BaseException, limit: int = 300, extra: str = "") -> str:
     """An exception as manifest text, "Type: message[ | extra]", cut to limit characters and
     without object addresses (PIL names its BytesIO "... at 0x7f..."), so reruns write the same bytes."""
-    return without_addresses(f"{type(e).__name__}: {e}" + (f" | {extra}" if extra else ""))[:limit]
+    text = f"{type(e).__name__}: {e}".replace(": '<none>'", "")  # PyAV's name for bytes in memory
+    return without_addresses(text + (f" | {extra}" if extra else ""))[:limit]
 
 
 def without_addresses(text: str) -> str:

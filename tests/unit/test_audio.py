@@ -101,6 +101,8 @@ def test_output_bytes_are_deterministic(tones, fmt):
 def test_broken_inputs_are_decode_errors(tones):
     assert rejected(b"") == Verdict("audio.decode_error", "zero bytes")
     assert rejected(media.garbage()).reason == "audio.decode_error"
+    assert rejected(b"this is not audio at all" * 10) == Verdict(  # no ": '<none>'", PyAV's name for bytes in memory
+        "audio.decode_error", "InvalidDataError: [Errno 1094995529] Invalid data found when processing input")
     assert rejected(b"RIFF\x00\x00\x00\x00WAVEfmt ").reason == "audio.decode_error"
     # a header-only mp3/ogg (what an encoder writes for no samples) cannot be opened at all
     assert rejected(media.zero_length("mp3")).reason == "audio.decode_error"
