@@ -44,9 +44,9 @@ def test_failures_are_per_sample(tmp_path):
         decisions = p | "Decisions" >> beam.Create([("t00000-c00000", [(0, 2, "duplicate.exact_image", "a", None)])])
         scored = (shards, decisions) | Score(cfg, staging, str(tmp_path / "score"))
         outcome = scored | beam.FlatMap(lambda kv: [(r.key, r.score is not None, r.reason) for r in kv[1]])
-        # batches: [a, b] -> b fails to decode; [d, e] -> d's missing caption breaks the batch,
-        # which is then scored in halves: d fails alone, e is scored
-        assert_that(outcome, equal_to([("a", True, ""), ("b", False, "clip.decode_error"), ("d", False, "clip.inference_error"), ("e", True, "")]))
+        # batches: [a, b] -> b fails to decode; [e]: d has no caption, so nothing to score
+        # against, and is not sent (finalize keeps it with a null score)
+        assert_that(outcome, equal_to([("a", True, ""), ("b", False, "clip.decode_error"), ("e", True, "")]))
 
 
 class PickyScorer:
