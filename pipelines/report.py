@@ -24,6 +24,7 @@ from mmcurate.filters import histogram
 from mmcurate.pipelines import fileio, samples, svgplot
 from mmcurate.pipelines import stats as accounting
 
+from mmcurate.schemas.config import saved_media_modality
 from mmcurate.schemas.reasons import KEPT, REASONS, STAGES
 
 # nothing but the page itself: images only from data: URIs, styles only inline, no scripts
@@ -57,7 +58,9 @@ def write_report(out_dir: str, html_path: str, n: int = 48, per_reason: int = 4,
     shown = [r for rs in examples.values() for r in rs]
     for row, sample in zip(gallery + shown, samples.media(out_dir, gallery + shown)):
         row["thumb"] = thumbnail(row, sample)
-    plots = charts(stats, dists, cluster_sizes(out_dir, stats))
+    config = fileio.join(out_dir, "config.yaml")
+    media = saved_media_modality(fileio.read_bytes(config)) if fileio.exists(config) else "image"
+    plots = charts(stats, dists, cluster_sizes(out_dir, stats), media)
     page = render(out_dir, stats, plots, gallery, examples).encode("utf-8")
     fileio.write_bytes(html_path, page)
     return {
@@ -137,17 +140,19 @@ def trim(edges: list[float], counts: list[int]) -> tuple[list[float], list[int]]
     return edges[lo : hi + 1], counts[lo:hi]
 
 
-def charts(stats: dict, dists: dict, clusters: dict[str, int]) -> list[tuple[str, str, str, str]]:
-    """(name, title, note, svg) of every chart, in page order."""
+def charts(stats: dict, dists: dict, clusters: dict[str, int], media: str = "image") -> list[tuple[str, str, str, str]]:
+    """(name, title, note, svg) of every chart, in page order; media: what the run's samples
+    hold (image, audio or video)."""
     out = []
     order = [name for name in TITLES if name in dists] + sorted(set(dists) - set(TITLES))
+    video = media == "video"
     for name in order:
         h = dists[name]
         if not h.get("count"):
             continue
         edges, counts = trim(h["edges"], h["counts"])
         title = TITLES.get(name, name.replace("_", " "))
-        if "video" in str(stats.get("format", "")).split("+"):
+        if video:
             title = title.replace("Original image", "Original video frame")  # a clip's width and height are its video's
         out.append((name, title, distribution_note(h), svgplot.histogram(edges, counts, h.get("unit", ""))))
     reasons = sorted({**stats["dropped"], **stats["failed"]}.items(), key=lambda kv: (-kv[1], kv[0]))

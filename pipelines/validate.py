@@ -7,6 +7,7 @@ split byte ranges too), and the accounting identity. Returns the list of problem
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from collections import Counter
@@ -101,9 +102,17 @@ def _check_tar(path: str, problems: list[str]):
     keys: list[str] = []
     members: dict[str, set] = {}
     layout: list[tuple] = []
-    media: dict[str, tuple[str, bytes]] = {}  # key -> (ext, bytes) of its clip or audio, checked against its json
+    media: dict[str, tuple[str, bytes]] = {}  # this sample's clip or audio, until its json is read (or the reverse)
     docs: dict[str, dict] = {}
     end = 0
+
+    def check_media(key: str) -> None:  # as soon as both are read: one sample's media held at a time
+        if key in media and key in docs:
+            ext, data = media.pop(key)
+            problem = media_problem(ext, data, docs.pop(key))
+            if problem:
+                problems.append(f"{path}: {key}.{ext} {problem}")
+
     try:
         with fileio.open_read(path) as f, tarfile.open(fileobj=f, mode="r|") as tar:
             for info in tar:
@@ -123,13 +132,17 @@ def _check_tar(path: str, problems: list[str]):
                     keys.append(key)
                     members[key] = set()
                     layout.append([None, info.offset])
+                    media.clear()  # a sample's members are adjacent: nothing of the last one is still needed
+                    docs.clear()
                 members[key].add(ext)
                 if ext in CHECKED_MEDIA:
                     media[key] = (ext, data)
+                    check_media(key)
                 if ext == "json":
                     try:
                         doc = json.loads(data)
                         docs[key] = doc if isinstance(doc, dict) else {}
+                        check_media(key)
                         layout[-1][0] = doc.get("split")
                         if doc.get("key") != key:
                             problems.append(f"{path}: {info.name} has key {doc.get('key')!r}")
@@ -141,10 +154,6 @@ def _check_tar(path: str, problems: list[str]):
     for key, exts in members.items():
         if not REQUIRED_MEMBERS <= exts or not exts & MEDIA_MEMBERS:
             problems.append(f"{path}: sample {key} has members {sorted(exts)}, needs media (image, mp4 or audio), txt and json")
-    for key, (ext, data) in media.items():
-        problem = media_problem(ext, data, docs.get(key, {}))
-        if problem:
-            problems.append(f"{path}: {key}.{ext} {problem}")
     return keys, [tuple(x) for x in layout] + [(None, end)]
 
 
@@ -155,8 +164,6 @@ def media_problem(ext: str, data: bytes, doc: dict) -> str:
     """A clip's or a lossless audio member's damage, which the tar cannot show (it checks its
     headers, not its data): a clip's json sha256 is of its bytes; an audio json's is of the
     PCM its file decodes to (`sha256_of: pcm_s16le`). "" when intact or not checkable."""
-    import hashlib
-
     want = doc.get("sha256")
     if not want:
         return ""

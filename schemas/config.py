@@ -437,6 +437,17 @@ class RunConfig:
         setattr(section, name, _coerce(dotted, known[name].type, value))
 
 
+def saved_media_modality(saved_yaml: bytes) -> str:
+    """What the samples of a finished run hold (image, audio or video), from the config.yaml it
+    saved: its input settings' `media_modality` (format, audio_col, video_col); "image" when
+    they cannot be read."""
+    try:
+        section = (yaml.safe_load(saved_yaml) or {}).get("input") or {}
+        return InputConfig(**{f.name: section[f.name] for f in fields(InputConfig) if f.name in section}).media_modality
+    except (yaml.YAMLError, AttributeError, TypeError):
+        return "image"
+
+
 def _field_comments(section: type) -> dict[str, tuple[list[str], str]]:
     """{field: (comment lines just above it, the comment beside it)} from the class's source."""
     import inspect

@@ -57,9 +57,6 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
             i += 1
 
 
-SIDECAR_TEXT_FIELDS = TEXT_COLUMNS  # the first present is the caption, as in transcript tables
-
-
 class Sidecar(NamedTuple):
     caption_bytes: Optional[bytes]  # one caption, checked (UTF-8) and cleaned in prepare
     captions: list[str]  # or several: `a.json` with a list as its `caption`
@@ -73,7 +70,7 @@ class Sidecar(NamedTuple):
 
 def read_sidecar(root: str, files: dict) -> Sidecar:
     """A stem's caption from `a.txt`, or `a.json`'s `caption` (else `text`, `transcript`, ...:
-    SIDECAR_TEXT_FIELDS; its other fields: extra). A
+    transcripts.TEXT_COLUMNS; its other fields: extra). A
     sidecar that cannot be read (a dangling link, an I/O error) fails this stem's rows as
     input.unreadable; the stems after it are read on."""
     name = (files.get("txt") or files.get("json") or [None])[0]
@@ -90,7 +87,7 @@ def read_sidecar(root: str, files: dict) -> Sidecar:
             return Sidecar(None, [], {}, Verdict.reject("input.bad_row", f"sidecar json: {e}"))
         if not isinstance(doc, dict):
             return Sidecar(None, [], {}, Verdict.reject("input.bad_row", "sidecar json is not an object"))
-        field = next((f for f in SIDECAR_TEXT_FIELDS if doc.get(f) is not None), "caption")  # as transcript tables name it
+        field = next((f for f in TEXT_COLUMNS if doc.get(f) is not None), "caption")  # named as in transcript tables
         texts, verdict = caption_texts(doc.pop(field, None), f"the sidecar json's {field}")
         if len(texts) == 1:  # (surrogatepass: a "\udcxx" escape becomes bytes that fail as text.invalid_utf8)
             return Sidecar(texts[0].encode("utf-8", "surrogatepass"), [], doc, verdict)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import zlib
 from typing import Iterator
 
 from mmcurate.filters.keys import make_key
@@ -23,15 +24,19 @@ PEEK_SAMPLES = 20
 
 def check_image_shards(path: str) -> None:
     """Refuse, in one line, shards whose first samples hold audio or video: re-curating them
-    as image-text samples would drop the audio, or keep a video's middle frame alone."""
-    for n, (key, members) in enumerate(_groups(path)):
-        media = next((m for m in members.values() if _media_ext(m.name)), None)
-        if media is not None:
-            modality = MEDIA_MODALITY[_media_ext(media.name)]
-            raise InputError(f"{path} holds {modality} samples ({media.name}): --format webdataset re-curates image-text "
-                             f"shards only, and would lose the {modality}; curate it from its source files (--format {modality})")
-        if n + 1 >= PEEK_SAMPLES:
-            return
+    as image-text samples would drop the audio, or keep a video's middle frame alone. A shard
+    that cannot be read is left to `read`, which counts it."""
+    try:
+        for n, (key, members) in enumerate(_groups(path)):
+            media = next((m for m in members.values() if _media_ext(m.name)), None)
+            if media is not None:
+                modality = MEDIA_MODALITY[_media_ext(media.name)]
+                raise InputError(f"{path} holds {modality} samples ({media.name}): --format webdataset re-curates image-text "
+                                 f"shards only, and would lose the {modality}; curate it from its source files (--format {modality})")
+            if n + 1 >= PEEK_SAMPLES:
+                return
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        return
 
 
 def _media_ext(name: str) -> str:

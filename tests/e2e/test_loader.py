@@ -287,8 +287,11 @@ def test_images_asked_of_an_audio_output_fail_in_one_line_and_its_text_loads(dem
     """An audio output's samples hold KEY.flac: it failed per sample with "no image member"."""
     out = tmp_path / "speech-out"
     shutil.copytree(demo_out, out)
-    doc = json.loads((out / "stats.json").read_text())
-    (out / "stats.json").write_text(json.dumps({**doc, "format": "audio+text"}))
+    import yaml
+
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    config["input"]["format"] = "audio"  # what an audio run's config.yaml says
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match=r"holds audio samples \(KEY.flac, KEY.txt, KEY.json\): the loader decodes images and text; "
                                          r"pass modalities=\('text',\)"):
         ld.dataset(str(out))

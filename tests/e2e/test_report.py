@@ -280,5 +280,5 @@ def test_a_video_runs_sizes_are_titled_as_video_frames(demo):
         stats = json.load(f)
     titles = [c[1] for c in charts(stats, stats["distributions"], {})]
     assert "Original image width (pixels)" in titles
-    video = [c[1] for c in charts({**stats, "format": "video+text"}, stats["distributions"], {})]
+    video = [c[1] for c in charts(stats, stats["distributions"], {}, media="video")]
     assert "Original video frame width (pixels)" in video and not any("image" in t for t in video if "Original" in t)

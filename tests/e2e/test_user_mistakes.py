@@ -203,6 +203,10 @@ def test_audio_or_video_shards_are_not_recurated_as_pictures(tmp_path, capsys):
     assert s["kept"] == 20 and s["dropped"] == {"input.unsupported_media": 1}
     row = by_key(out)["v"]
     assert row["reason"] == "input.unsupported_media" and row["error"] == "v.mp4: audio and video samples are not re-curated from shards"
+    # a shard the peek cannot read is no crash of the planner: the read counts it
+    garbage = write(str(tmp_path / "garbage.tar"), b"garbage" * 100)
+    assert run_cli("run", garbage, "-o", tmp_path / "o4", *ARGS) == 0
+    assert stats(tmp_path / "o4")["failed"] == {"input.unreadable": 1}
 
 
 def test_a_transcripts_file_alone_says_how_to_use_it(tmp_path, capsys):

@@ -77,3 +77,21 @@ def test_the_printed_config_explains_each_setting_and_reads_back_as_the_defaults
     assert yaml.safe_load(text) == RunConfig().to_dict()
     assert "  url_col: url  # table: column holding a URL or a path (relative to the table)\n" in text
     assert "  # near mode: what makes two samples duplicates\n  duplicates: image  # image | caption | both | either\n" in text
+
+
+def test_a_saved_config_says_what_the_runs_samples_hold():
+    """The loader and the report ask a finished run's config.yaml, not stats.json's format,
+    which says "table" for a table of audio files (--audio-col)."""
+    import yaml
+
+    from mmcurate.schemas.config import saved_media_modality
+
+    def saved(**section):
+        return yaml.safe_dump({"run": {"inputs": ["x"]}, "input": section}).encode()
+
+    assert saved_media_modality(saved(format="audio")) == "audio"
+    assert saved_media_modality(saved(format="table", audio_col="path")) == "audio"
+    assert saved_media_modality(saved(format="table", video_col="video")) == "video"
+    assert saved_media_modality(saved(format="folder")) == "image"
+    assert saved_media_modality(b"input: [not, a, section]") == "image"
+    assert saved_media_modality(b"{{ not yaml") == "image"
