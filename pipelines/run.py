@@ -5,6 +5,7 @@ checks the accounting identity, so a job submitted without waiting (a Dataflow f
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -26,7 +27,7 @@ from mmcurate.pipelines.prepare import SHARDS_TAG, Prepare, staging_fingerprint
 from mmcurate.pipelines.runner import default_workers, is_local, make_pipeline, worker_count
 from mmcurate.pipelines.stats import identity_errors, merge
 from mmcurate.filters.language import check_languages
-from mmcurate.schemas.config import FORMATS, ConfigError, RunConfig
+from mmcurate.schemas.config import FORMATS, ConfigError, ImageConfig, RunConfig
 from mmcurate.schemas.reasons import FAILED
 
 STAGING_DIR = "_staging"
@@ -90,6 +91,7 @@ def run(
     if beyond:  # e.g. --require audio on a video run: the role would be silently ignored
         raise ConfigError(f"--require {','.join(sorted(beyond))}: this run's samples have {cfg.input.media_modality} and text only "
                           f"(input.require: what a sample must have, of {cfg.input.media_modality} and text)")
+    _refuse_image_settings(cfg)
     if cfg.clip.model and cfg.input.media_modality == "audio":
         raise ConfigError("CLIP scores images and video frames, not audio: drop --clip-model (clip.model) for audio inputs")
     if is_local(beam_args) or not cfg.text.language_model:  # (remote workers load a model path from their own disk)
@@ -179,6 +181,24 @@ def _clear_unfinished(out_dir: str, cfg: RunConfig) -> int:
     for path in fileio.list_files(fileio.join(out_dir, CLUSTERS_DIR)):
         fileio.delete_file(path)
     return resumable_shards(out_dir, cfg)
+
+
+IMAGE_ONLY_SETTINGS_HINT = {"audio": "see the audio section of `mmcurate config`",
+                            "video": "video frames: video.max_height and video.crf, see `mmcurate config`"}
+
+
+def _refuse_image_settings(cfg: RunConfig) -> None:
+    """image.* settings (--image-size, --resize-mode...) apply to pictures only; on an audio or
+    video run they would be silently ignored. image.threads bounds every modality's CPU work."""
+    modality = cfg.input.media_modality
+    if modality == "image":
+        return
+    default = ImageConfig()
+    changed = [f"image.{f.name}" for f in dataclasses.fields(ImageConfig)
+               if f.name != "threads" and getattr(cfg.image, f.name) != getattr(default, f.name)]
+    if changed:
+        raise ConfigError(f"{', '.join(changed)}: image settings apply to pictures; this run's samples are {modality} "
+                          f"({IMAGE_ONLY_SETTINGS_HINT[modality]})")
 
 
 def _make_spool_dir(path: str) -> None:

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import math
+import re
 from typing import Iterator
 
 import pyarrow.parquet as pq
@@ -107,7 +108,16 @@ def check_columns(path: str, cfg: InputConfig, captions: bool) -> None:
     for name, flag in wanted:
         if name not in have:
             shown = ", ".join(have[:20]) + (", ..." if len(have) > 20 else "") if have else "none"
-            raise InputError(f"{path}: no column {name!r} (its columns: {shown}); name yours with {flag}")
+            hint = "; its first row looks like data, not column names: add a header row" if _looks_like_data(have) else ""
+            raise InputError(f"{path}: no column {name!r} (its columns: {shown}); name yours with {flag}{hint}")
+
+
+_MEDIA_NAME = re.compile(r"://|^\.{0,2}/|\.(?:jpe?g|png|webp|gif|bmp|tiff?|mp4|webm|mkv|mov|avi|wav|flac|mp3|ogg|opus|m4a)$", re.IGNORECASE)
+
+
+def _looks_like_data(names: list[str]) -> bool:
+    """A header whose cells are URLs or media paths is a table's first row of data."""
+    return any(_MEDIA_NAME.search(name.strip()) for name in names)
 
 
 JSONL_ROWS_CHECKED = 1000

@@ -81,6 +81,12 @@ def test_a_table_without_its_columns_fails_naming_the_columns_it_has(tmp_path, c
     assert len(sources.plan([str(tmp_path / "rows.jsonl")], cfg)[1]) == 1  # a key in some row is a column
     with pytest.raises(sources.InputError, match=r"rows.csv: no column 'url' \(its columns: link, caption\)"):
         sources.plan([str(tmp_path / "rows.csv")], cfg)
+    write(str(tmp_path / "rows.tsv"), "imgs/a.jpg\ta photo\nhttps://example.com/b.png\tanother\n")  # no header row
+    with pytest.raises(sources.InputError, match=r"rows.tsv: no column 'url' \(its columns: imgs/a.jpg, a photo\); name yours "
+                       r"with --url-col; its first row looks like data, not column names: add a header row$"):
+        sources.plan([str(tmp_path / "rows.tsv")], cfg)
+    with pytest.raises(sources.InputError, match=r"with --url-col$"):  # (names, not data: no hint)
+        sources.plan([str(tmp_path / "rows.csv")], cfg)
     no_captions = sources.RunConfig.from_dict({"input": {"url_col": "URL", "require": "image"}})  # not required: none is fine
     assert len(sources.plan([str(tmp_path / "urls.parquet")], no_captions)[1]) == 1
     assert run_cli("run", tmp_path / "urls.parquet", "-o", tmp_path / "o", "--url-col", "URL", "--caption-col", "TEXT", *ARGS) == 0
@@ -241,3 +247,19 @@ def test_one_media_file_as_the_input_says_to_give_its_folder(tmp_path, capsys):
     photo = write(str(tmp_path / "p.jpg"), jpeg())
     assert run_cli("run", photo, "-o", tmp_path / "o2", *ARGS) == 1
     assert "p.jpg is one image file: give the folder that holds it (--format folder)" in error_of(capsys)
+
+
+def test_image_settings_on_an_audio_or_video_run_are_refused(tmp_path, capsys):
+    """--image-size on an audio run was accepted and silently ignored."""
+    write(str(tmp_path / "speech" / "a.wav"), b"RIFF")
+    write(str(tmp_path / "speech" / "a.txt"), "hello")
+    assert run_cli("run", tmp_path / "speech", "-o", tmp_path / "o", "--image-size", "128", "--resize-mode", "center_crop", *ARGS) == 1
+    assert error_of(capsys) == ("mmcurate: error: ConfigError: image.resize_mode, image.image_size: image settings apply to pictures; "
+                                "this run's samples are audio (see the audio section of `mmcurate config`)")
+    write(str(tmp_path / "clips" / "v.mp4"), b"\0" * 8)
+    assert run_cli("run", tmp_path / "clips", "-o", tmp_path / "o", "--set", "image.format=webp", *ARGS) == 1
+    assert error_of(capsys) == ("mmcurate: error: ConfigError: image.format: image settings apply to pictures; this run's samples "
+                                "are video (video frames: video.max_height and video.crf, see `mmcurate config`)")
+    # image.threads bounds every modality's CPU work: allowed
+    assert run_cli("run", tmp_path / "speech", "-o", tmp_path / "o", "--set", "image.threads=1", *ARGS) == 0
+    assert stats(tmp_path / "o")["failed"] == {"audio.decode_error": 1}
