@@ -172,7 +172,7 @@ def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cu
     row["media"] = _dumps({
         "start": round(result.start, 6), "end": round(result.end, 6), "duration": round(result.duration, 6), "clip": index,
         "fps": round(result.fps, 6), "frames": result.frames, "size": [result.width, result.height], "codec": result.codec,
-        "cut": result.method, "source_duration": round(info.duration, 6),
+        "cut": result.method, "source_duration": round(info.duration, 6), "has_audio": info.has_audio,
     } | ({"audio_gap": result.audio_gap} if result.audio_gap else {}) | ({"source_rotation": info.rotation} if info.rotation else {}))
     members = {f"{FRAME_PREFIX}{i}.jpg": jpeg for i, jpeg in enumerate(result.frame_jpegs)}
     middle = result.frame_jpegs[len(result.frame_jpegs) // 2] if result.frame_jpegs else None

@@ -54,6 +54,12 @@ EXPECTED = {
 }
 
 
+def av_streams(data: bytes, kind: str) -> list[str]:
+    """The codecs of a clip's streams of this kind ("audio", "video")."""
+    with av.open(io.BytesIO(data)) as c:
+        return [s.codec_context.name for s in c.streams if s.type == kind]
+
+
 def _clip_frames(data: bytes) -> list[int]:
     with av.open(io.BytesIO(data)) as c:
         return [vm.frame_index(f) for f in c.decode(video=0)]
@@ -110,6 +116,7 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
         assert (doc["start"], doc["end"]) == (pytest.approx(first / FPS, abs=1e-6), pytest.approx((first + n) / FPS, abs=1e-6))
         assert doc["duration"] == pytest.approx(n / FPS, abs=1e-6) and doc["frames"] == n
         assert (doc["cut"], doc["fps"], doc["size"], doc["codec"], doc["modality"]) == (method, 25.0, [160, 120], "h264", "video")
+        assert doc["has_audio"] is True and len(av_streams(sample["mp4"], "audio")) == 1, key
         assert vm.frame_index(sample["jpg"]) == first + int(n * 0.5)  # the middle of 3 sampled frames
     talk = next(r for r in manifest(out) if r["key"] == "talk_0002")
     assert json.loads(talk["media"]) == {"start": 6.42, "end": 6.48, "clip": 2}
@@ -131,7 +138,7 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
 
 def test_uncued_video_in_windows_without_text(tmp_path):
     os.makedirs(tmp_path / "in")
-    vm.make_video(tmp_path / "in" / "plain.mp4", seconds=4.0)
+    vm.make_video(tmp_path / "in" / "plain.mp4", seconds=4.0, audio=False)
     for i in range(5):  # more videos (the same bytes: dedup is off) to spread over two splits
         os.link(tmp_path / "in" / "plain.mp4", tmp_path / "in" / f"copy{i}.mp4")
     out = tmp_path / "out"
@@ -143,6 +150,7 @@ def test_uncued_video_in_windows_without_text(tmp_path):
     assert [_clip_frames(got[k]["mp4"])[0] for k in plain] == [0, 38, 75]  # 1.5 s = frame 37.5 -> 38
     assert [len(_clip_frames(got[k]["mp4"])) for k in plain] == [38, 37, 25]
     assert all(got[k]["txt"] == b"" for k in got)
+    assert all(json.loads(got[k]["json"])["has_audio"] is False and av_streams(got[k]["mp4"], "audio") == [] for k in plain)
     # a video's clips share its split (by the video's key), so no video straddles train and val
     splits = {}
     for key, sample in got.items():
