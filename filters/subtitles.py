@@ -12,7 +12,7 @@ import html
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _EPS = 1e-6
 
@@ -22,6 +22,7 @@ class Cue:
     start: float  # seconds
     end: float
     text: str | None  # None: a span a table gives with a null caption
+    follows_skipped: bool = False  # a malformed cue came just before it: never merged with the cue before
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Clip:
 class SubtitleError(ValueError):
     """Malformed subtitles; the message names the line number (1-based) and the cause,
     e.g. 'line 7: bad timestamp "00:00:1,0"'."""
+
+
+MAX_SKIPPED_SHOWN = 5  # the first errors of skipped cues a clip's json names
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -99,6 +103,37 @@ def _sorted(cues: list[Cue | None]) -> list[Cue]:
     return sorted((c for c in cues if c is not None), key=lambda c: (c.start, c.end))
 
 
+def read_cues(outcomes, skipped: list[str] | None) -> list[Cue]:
+    """Sorted cues from the outcomes of reading each cue (a Cue, None for one without text,
+    a list of cues, or the SubtitleError that reading it raised; see `attempt`). A malformed
+    cue raises, or with a `skipped` list is left out, its error appended and the next cue
+    marked follows_skipped (the clip planner does not merge across the hole): the file then
+    fails only when no cue at all is readable. Players such as ffmpeg skip a malformed cue too."""
+    cues, follows = [], False
+    for found in outcomes:
+        if isinstance(found, SubtitleError):
+            if skipped is None:
+                raise found
+            skipped.append(str(found))
+            follows = True
+            continue
+        for cue in [] if found is None else [found] if isinstance(found, Cue) else found:
+            cues.append(replace(cue, follows_skipped=True) if follows else cue)
+            follows = False
+    if skipped and not cues:
+        more = f" (and {len(skipped) - 1} more malformed cues; none is readable)" if len(skipped) > 1 else ""
+        raise SubtitleError(skipped[0] + more)
+    return _sorted(cues)
+
+
+def attempt(read, *args):
+    """read(*args), or the SubtitleError it raised (an outcome for read_cues)."""
+    try:
+        return read(*args)
+    except SubtitleError as e:
+        return e
+
+
 def _continues_text(block: list[str]) -> bool:
     """An SRT block that is more text of the cue before it (a blank line inside a cue's text,
     which players such as ffmpeg's demuxer read through): neither of its first two lines is
@@ -107,42 +142,41 @@ def _continues_text(block: list[str]) -> bool:
     return not any("-->" in line for line in head) and not block[0].strip().isdigit()
 
 
-def parse_srt(data: bytes | str) -> list[Cue]:
+def parse_srt(data: bytes | str, skipped: list[str] | None = None) -> list[Cue]:
     """Cues of an SRT file, sorted by (start, end); [] for an empty file. A blank line inside
-    a cue's text does not end the cue; a numbered block without a timing line is an error."""
+    a cue's text does not end the cue; a numbered block without a timing line is an error.
+    `skipped`: see read_cues."""
     merged: list[tuple[int, list[str]]] = []
     for n, block in _blocks(_lines(data)):
         if merged and _continues_text(block):
             merged[-1][1].extend(block)
         else:
             merged.append((n, list(block)))
-    return _sorted([_cue(n, block, block[0].strip().isdigit(), hours_optional=False) for n, block in merged])
+    return read_cues((attempt(_cue, n, block, block[0].strip().isdigit(), False) for n, block in merged), skipped)
 
 
-def parse_vtt(data: bytes | str) -> list[Cue]:
+def parse_vtt(data: bytes | str, skipped: list[str] | None = None) -> list[Cue]:
     """Cues of a WebVTT file, sorted by (start, end); NOTE, STYLE and REGION blocks are skipped.
-    [] for an empty (or whitespace-only) file, as for SRT."""
+    [] for an empty (or whitespace-only) file, as for SRT. A missing header always raises;
+    a malformed cue as `skipped` says (read_cues)."""
     lines = _lines(data)
     if not any(line.strip() for line in lines):
         return []
     if not re.fullmatch(r"WEBVTT(?:[ \t].*)?", lines[0]):
         raise SubtitleError("line 1: missing WEBVTT header")
     header_end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
-    cues = []
-    for n, block in _blocks(lines, header_end):
-        if re.match(r"(?:NOTE|STYLE|REGION)(?:\s|$)", block[0]):
-            continue
-        cues.append(_cue(n, block, "-->" not in block[0], hours_optional=True))
-    return _sorted(cues)
+    outcomes = (attempt(_cue, n, block, "-->" not in block[0], True) for n, block in _blocks(lines, header_end)
+                if not re.match(r"(?:NOTE|STYLE|REGION)(?:\s|$)", block[0]))
+    return read_cues(outcomes, skipped)
 
 
-def parse_subtitles(data: bytes | str, ext: str) -> list[Cue]:
+def parse_subtitles(data: bytes | str, ext: str, skipped: list[str] | None = None) -> list[Cue]:
     """parse_srt or parse_vtt by file extension ("srt" / "vtt", case-insensitive, leading dot ok)."""
     kind = ext.lower().lstrip(".")
     if kind == "srt":
-        return parse_srt(data)
+        return parse_srt(data, skipped)
     if kind == "vtt":
-        return parse_vtt(data)
+        return parse_vtt(data, skipped)
     raise SubtitleError(f'unknown subtitle format "{ext}"')
 
 
@@ -170,7 +204,8 @@ def cue_text(raw: str) -> str:
 def plan_clips(cues: list[Cue], duration: float, *, merge_gap: float, min_clip: float,
                max_clip: float, padding: float) -> list[Clip]:
     """Clips to cut from a video of `duration` seconds, in time order: cues clamped to the
-    video, merged when the gap to the group so far is under `merge_gap` (or they overlap),
+    video, merged when the gap to the group so far is under `merge_gap` (unless a malformed
+    cue was skipped in that gap: its words are in no text) or they overlap,
     padded (clamped, never overlapping the previous clip), split into ceil(len / max_clip)
     equal parts when longer than `max_clip` (every part carries the whole text: cue timing
     gives no finer alignment), and marked too_short when shorter than `min_clip`."""
@@ -181,7 +216,7 @@ def plan_clips(cues: list[Cue], duration: float, *, merge_gap: float, min_clip: 
         if c.start >= duration or c.end <= 0:
             continue
         start, end = max(c.start, 0.0), min(c.end, duration)
-        if groups and (start < groups[-1][1] or start - groups[-1][1] < merge_gap):
+        if groups and (start < groups[-1][1] or (start - groups[-1][1] < merge_gap and not c.follows_skipped)):
             groups[-1][1] = max(groups[-1][1], end)
             groups[-1][2].append(c.text)
         else:

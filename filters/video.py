@@ -44,7 +44,7 @@ from av.codec.context import Flags as CodecFlags
 from av.container import Flags as ContainerFlags
 from av.video.reformatter import VideoReformatter
 
-from mmcurate.filters.subtitles import Cue, cue_text
+from mmcurate.filters.subtitles import Cue, SubtitleError, attempt, cue_text, read_cues
 from mmcurate.schemas.config import VideoConfig
 from mmcurate.schemas.record import Rejected, Verdict
 
@@ -53,7 +53,7 @@ _JPEG_QUALITY = 90
 # staged clips cut by an older version are redone. 2: AVI frames in decoder order, audio gaps;
 # 3: source frame times kept; 4: rotated videos upright; 5: the best video stream, not a cover;
 # 6: no silence for vorbis's late-then-early time stamps; 7: soundtracks span the whole clip;
-# 8: a clip says whether it has a soundtrack (has_audio)
+# 8: a clip says whether it has a soundtrack (has_audio); a malformed cue is left out, not the video
 CUTS_VERSION = 8
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
@@ -83,6 +83,7 @@ class VideoInfo:
     origin: float = 0.0  # the container's start time in its own clock (times above are relative to it)
     container: str = ""  # the demuxer's format name ("avi": no presentation times, so never copied)
     rotation: int = 0  # degrees counterclockwise the frames are shown turned (0, 90, 180, 270); width and height are as shown
+    skipped_cues: tuple[str, ...] = ()  # errors of the subtitle stream's cues that do not decode (left out)
 
 
 @dataclass
@@ -128,13 +129,13 @@ def _probe(container, cfg: VideoConfig) -> VideoInfo:
 
     origin = Fraction(container.start_time or 0, av.time_base)
     subtitles = next((s for s in container.streams.subtitles if s.codec_context.codec.text_sub), None)
-    times, keyframes, cues, end, decodable = [], [], [], 0.0, False
+    times, keyframes, outcomes, end, decodable = [], [], [], 0.0, False
     for packet in container.demux(*filter(None, (video, subtitles))):
         if packet.pts is None:  # the flush packets at the end
             continue
         t = float(packet.pts * packet.time_base - origin)
         if packet.stream is subtitles:
-            cues.extend(_cues(subtitles, packet, t))
+            outcomes.append(attempt(_cues, subtitles, packet, t))
             continue
         times.append(t)
         end = max(end, t + float((packet.duration or 0) * packet.time_base))
@@ -149,6 +150,11 @@ def _probe(container, cfg: VideoConfig) -> VideoInfo:
     if not decodable:
         raise _reject("video.decode_error", f"none of {len(times)} video packets decodes")
 
+    skipped = []
+    try:
+        cues = read_cues(outcomes, skipped)
+    except SubtitleError as e:
+        raise _reject("video.bad_subtitles", str(e)) from None
     duration = max(declared, end) if declared is not None else end  # (AVI's h264 frames are labelled a frame late)
     _check_duration(duration, cfg)
     rotation = round((first[0].rotation or 0) / 90) * 90 % 360  # of the display matrix (phones), counterclockwise
@@ -156,7 +162,7 @@ def _probe(container, cfg: VideoConfig) -> VideoInfo:
         width, height = height, width
     return VideoInfo(duration, _frame_rate(times, rate), width, height, video.codec_context.codec.canonical_name,
                      bool(container.streams.audio), sorted(keyframes), sorted(times),
-                     cues if subtitles is not None else None, float(origin), container.format.name, rotation)
+                     cues if subtitles is not None else None, float(origin), container.format.name, rotation, tuple(skipped))
 
 
 def _frame_rate(times: list[float], declared: Fraction) -> float:
@@ -187,7 +193,7 @@ def _cues(stream, packet, t: float) -> list[Cue]:
         decoded = stream.decode2(packet)
         texts = [cue_text(rect.dialogue.decode("utf-8")) for rect in decoded or ()]
     except _ERRORS as e:  # includes UnicodeDecodeError
-        raise _reject("video.bad_subtitles", f"cue at {t:.3f} s: {_describe(e)}") from None
+        raise SubtitleError(f"cue at {t:.3f} s: {_describe(e)}") from None
     if packet.duration:
         length = float(packet.duration * packet.time_base)
     else:  # the decoder's display window, in ms

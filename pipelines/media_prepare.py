@@ -24,7 +24,7 @@ from mmcurate.filters.audio import AudioRejected
 from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.near_dup import COLOUR_BYTES, frame_hashes
 from mmcurate.filters.scenes import scene_cuts
-from mmcurate.filters.subtitles import Clip, SubtitleError, fixed_windows, given_clips, parse_subtitles, plan_clips, scene_clips
+from mmcurate.filters.subtitles import MAX_SKIPPED_SHOWN, Clip, SubtitleError, fixed_windows, given_clips, parse_subtitles, plan_clips, scene_clips
 from mmcurate.filters.text import caption_sha256
 from mmcurate.filters.video import VideoRejected, cut, probe
 from mmcurate.pipelines import fileio
@@ -70,7 +70,8 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
     cfg = ctx.cfg.video
     try:
         info = probe(media, cfg)
-        cues = None if src.clips is not None else _sidecar_cues(src) if src.subtitles else info.cues
+        skipped = [] if src.clips is not None or src.subtitles else list(info.skipped_cues)  # malformed cues left out
+        cues = None if src.clips is not None else _sidecar_cues(src, skipped) if src.subtitles else info.cues
     except VideoRejected as e:
         return [(apply_verdict(row, e.verdict), {})]
     except SubtitleError as e:
@@ -96,7 +97,8 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
         except VideoRejected as e:
             return [(apply_verdict(row, e.verdict), {})]
     cued = cues is not None or src.clips is not None
-    return [_clip_row(ctx, src, row, media, info, i, clip, cued) for i, clip in enumerate(clips)]
+    notes = {"skipped_cues": len(skipped), "subtitle_errors": skipped[:MAX_SKIPPED_SHOWN]} if skipped else {}
+    return [_clip_row(ctx, src, row, media, info, i, clip, cued, notes) for i, clip in enumerate(clips)]
 
 
 def _uncued_clips(media, info, cfg) -> list[Clip]:
@@ -128,8 +130,8 @@ def _video_source(ctx, src: SourceRow, data: Any):
             yield f.name
 
 
-def _sidecar_cues(src: SourceRow):
-    return parse_subtitles(fileio.read_bytes(src.subtitles), ext_of(src.subtitles))
+def _sidecar_cues(src: SourceRow, skipped: list[str]):
+    return parse_subtitles(fileio.read_bytes(src.subtitles), ext_of(src.subtitles), skipped)
 
 
 def _clip_hashes(jpegs: list[bytes], mirror: bool) -> dict:
@@ -145,10 +147,11 @@ def _clip_hashes(jpegs: list[bytes], mirror: bool) -> dict:
     return out
 
 
-def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cued: bool) -> tuple[dict, dict]:
-    """One clip: its own text when cut at cues or given spans (else the video's caption), cut and framed."""
+def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cued: bool, notes: dict) -> tuple[dict, dict]:
+    """One clip: its own text when cut at cues or given spans (else the video's caption), cut and
+    framed. `notes`: the video's malformed cues, left out (named in every clip's json)."""
     row = dict(video_row, key=f"{src.key}_{index:04d}")
-    row["media"] = _dumps({"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index})
+    row["media"] = _dumps({"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index} | notes)
     if cued:
         cleaned = ctx.clean_caption(clip.text)
         row.update(caption=cleaned.text, captions=[cleaned.text] if cleaned.verdict.kept else [], caption_sha256="", **cleaned.fields())
@@ -173,7 +176,7 @@ def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cu
         "start": round(result.start, 6), "end": round(result.end, 6), "duration": round(result.duration, 6), "clip": index,
         "fps": round(result.fps, 6), "frames": result.frames, "size": [result.width, result.height], "codec": result.codec,
         "cut": result.method, "source_duration": round(info.duration, 6), "has_audio": info.has_audio,
-    } | ({"audio_gap": result.audio_gap} if result.audio_gap else {}) | ({"source_rotation": info.rotation} if info.rotation else {}))
+    } | ({"audio_gap": result.audio_gap} if result.audio_gap else {}) | ({"source_rotation": info.rotation} if info.rotation else {}) | notes)
     members = {f"{FRAME_PREFIX}{i}.jpg": jpeg for i, jpeg in enumerate(result.frame_jpegs)}
     middle = result.frame_jpegs[len(result.frame_jpegs) // 2] if result.frame_jpegs else None
     if middle is not None and ctx.cfg.video.keep_frame:

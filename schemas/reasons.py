@@ -58,7 +58,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "video.too_long": (DROPPED, "prepare", "duration above video.max_duration"),
     "video.too_small": (DROPPED, "prepare", "shorter side below video.min_side"),
     "video.bad_fps": (DROPPED, "prepare", "frame rate unknown or outside [video.min_fps, video.max_fps]"),
-    "video.bad_subtitles": (FAILED, "prepare", "the .srt/.vtt sidecar or subtitle stream cannot be parsed (line and cause in the error)"),
+    "video.bad_subtitles": (FAILED, "prepare", "no cue of the .srt/.vtt sidecar or subtitle stream can be read: a VTT without its header, or every cue malformed (the first error names its line); a malformed cue among readable ones is left out and named in the video's clips' json (skipped_cues, subtitle_errors)"),
     "video.no_cues": (DROPPED, "prepare", "subtitles with no usable cue inside the video"),
     "video.clip_too_short": (DROPPED, "prepare", "a planned clip (cue) shorter than video.min_clip"),
     "video.clip_outside": (DROPPED, "prepare", "a clip span the table gives (--clips-col) lies wholly outside the video"),

@@ -51,6 +51,7 @@ EXPECTED = {
     "embedded_0000": (13, 37, "embedded one", "reencode"),  # 0.5 s -> frame 12.5: the first at/after is 13
     "embedded_0001": (70, 30, "embedded two", "reencode"),
     "whole_0000": (0, 75, "a whole video with its caption", "copy"),
+    "badsub_0000": (13, 25, "fine", "reencode"),  # its second cue is malformed: left out, named in its json
 }
 
 
@@ -95,15 +96,16 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
     reasons = {r["key"]: r["reason"] for r in manifest(out)}
     assert reasons == {
         **{k: "" for k in EXPECTED}, "talk_0002": "video.clip_too_short", "broken": "video.decode_error",
-        "sound": "video.no_video_stream", "badsub": "video.bad_subtitles", "emptysub": "video.no_cues", "badvtt": "video.bad_subtitles",
+        "sound": "video.no_video_stream", "emptysub": "video.no_cues", "badvtt": "video.bad_subtitles",
         "nocap": "input.missing_caption", "badstream": "video.bad_subtitles",
     }
-    assert "line 6" in next(r["error"] for r in manifest(out) if r["key"] == "badsub")
     s = stats(out)
-    assert "line 1: missing WEBVTT header" in next(r["error"] for r in manifest(out) if r["key"] == "badvtt")
-    assert s["identity_ok"] and s["inputs"] == 14 and s["kept"] == 6
+    errors = {r["key"]: r["error"] for r in manifest(out)}
+    assert errors["badvtt"].endswith("badvtt.vtt: line 1: missing WEBVTT header")
+    assert errors["badstream"].startswith("cue at 0.200 s: ")  # its only cue does not decode
+    assert s["identity_ok"] and s["inputs"] == 14 and s["kept"] == 7
     assert [x["inputs"] for x in s["shards"]] == [4, 5, 5]  # 10 videos, 4 a shard; rows are clips (embedded 2, talk 4)
-    assert s["distributions"]["duration_s"]["count"] == 6
+    assert s["distributions"]["duration_s"]["count"] == 7
 
     got = {x["__key__"]: x for x in samples(out)}
     assert sorted(got) == sorted(EXPECTED)
@@ -117,13 +119,15 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
         assert doc["duration"] == pytest.approx(n / FPS, abs=1e-6) and doc["frames"] == n
         assert (doc["cut"], doc["fps"], doc["size"], doc["codec"], doc["modality"]) == (method, 25.0, [160, 120], "h264", "video")
         assert doc["has_audio"] is True and len(av_streams(sample["mp4"], "audio")) == 1, key
+        skipped = (1, ['line 6: bad timestamp "00:00:01,x00"']) if key == "badsub_0000" else (None, None)
+        assert (doc.get("skipped_cues"), doc.get("subtitle_errors")) == skipped, key
         assert vm.frame_index(sample["jpg"]) == first + int(n * 0.5)  # the middle of 3 sampled frames
     talk = next(r for r in manifest(out) if r["key"] == "talk_0002")
     assert json.loads(talk["media"]) == {"start": 6.42, "end": 6.48, "clip": 2}
 
     assert run_cli("validate", out) == 0
     assert run_cli("report", out, "-o", tmp_path / "report.html") == 0  # clips show their middle frame
-    assert (tmp_path / "report.html").read_text().count("data:image/jpeg;base64,") == 6
+    assert (tmp_path / "report.html").read_text().count("data:image/jpeg;base64,") == 7
 
     again = tmp_path / "again"
     assert run_cli("run", clips, "--format", "video", "-o", again, *COMMON, "--set", "video.videos_per_shard=4", "--keep-staging") == 0

@@ -331,3 +331,36 @@ def test_given_clips_are_cut_as_given_in_their_order():
         Clip(9.0, 10.0, "d"),  # clamped to the video
         Clip(12.0, 13.0, "e", outside=True),
     ]
+
+
+def test_a_malformed_cue_is_left_out_when_asked_and_the_next_is_marked():
+    data = ("1\n00:00:01,000 --> 00:00:02,000\none\n\n2\n00:00:02,x00 --> 00:00:02,900\nbroken\n\n"
+            "3\n00:00:03,000 --> 00:00:04,000\nthree\n\n4\n00:00:06,000 --> 00:00:05,000\nbackwards\n")
+    with pytest.raises(SubtitleError, match='^line 6: bad timestamp "00:00:02,x00"$'):
+        parse_srt(data)  # strict unless given a list
+    skipped = []
+    assert parse_srt(data, skipped) == [Cue(1.0, 2.0, "one"), Cue(3.0, 4.0, "three", follows_skipped=True)]
+    assert skipped == ['line 6: bad timestamp "00:00:02,x00"', "line 14: end 00:00:05,000 before start 00:00:06,000"]
+    vtt = "WEBVTT\n\n00:01.000 --> 00:02.000\nx\n\nid\nno timing\n\n00:03.000 --> 00:04.000\ny\n"
+    skipped = []
+    assert parse_subtitles(vtt, "vtt", skipped) == [Cue(1.0, 2.0, "x"), Cue(3.0, 4.0, "y", follows_skipped=True)]
+    assert skipped == ['line 7: expected "start --> end", got "no timing"']
+
+
+def test_a_file_with_no_readable_cue_fails_even_when_skipping():
+    skipped = []
+    with pytest.raises(SubtitleError, match=r'^line 2: bad timestamp "x" \(and 1 more malformed cues; none is readable\)$'):
+        parse_srt("1\nx --> 00:00:01,000\na\n\n2\n00:00:03,000 --> 00:00:02,000\nb\n", skipped)
+    with pytest.raises(SubtitleError, match="^line 1: missing WEBVTT header$"):  # the file's header is no cue
+        parse_vtt("00:01.000 --> 00:02.000\nx\n", [])
+    assert parse_srt("", []) == []  # an empty file is no error
+
+
+def test_clips_are_not_merged_across_a_skipped_cue():
+    cues = [Cue(1.0, 2.0, "one"), Cue(2.2, 3.0, "two", follows_skipped=True), Cue(2.9, 4.0, "overlap", follows_skipped=True)]
+    clips = plan_clips(cues, 10.0, merge_gap=0.5, min_clip=0.0, max_clip=30.0, padding=0.0)
+    # 0.2 s apart would merge, but a malformed cue lay between: its words are in neither text;
+    # an overlapping cue still merges (the two are heard at once)
+    assert [(c.start, c.end, c.text) for c in clips] == [(1.0, 2.0, "one"), (2.2, 4.0, "two overlap")]
+    unmarked = plan_clips([Cue(1.0, 2.0, "one"), Cue(2.2, 3.0, "two")], 10.0, merge_gap=0.5, min_clip=0.0, max_clip=30.0, padding=0.0)
+    assert [(c.start, c.end, c.text) for c in unmarked] == [(1.0, 3.0, "one two")]

@@ -214,6 +214,14 @@ def test_undecodable_subtitles_are_bad_subtitles(container):
     assert "0.200 s" in e.value.verdict.detail  # which cue
 
 
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+def test_an_undecodable_cue_among_readable_ones_is_left_out_and_named(container):
+    video = make_video(seconds=3.0, container=container, audio=False, subtitles=[(0.2, 0.8, "BROKEN"), (1.2, 2.0, "fine")])
+    info = probe(video.replace(b"BROKEN", b"\xff\xfe\xc3\x28\xa0\xa1"), config())
+    assert [(c.text, c.follows_skipped) for c in info.cues] == [("fine", True)]
+    assert len(info.skipped_cues) == 1 and info.skipped_cues[0].startswith("cue at 0.200 s: ")
+
+
 def test_max_height_scales_down_and_reencodes_even_on_keyframes(mp4, info):
     r = cut(mp4, info, 1.0, 3.0, config(max_height=60))  # keyframes: would be a copy at full size
     assert (r.method, r.width, r.height, r.frames) == ("reencode", 80, 60, 50)
