@@ -122,7 +122,7 @@ def plan(inputs: list[str], cfg: RunConfig, exclude: Sequence[str] = (), aligned
             if fmt == "folder":
                 new, skipped = folder.plan(spec, len(tasks), cfg.output.shard_size, exclude)
             else:
-                new, skipped = media.plan(spec, fmt, len(tasks), cfg.input.rows_per_shard(cfg), exclude)
+                new, skipped = media.plan(spec, fmt, len(tasks), cfg.input.rows_per_shard(cfg), exclude, cfg.text.wanted_languages())
             if not new:
                 raise _nothing_found(spec, fmt)
             tasks += new

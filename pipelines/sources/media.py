@@ -27,9 +27,11 @@ SUBTITLE_EXTS = ("srt", "vtt")
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # en, pt-BR, zh-Hans: a.en.srt is a.mp4's
 
 
-def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Sequence[str] = ()) -> tuple[list[ReadTask], int]:
+def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Sequence[str] = (),
+         languages: Sequence[str] = ()) -> tuple[list[ReadTask], int]:
     """Group the folder's media by stem with their sidecars and transcripts, in shard-sized
-    tasks. Returns the tasks and the number of files that are none of those."""
+    tasks. Returns the tasks and the number of files that are none of those, or not used
+    (a video's other subtitle files: `_chosen_subtitles`)."""
     root = root.rstrip("/")
     groups: dict[str, dict[str, list[str]]] = {}
     manifests, ignored = [], 0
@@ -41,12 +43,18 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
         ext, stem = ext_of(rel), stem_of(rel)
         if ext in SUBTITLE_EXTS and stem not in media_stems and _LANGUAGE_TAG.fullmatch(stem.rpartition(".")[2]):
             stem = stem.rpartition(".")[0]  # yt-dlp's a.en.srt: the subtitles of a.mp4
-        if ext in MEDIA_EXTS[modality] or (stem in media_stems and ext in ("txt", "json") + SUBTITLE_EXTS):
+        if ext in MEDIA_EXTS[modality] or (stem in media_stems and ext in ("txt", "json") + _sidecar_subtitles(modality)):
             groups.setdefault(stem, {}).setdefault(ext, []).append(rel)
         elif transcripts.is_transcripts_name(rel):
             manifests.append(fileio.join(root, rel))
         else:
             ignored += 1
+    for stem, group in groups.items():  # one subtitle file a video; the others are ignored files
+        subtitles = [f for ext in SUBTITLE_EXTS for f in group.pop(ext, [])]
+        if subtitles:
+            chosen = _chosen_subtitles(stem, subtitles, languages)
+            group[ext_of(chosen)] = [chosen]
+            ignored += len(subtitles) - 1
     texts, bad = transcripts.captions_by_id(sorted(manifests))
     by_id = {transcripts.media_id(s): s for s in sorted(groups)}
     items = [(s, groups[s], texts.get(transcripts.media_id(s), [])) for s in sorted(groups)]
@@ -56,6 +64,23 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
     if orphans or bad:  # texts without media, and lines that could not be read: one more task
         tasks.append(ReadTask(first_task + len(tasks), modality, root, payload={"orphans": orphans, "bad": bad}, is_shard=True))
     return tasks, ignored
+
+
+def _chosen_subtitles(stem: str, names: list[str], languages: Sequence[str]) -> str:
+    """A video's subtitles among several: a.srt, else a.vtt, else a language-tagged file
+    (yt-dlp's a.en.srt) in one of `languages` (text.languages; pt for pt-BR), else the first
+    tagged one; ties in name order."""
+    wanted = {code.lower() for code in languages}
+
+    def rank(name: str):
+        tag = stem_of(name)[len(stem) + 1:]  # "" for a.srt, "en" for a.en.srt
+        return (tag != "", tag.split("-")[0].lower() not in wanted, name)
+    return min(names, key=rank)
+
+
+def _sidecar_subtitles(modality: str) -> tuple[str, ...]:
+    """Video is cut at its subtitles' cues; audio's text is its .txt/.json or a transcripts file."""
+    return SUBTITLE_EXTS if modality == "video" else ()
 
 
 def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
@@ -82,7 +107,7 @@ def _media_row(task, i, root, stem, rel, files, texts) -> SourceRow:
                     captions=list(sidecar.captions), extra=sidecar.extra, verdict=sidecar.verdict)
     if texts and not sidecar.has_text:
         row.captions = [as_checked_text(t) for t in texts]
-    subtitles = [f for ext in SUBTITLE_EXTS for f in files.get(ext, [])]
+    subtitles = [f for ext in SUBTITLE_EXTS for f in files.get(ext, [])]  # (one at most: plan chose it)
     if subtitles:
         row.subtitles = fileio.join(root, subtitles[0])
     return row  # no text at all: prepare decides (a video may carry a subtitle stream)

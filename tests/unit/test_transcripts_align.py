@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from mmcurate.pipelines.prepare import align_pieces
 from mmcurate.pipelines.sources import split_role, transcripts
@@ -123,9 +124,30 @@ def test_a_videos_subtitles_named_with_a_language_tag_are_its_own(tmp_path):
         (tmp_path / name).write_bytes(b"")
     tasks, ignored = media.plan(str(tmp_path), "video", 0, 10)
     rows = {r.key: r for task in tasks for r in media.read(task)}
-    assert sorted(rows) == ["show", "talk", "x"] and ignored == 1  # lecture.part.srt: no video of that name
+    # lecture.part.srt: no video of that name; talk.en.srt and show.en.vtt: not the one used
+    assert sorted(rows) == ["show", "talk", "x"] and ignored == 3
     assert {k: r.subtitles for k, r in rows.items()} == {
         "show": f"{tmp_path}/show.srt", "talk": f"{tmp_path}/talk.de.srt", "x": f"{tmp_path}/x.pt-BR.vtt"}
+
+
+def test_a_video_with_several_subtitle_files_uses_one_and_counts_the_rest_as_ignored(tmp_path):
+    """a.srt beside a.vtt: the vtt was silently unused; with --languages en, yt-dlp's a.de.srt
+    was chosen over a.en.srt (name order) and every clip then failed the language filter."""
+    from mmcurate.pipelines.sources import media
+
+    for name in ("a.mp4", "a.vtt", "a.srt", "b.mp4", "b.de.srt", "b.en-US.vtt", "b.fr.srt", "c.mp4", "c.vtt", "c.en.srt"):
+        (tmp_path / name).write_bytes(b"")
+    subtitles = {}
+    for languages in ((), ("en",), ("EN", "fr")):
+        tasks, ignored = media.plan(str(tmp_path), "video", 0, 10, languages=languages)
+        subtitles[languages] = {r.key: os.path.basename(r.subtitles) for task in tasks for r in media.read(task)}
+        assert ignored == 4, languages  # a.vtt, two of b's three, one of c's two
+    assert subtitles[()] == {"a": "a.srt", "b": "b.de.srt", "c": "c.vtt"}  # untagged first, then name order
+    assert subtitles[("en",)] == subtitles[("EN", "fr")] == {"a": "a.srt", "b": "b.en-US.vtt", "c": "c.vtt"}
+    for name in ("s.wav", "s.srt", "s.txt"):
+        write(tmp_path / "speech" / name, "x")
+    tasks, ignored = media.plan(str(tmp_path / "speech"), "audio", 0, 10)  # audio's text is its .txt, never subtitles
+    assert ignored == 1 and [(r.key, r.subtitles) for task in tasks for r in media.read(task)] == [("s", None)]
 
 
 def test_a_media_folder_with_none_of_its_modality_is_refused_with_a_hint(tmp_path):
