@@ -355,6 +355,9 @@ def _with_tar_bytes(rows: list[SourceRow]) -> Iterator[tuple[SourceRow, Any]]:
         yield r, buffered.pop(wanted, _MISSING)
 
 
+TEXT_SOURCE = "text_source"  # in a key-aligned sample's json: "text" (the text= input's piece) or its media role (its own text)
+
+
 def align_pieces(element, required: set[str], media_role: str) -> Iterator[tuple[str, SourceRow]]:
     """(key, [(staging id, piece)]) from key-aligned inputs -> one row per key: the media
     piece with the text piece's captions, in the media piece's staging shard. A key missing a
@@ -377,10 +380,13 @@ def align_pieces(element, required: set[str], media_role: str) -> Iterator[tuple
     sid, anchor = first.get(media_role) or min(first.values(), key=lambda p: p[1].order)
     merged = dataclasses.replace(anchor, extra=dict(anchor.extra))
     text = first.get("text")
+    own_text = any(v is not None for v in (anchor.caption, anchor.caption_bytes, anchor.subtitles)) or bool(anchor.captions)
     if text is not None and text[1] is not anchor:
         merged.caption, merged.caption_bytes, merged.captions = text[1].caption, text[1].caption_bytes, list(text[1].captions)
         merged.extra.update({k: v for k, v in text[1].extra.items() if k not in merged.extra})
-    has_text = text is not None or any(v is not None for v in (anchor.caption, anchor.caption_bytes, anchor.subtitles)) or bool(anchor.captions)
+    if text is not None or own_text:  # which input's text the sample has (KEY.json)
+        merged.extra[TEXT_SOURCE] = "text" if text is not None else anchor.role
+    has_text = text is not None or own_text
     missing = [role for role in sorted(required) if role not in first and not (role == "text" and has_text)]
     if missing:
         merged.verdict = Verdict.reject(f"align.missing_{missing[0]}", f"{key} has {', '.join(sorted(first))}, no {', '.join(missing)}")

@@ -3,6 +3,8 @@ with a captions table; every piece without its partner is accounted."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests import audio_media as am
@@ -29,12 +31,14 @@ def test_audio_and_transcripts_joined_by_key(aligned, tmp_path):
     assert reasons == [("k1", ""), ("k2", ""), ("k2", "align.duplicate_piece"), ("k3", "align.missing_text"), ("k4", "align.missing_audio")]
     got = {x["__key__"]: x["txt"].decode() for x in samples(out)}
     assert got == {"k1": "the first utterance", "k2": "the second utterance"}
+    assert {x["__key__"]: json.loads(x["json"]).get("text_source") for x in samples(out)} == {"k1": "text", "k2": "text"}
     assert stats(out)["identity_ok"] and stats(out)["inputs"] == 5
 
     lenient = tmp_path / "lenient"  # text optional: k3 is kept with an empty transcript
     assert run_cli("run", f"audio={aligned / 'wavs'}", f"text={aligned / 'trans.tsv'}", "-o", lenient, *COMMON, "--require", "audio") == 0
     got = {x["__key__"]: x["txt"].decode() for x in samples(lenient)}
     assert got == {"k1": "the first utterance", "k2": "the second utterance", "k3": ""}
+    assert {x["__key__"]: json.loads(x["json"]).get("text_source") for x in samples(lenient)} == {"k1": "text", "k2": "text", "k3": None}
     assert by_key(lenient)["k4"]["reason"] == "align.missing_audio"
 
 

@@ -58,16 +58,19 @@ def test_align_pieces_joins_and_accounts_every_piece():
                        ("t00000-c00000", "audio", None)]
     joined = out[-1][1]
     assert (joined.media, joined.captions, joined.order) == ("/a/k.wav", ["hello"], (0, 3))
+    assert joined.extra == {"text_source": "text"}
 
     (only_text,) = align_pieces(("k", [text]), {"audio", "text"}, "audio")
     assert only_text[1].verdict.reason == "align.missing_audio" and only_text[0] == "t00001-c00000"
     (only_audio,) = align_pieces(("k", [media]), {"audio", "text"}, "audio")
     assert only_audio[1].verdict.reason == "align.missing_text"
     (lenient,) = align_pieces(("k", [media]), {"audio"}, "audio")
-    assert lenient[1].verdict.kept
+    assert lenient[1].verdict.kept and "text_source" not in lenient[1].extra  # no text at all
     sidecar = _piece("k", (0, 3), "audio", media="/a/k.wav", caption_bytes=b"own text")
     (own,) = align_pieces(("k", [sidecar]), {"audio", "text"}, "audio")
-    assert own[1].verdict.kept  # the media's own sidecar text counts as its text
+    assert own[1].verdict.kept and own[1].extra == {"text_source": "audio"}  # the media's own sidecar text counts as its text
+    (both,) = [row for _, row in align_pieces(("k", [sidecar, text]), {"audio", "text"}, "audio") if row.verdict.kept]
+    assert (both.captions, both.extra) == (["hello"], {"text_source": "text"})  # the text= input's piece wins
 
 
 def test_unreadable_transcripts_end_in_one_bad_entry(tmp_path):
