@@ -25,7 +25,7 @@ each other, as templated web captions are. Rows are shuffled into `--files` json
 
 **Runs**, each as a subprocess, wall time and peak RSS of its process tree:
 - `mmcurate`: one Beam pipeline (FnApiRunner, `--workers` processes): read the jsonl.gz files,
-  sign each caption as prepare does (`caption_signatures`: a 128-permutation MinHash of word
+  sign the captions as prepare does (`caption_signatures_many`: a 128-permutation MinHash of word
   3-grams and the 3-gram set), then the dedup stage with
   `dedup.duplicates=caption` (LSH bands 16x8, every candidate pair verified on the exact
   Jaccard of the two 3-gram sets at 0.8, leader clustering). Drops read from
@@ -199,12 +199,12 @@ def run_mmcurate(corpus: str, out: str, workers: int, files: int, sets: list[str
     cfg = RunConfig.load(overrides=["dedup.duplicates=caption", *sets]).dedup
 
     def signatures(index: int) -> pa.Table:
-        from mmcurate.filters.near_dup import caption_signatures
+        from mmcurate.filters.near_dup import caption_signatures_many
 
         with gzip.open(os.path.join(corpus, f"{index:05d}.jsonl.gz"), "rt", encoding="utf-8") as f:
             docs = [json.loads(line) for line in f]
         size = len(docs)
-        signed = [caption_signatures(d["text"], cfg.num_perm, cfg.ngram) for d in docs]
+        signed = caption_signatures_many([d["text"] for d in docs], cfg.num_perm, cfg.ngram)
         columns = {
             "shard": [f"f{index:05d}"] * size,
             "order_task": [index] * size,

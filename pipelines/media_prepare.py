@@ -54,7 +54,6 @@ def audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, di
         "original_codec": result.original_codec, "original_bit_rate": result.original_bit_rate,
         "format": result.ext, "sha256_of": "pcm_s16le",
     } | ({"audio_gap": result.gap_s} if result.gap_s else {}))
-    ctx.sign_caption(row)
     return [(row, {result.ext: result.data})]
 
 
@@ -184,5 +183,4 @@ def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cu
     if middle is not None and ctx.cfg.dedup.mode == "near":
         row.update(_clip_hashes(result.frame_jpegs, ctx.cfg.dedup.mirror))
     members["mp4"] = result.data
-    ctx.sign_caption(row)
     return row, members

