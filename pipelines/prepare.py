@@ -316,6 +316,8 @@ class PrepareShard(beam.DoFn):
         row.update(caption=chosen.text, **chosen.fields())
         if chosen.verdict.kept:
             row["caption_sha256"] = caption_sha256(chosen.text)
+        elif chosen.verdict.reason == "text.empty" and not self.cfg.input.requires_text:
+            return Verdict.keep()  # an empty text is no text, which this run allows
         return chosen.verdict
 
     def _count(self, row: dict) -> None:

@@ -136,3 +136,37 @@ def test_colour_tells_apart_pictures_whose_grey_levels_match(tmp_path):
         "red": ("duplicate.near_image", "blue"), "white": ("duplicate.near_image", "blue"), "red_small": ("duplicate.near_image", "blue"),
         "b05_recoloured": ("duplicate.near_image", "b05"),
     }
+
+
+def test_near_duplicate_captions_are_dropped_for_their_survivor(tmp_path):
+    """--duplicates caption through prepare: the captions are signed in a batch per staging
+    shard (caption_signatures_many), equal to datasketch's MinHash of their word 3-grams."""
+    from datasketch import MinHash
+
+    from mmcurate.filters.near_dup import shingles
+
+    d = tmp_path / "in"
+    base = "a brown dog runs along the sandy beach chasing a red ball near the water"
+    captions = {"c00": base, "c01": base + " today", "c02": "two children build a tall sandcastle under a blue umbrella",
+                "c03": "A brown dog runs along the sandy beach, chasing a red ball near the water!", "c04": "",
+                "c05": "a cat"}
+    for i, (key, caption) in enumerate(captions.items()):
+        write(d / f"{key}.jpg", save(picture(100 + i), quality=92))
+        write(d / f"{key}.txt", caption)
+    out = tmp_path / "out"
+    assert run_cli("run", d, "-o", out, "--workers", "1", "--no-progress", "--duplicates", "caption", "--require", "image",
+                   "--keep-staging", "--set", "output.splits=train=1.0") == 0
+    rows = by_key(out)
+    dropped = {k: (r["reason"], r["dup_of"], r["dup_distance"] and round(r["dup_distance"], 6)) for k, r in rows.items() if r["status"] == "dropped"}
+    # c01: 13 of its 14 word 3-grams are c00's (Jaccard 13/14); c03: the same 3-grams (case and punctuation fold)
+    assert dropped == {"c01": ("duplicate.near_caption", "c00", round(1 - 13 / 14, 6)), "c03": ("duplicate.near_caption", "c00", 0.0)}
+    assert stats(out)["kept"] == 4 and rows["c04"]["status"] == "kept"  # (an empty text is no text: --require image keeps it)
+    staged = [r for f in sorted((out / "_staging" / "prepare").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert sorted(r["key"] for r in staged) == sorted(captions)
+    for r in staged:
+        if not captions[r["key"]]:
+            assert r["minhash"] is None  # no caption: nothing to sign
+            continue
+        m = MinHash(num_perm=128, seed=1)
+        m.update_batch(list(shingles(r["caption"])))
+        assert r["minhash"] == np.asarray(m.hashvalues, dtype="<u4").tobytes(), r["key"]
