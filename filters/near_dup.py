@@ -575,27 +575,36 @@ def caption_signatures_many(texts: Sequence[str], num_perm: int = 128, ngram: in
     Why not datasketch's MinHash itself: it hashes and permutes one caption at a time, ~60-90 us
     of numpy overhead a caption, most of a caption-only run's CPU. This is the same arithmetic
     (datasketch 2.0's affine32 scheme: sha1_hash32 of each n-gram, MurmurHash3's fmix32, then
-    a * h + b mod 2^32 and the minimum per permutation) over a batch of captions at once, about
-    5x faster; tests assert byte equality with datasketch."""
+    a * h + b mod 2^32 and the minimum per permutation) over a batch of captions at once;
+    tests assert byte equality with datasketch (benchmarks/RESULTS.md for the speed)."""
     out: list[tuple[bytes, Optional[bytes]]] = []
     for at in range(0, len(texts), _SIGNATURE_BATCH):
         grams = [shingles(t, ngram) for t in texts[at : at + _SIGNATURE_BATCH]]
-        out += zip(_minhash_rows(grams, num_perm), map(_shingle_set_bytes, grams))
+        out += zip(_minhash_rows(grams, num_perm), _shingle_set_rows(grams))
     return out
 
 
 def _minhash_rows(grams: list[set[bytes]], num_perm: int) -> list[bytes]:
     a, b = _permutations(num_perm)
     counts = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
-    hashed = np.fromiter((int.from_bytes(hashlib.sha1(g).digest()[:4], "little") for gs in grams for g in gs),
-                         dtype=np.uint32, count=int(counts.sum()))
-    values = _fmix32(hashed)[:, None] * a + b  # (n-grams, num_perm), wrapping mod 2^32
-    rows = np.full((len(grams), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)  # no n-gram: datasketch's empty MinHash
+    hashed = np.frombuffer(b"".join([hashlib.sha1(g).digest()[:4] for gs in grams for g in gs]), dtype="<u4")
+    values = a[:, None] * _fmix32(hashed)[None, :] + b[:, None]  # (num_perm, n-grams), wrapping mod 2^32
+    rows = np.full((num_perm, len(grams)), np.iinfo(np.uint32).max, dtype=np.uint32)  # no n-gram: datasketch's empty MinHash
     has = counts > 0
-    if has.any():
+    if has.any():  # (reduced along the contiguous axis: ~7x faster than along the other)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rows[has] = np.minimum.reduceat(values, starts[has], axis=0)
-    return [row.astype("<u4").tobytes() for row in rows]
+        rows[:, has] = np.minimum.reduceat(values, starts[has], axis=1)
+    return [row.tobytes() for row in np.ascontiguousarray(rows.T).astype("<u4", copy=False)]
+
+
+def _shingle_set_rows(grams: list[set[bytes]]) -> list[Optional[bytes]]:
+    """`caption_shingle_hashes` of each n-gram set: its 64-bit hashes sorted, sorted for the
+    whole batch at once; None past MAX_EXACT_SHINGLES n-grams."""
+    counts = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
+    values = np.frombuffer(b"".join([hashlib.blake2b(g, digest_size=8).digest() for gs in grams for g in gs]), dtype="<u8")
+    values = values[np.lexsort((values, np.repeat(np.arange(len(grams)), counts)))]
+    ends = np.cumsum(counts).tolist()
+    return [values[end - n : end].tobytes() if n <= MAX_EXACT_SHINGLES else None for n, end in zip(counts.tolist(), ends)]
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
@@ -648,10 +657,7 @@ def caption_prefix(shingle_set: bytes, threshold: float) -> np.ndarray:
 
 
 def _shingle_set_bytes(grams: set[bytes]) -> Optional[bytes]:
-    if len(grams) > MAX_EXACT_SHINGLES:
-        return None
-    values = sorted(int.from_bytes(hashlib.blake2b(g, digest_size=8).digest(), "little") for g in grams)
-    return np.array(values, dtype="<u8").tobytes()
+    return _shingle_set_rows([grams])[0]
 
 
 def shingle_jaccard(a: bytes, b: bytes) -> float:

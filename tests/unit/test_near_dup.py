@@ -1,5 +1,6 @@
 """Exactness of the near-duplicate primitives against brute force and datasketch."""
 
+import hashlib
 import io
 import random
 from unittest.mock import patch
@@ -212,8 +213,17 @@ def test_signatures_equal_the_libraries_own():
         m.update_batch(list(near_dup.shingles(text)))
         want.append(np.asarray(m.hashvalues, dtype="<u4").tobytes())
     assert [near_dup.caption_signature(t) for t in texts] == want
+    texts.insert(5, " ".join(f"w{i}" for i in range(near_dup.MAX_EXACT_SHINGLES + 3)))  # too many n-grams for a stored set
+    m = MinHash(num_perm=128, seed=1)
+    m.update_batch(list(near_dup.shingles(texts[5])))
+    want.insert(5, np.asarray(m.hashvalues, dtype="<u4").tobytes())
+    # the n-gram sets: each n-gram's 8-byte blake2b, sorted (what older staging shards hold)
+    sets = [None if len(near_dup.shingles(t)) > near_dup.MAX_EXACT_SHINGLES else np.array(sorted(
+            int.from_bytes(hashlib.blake2b(g, digest_size=8).digest(), "little") for g in near_dup.shingles(t)), dtype="<u8").tobytes()
+            for t in texts]
     with patch.object(near_dup, "_SIGNATURE_BATCH", 7):
-        assert [sig for sig, _ in near_dup.caption_signatures_many(texts)] == want
+        assert near_dup.caption_signatures_many(texts) == list(zip(want, sets))
+    assert sets[5] is None and [near_dup.caption_shingle_hashes(t) for t in texts] == sets
     assert [s for s, _ in near_dup.caption_signatures_many(texts, num_perm=64, ngram=2)] == [
         np.asarray(_datasketch(near_dup.shingles(t, 2), 64).hashvalues, dtype="<u4").tobytes() for t in texts]
     rng = np.random.default_rng(0)
