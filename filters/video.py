@@ -104,16 +104,18 @@ class ClipResult:
 
 # --- probing ------------------------------------------------------------------------------
 
-def probe(src: Source, cfg: VideoConfig) -> VideoInfo:
-    """A video's figures, or VideoRejected when it fails a check in `cfg` or cannot be read."""
+def probe(src: Source, cfg: VideoConfig, subtitles: bool = True) -> VideoInfo:
+    """A video's figures, or VideoRejected when it fails a check in `cfg` or cannot be read.
+    `subtitles=False`: its subtitle stream is not read (cues None), as when a sidecar file or
+    given spans cut it, so that stream cannot fail it."""
     try:
         with _open(src) as container:
-            return _probe(container, cfg)
+            return _probe(container, cfg, subtitles)
     except _ERRORS as e:
         raise _reject("video.decode_error", _describe(e)) from None
 
 
-def _probe(container, cfg: VideoConfig) -> VideoInfo:
+def _probe(container, cfg: VideoConfig, read_subtitles: bool) -> VideoInfo:
     if not container.streams.video:
         raise _reject("video.no_video_stream")
     video = _video_stream(container)
@@ -128,7 +130,7 @@ def _probe(container, cfg: VideoConfig) -> VideoInfo:
         _check_duration(declared, cfg)
 
     origin = Fraction(container.start_time or 0, av.time_base)
-    subtitles = next((s for s in container.streams.subtitles if s.codec_context.codec.text_sub), None)
+    subtitles = next((s for s in container.streams.subtitles if s.codec_context.codec.text_sub), None) if read_subtitles else None
     times, keyframes, outcomes, end, decodable = [], [], [], 0.0, False
     for packet in container.demux(*filter(None, (video, subtitles))):
         if packet.pts is None:  # the flush packets at the end

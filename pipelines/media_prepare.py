@@ -68,7 +68,7 @@ def video_rows(ctx, src: SourceRow, row: dict, data: Any, caption_verdict: Verdi
 def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) -> list[tuple[dict, dict]]:
     cfg = ctx.cfg.video
     try:
-        info = probe(media, cfg)
+        info = probe(media, cfg, subtitles=src.clips is None and not src.subtitles)  # (a sidecar or given spans cut it)
         skipped = [] if src.clips is not None or src.subtitles else list(info.skipped_cues)  # malformed cues left out
         cues = None if src.clips is not None else _sidecar_cues(src, skipped) if src.subtitles else info.cues
     except VideoRejected as e:

@@ -195,6 +195,15 @@ def test_a_subtitle_sidecar_that_cannot_be_read_fails_its_video_alone(tmp_path):
     assert rows["b_0000"]["status"] == "kept" and rows["b_0000"]["caption"] == "hello there"
 
 
+def test_a_sidecar_cuts_a_video_whose_own_subtitle_stream_is_broken(tmp_path):
+    """The stream was read (and failed the video as video.bad_subtitles) though the sidecar cuts it."""
+    write(str(tmp_path / "in" / "m.mkv"), vm.broken_subtitles("matroska"))
+    write(str(tmp_path / "in" / "m.srt"), "1\n00:00:00,000 --> 00:00:01,000\nfrom the sidecar\n")
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "in", "--format", "video", "-o", out, *COMMON) == 0
+    assert [(r["key"], r["status"], r["caption"]) for r in manifest(out)] == [("m_0000", "kept", "from the sidecar")]
+
+
 def test_an_h264_avi_undecodable_audio_and_a_rotated_phone_video_are_clips_not_failures(tmp_path):
     """AVI labels h264 frames in decode order; a truncated audio packet does not decode; a
     phone video is shown turned. All come out whole, with what was done in the sample json."""

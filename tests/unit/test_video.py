@@ -214,6 +214,12 @@ def test_undecodable_subtitles_are_bad_subtitles(container):
     assert "0.200 s" in e.value.verdict.detail  # which cue
 
 
+def test_a_subtitle_stream_not_asked_for_is_not_read():
+    """A sidecar .srt (or given spans) cuts the video: its own broken stream must not fail it."""
+    info = probe(broken_subtitles("matroska"), config(), subtitles=False)
+    assert info.cues is None and info.skipped_cues == () and info.duration == pytest.approx(1.0, abs=0.05)
+
+
 @pytest.mark.parametrize("container", ["mp4", "matroska"])
 def test_an_undecodable_cue_among_readable_ones_is_left_out_and_named(container):
     video = make_video(seconds=3.0, container=container, audio=False, subtitles=[(0.2, 0.8, "BROKEN"), (1.2, 2.0, "fine")])
