@@ -222,7 +222,7 @@ class PrepareShard(beam.DoFn):
         return manifest
 
     def _sign_captions(self, manifest: list[dict]) -> None:
-        """The caption MinHashes and n-gram sets of the shard's kept rows, in one batch (5x
+        """The caption MinHashes and n-gram sets of the shard's kept rows, in one batch (3x
         faster than one at a time; not in KEY.json, so the tar is written first)."""
         if not self.caption_signature:
             return
