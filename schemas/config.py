@@ -127,6 +127,7 @@ class TextConfig:
 
 @dataclass
 class ImageConfig:
+    # pictures only: changed on an audio or video run, they are refused (all but threads: every modality's CPU work)
     max_pixels: int = 100_000_000  # declared width*height cap, checked before decoding
     min_side: int = 32
     max_aspect_ratio: float = 6.0
