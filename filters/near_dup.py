@@ -224,11 +224,6 @@ def caption_signature(text: str, num_perm: int = 128, ngram: int = 3) -> bytes:
     return caption_signatures_many([text], num_perm, ngram)[0][0]
 
 
-def caption_signatures(text: str, num_perm: int = 128, ngram: int = 3) -> tuple[bytes, Optional[bytes]]:
-    """(`caption_signature`, `caption_shingle_hashes`) from one pass over the caption's words."""
-    return caption_signatures_many([text], num_perm, ngram)[0]
-
-
 def signature_matrix(blobs: Sequence[bytes], num_perm: int) -> np.ndarray:
     """n MinHash signatures (bytes) -> an (n, num_perm) uint32 matrix."""
     if not blobs:

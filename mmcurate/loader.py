@@ -288,10 +288,9 @@ def check_split(out_dir: str, split: str) -> None:
 def check_modalities(out_dir: str, modalities: Iterable[str]) -> None:
     """Fail early, in one line, when images are asked of an audio output (its samples hold
     KEY.flac); a video output's KEY.jpg is each clip's middle frame, decoded as its image."""
-    from mmcurate.schemas.config import saved_media_modality
+    from mmcurate.pipelines.samples import media_modality
 
-    path = fileio.join(out_dir, "config.yaml")
-    if "image" in modalities and fileio.exists(path) and saved_media_modality(fileio.read_bytes(path)) == "audio":
+    if "image" in modalities and media_modality(out_dir) == "audio":
         raise ValueError(f"{out_dir} holds audio samples (KEY.flac, KEY.txt, KEY.json): the loader decodes images and text; "
                          "pass modalities=('text',) for the captions, and read KEY.flac from the tars yourself (runbooks/training.md)")
 

@@ -69,7 +69,7 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
     cfg = ctx.cfg.video
     try:
         info = probe(media, cfg, subtitles=src.clips is None and not src.subtitles)  # (a sidecar or given spans cut it)
-        skipped = [] if src.clips is not None or src.subtitles else list(info.skipped_cues)  # malformed cues left out
+        skipped = list(info.skipped_cues)  # malformed cues left out (a sidecar's are added as it is parsed)
         cues = None if src.clips is not None else _sidecar_cues(src, skipped) if src.subtitles else info.cues
     except VideoRejected as e:
         return [(apply_verdict(row, e.verdict), {})]

@@ -24,7 +24,6 @@ from mmcurate.filters import histogram
 from mmcurate.pipelines import fileio, samples, svgplot
 from mmcurate.pipelines import stats as accounting
 
-from mmcurate.schemas.config import saved_media_modality
 from mmcurate.schemas.reasons import KEPT, REASONS, STAGES
 
 # nothing but the page itself: images only from data: URIs, styles only inline, no scripts
@@ -58,9 +57,7 @@ def write_report(out_dir: str, html_path: str, n: int = 48, per_reason: int = 4,
     shown = [r for rs in examples.values() for r in rs]
     for row, sample in zip(gallery + shown, samples.media(out_dir, gallery + shown)):
         row["thumb"] = thumbnail(row, sample)
-    config = fileio.join(out_dir, "config.yaml")
-    media = saved_media_modality(fileio.read_bytes(config)) if fileio.exists(config) else "image"
-    plots = charts(stats, dists, cluster_sizes(out_dir, stats), media)
+    plots = charts(stats, dists, cluster_sizes(out_dir, stats), samples.media_modality(out_dir))
     page = render(out_dir, stats, plots, gallery, examples).encode("utf-8")
     fileio.write_bytes(html_path, page)
     return {

@@ -24,6 +24,15 @@ from mmcurate.schemas.record import MANIFEST_SCHEMA
 STAGING_PREPARE = ("_staging", "prepare")
 
 
+def media_modality(out_dir: str) -> str:
+    """What a finished run's samples hold (image, audio or video), from its config.yaml
+    (`schemas.config.saved_media_modality`); "image" without one."""
+    from mmcurate.schemas.config import saved_media_modality
+
+    path = fileio.join(out_dir, "config.yaml")
+    return saved_media_modality(fileio.read_bytes(path)) if fileio.exists(path) else "image"
+
+
 def manifest_paths(out_dir: str) -> list[str]:
     paths = sorted(p for p in fileio.list_files(fileio.join(out_dir, SHARDS_DIR)) if p.endswith(".parquet"))
     if not paths and not fileio.exists(fileio.join(out_dir, "stats.json")):

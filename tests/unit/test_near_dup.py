@@ -138,7 +138,7 @@ def test_caption_shingle_sets_give_the_exact_jaccard_of_word_ngrams():
     for c, blob in zip(captions, blobs):  # one sorted 64-bit value per distinct n-gram
         values = np.frombuffer(blob, dtype="<u8")
         assert len(values) == len(near_dup.shingles(c)) and np.all(np.diff(values) > 0)
-        assert near_dup.caption_signatures(c) == (near_dup.caption_signature(c), blob)  # (prepare's one pass)
+        assert near_dup.caption_signatures_many([c]) == [(near_dup.caption_signature(c), blob)]  # (prepare's one pass)
     for i in range(len(captions)):
         for j in range(i, len(captions)):
             x, y = near_dup.shingles(captions[i]), near_dup.shingles(captions[j])
