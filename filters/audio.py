@@ -29,8 +29,8 @@ _ENCODERS = {"flac": ("flac", "flac"), "wav": ("wav", "pcm_s16le"), "mp3": ("mp3
 _DECODE_ERRORS = (av.error.FFmpegError, ValueError, EOFError)
 # in audio runs' staging fingerprint: audio staged by an older version is decoded again.
 # 2: damaged packets skipped (silence in their place), truncation found, the default track;
-# 3: the source's bit rate recorded (survivor rank)
-AUDIO_DECODE_VERSION = 3
+# 3: the source's bit rate recorded (survivor rank); 4: cut at subtitle cues, rows numbered as clips
+AUDIO_DECODE_VERSION = 4
 _SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64, "flt": np.float32, "dbl": np.float64}
 
 
@@ -57,7 +57,7 @@ class AudioRejected(Rejected):
 
 
 @dataclass
-class _Decoded:
+class DecodedAudio:
     pcm: np.ndarray  # int16, interleaved, at the target rate and channels
     rate: int
     channels: int
@@ -66,6 +66,10 @@ class _Decoded:
     codec: str
     bit_rate: int
     gap: float
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) // self.channels / self.rate
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,11 @@ class ProcessAudio:
     hashes: bool = False  # also compute the near-duplicate signature (dedup.mode near)
 
     def __call__(self, data: bytes) -> AudioResult:
+        return self.segment(self.decode(data))
+
+    def decode(self, data: bytes) -> DecodedAudio:
+        """The whole file's PCM, checked: it decodes, lasts audio.min_duration..max_duration
+        and is not all silence (AudioRejected otherwise)."""
         if not data:
             raise _reject("audio.decode_error", "zero bytes")
         try:
@@ -92,22 +101,29 @@ class ProcessAudio:
             raise _reject("audio.too_short", f"{duration:.3f} s < {self.cfg.min_duration}")
         if duration > self.cfg.max_duration:
             raise _reject("audio.too_long", f"{duration:.3f} s > {self.cfg.max_duration}")
-        peak = max(int(d.pcm.max()), -int(d.pcm.min()))  # no abs(): it overflows on -32768
-        dbfs = 20 * math.log10(peak / 32768) if peak else -math.inf
-        if dbfs <= self.cfg.silence_dbfs:
-            raise _reject("audio.silent", f"peak {dbfs:.1f} dBFS <= {self.cfg.silence_dbfs}")
+        _check_not_silent(d.pcm, self.cfg.silence_dbfs, "audio.silent")
+        return d
 
+    def segment(self, d: DecodedAudio, start: Optional[float] = None, end: Optional[float] = None) -> AudioResult:
+        """Seconds start..end of decoded audio (all of it by default) encoded as audio.format,
+        hashed; a clip cut from the file that is all silence is audio.clip_silent. Sample
+        positions round to the nearest sample."""
+        pcm = d.pcm
+        if start is not None:
+            first, last = round(start * d.rate), min(round(end * d.rate), len(d.pcm) // d.channels)
+            pcm = d.pcm[first * d.channels : max(last, first) * d.channels]
+            _check_not_silent(pcm, self.cfg.silence_dbfs, "audio.clip_silent")
         fmt = self.cfg.format
         return AudioResult(
-            data=encode(d.pcm, d.rate, d.channels, fmt), ext=fmt, duration_s=duration,
+            data=encode(pcm, d.rate, d.channels, fmt), ext=fmt, duration_s=len(pcm) // d.channels / d.rate,
             sample_rate=d.rate, channels=d.channels,
             original_sample_rate=d.original_rate, original_channels=d.original_channels, original_codec=d.codec,
             original_bit_rate=d.bit_rate,
-            pcm_sha256=hashlib.sha256(d.pcm.astype("<i2", copy=False).tobytes()).hexdigest(),
-            gap_s=round(d.gap, 6), hashes=audio_hashes(d.pcm, d.rate, d.channels) if self.hashes else None,
+            pcm_sha256=hashlib.sha256(pcm.astype("<i2", copy=False).tobytes()).hexdigest(),
+            gap_s=round(d.gap, 6), hashes=audio_hashes(pcm, d.rate, d.channels) if self.hashes else None,
         )
 
-    def _decode(self, container, data: bytes) -> _Decoded:
+    def _decode(self, container, data: bytes) -> DecodedAudio:
         if not container.streams.audio:
             raise _reject("audio.no_audio_stream")
         stream = container.streams.best("audio")  # the track a player picks: the default, not a commentary
@@ -140,7 +156,7 @@ class ProcessAudio:
         pcm.finish()
         self._check_complete(pcm, data, container, stream)
         bit_rate = stream.codec_context.bit_rate or container.bit_rate or 0
-        return _Decoded(pcm.samples(), pcm.rate, pcm.channels, pcm.src_rate, pcm.src_channels, _codec_name(stream), bit_rate, pcm.gap)
+        return DecodedAudio(pcm.samples(), pcm.rate, pcm.channels, pcm.src_rate, pcm.src_channels, _codec_name(stream), bit_rate, pcm.gap)
 
     def _check_complete(self, pcm: "_Pcm", data: bytes, container, stream) -> None:
         """Less audio than the file declares: after damage midway, frames lost without a trace
@@ -254,6 +270,13 @@ class _Pcm:
             self.n += out.samples
         if self.n > self.limit:  # a header that under-states the length must not decode hours of audio
             raise _reject("audio.too_long", f"> {self.cfg.max_duration} s (decoding stopped at {self.n / self.rate:.3f} s)")
+
+
+def _check_not_silent(pcm: np.ndarray, silence_dbfs: float, reason: str) -> None:
+    peak = max(int(pcm.max()), -int(pcm.min())) if len(pcm) else 0  # no abs(): it overflows on -32768
+    dbfs = 20 * math.log10(peak / 32768) if peak else -math.inf
+    if dbfs <= silence_dbfs:
+        raise _reject(reason, f"peak {dbfs:.1f} dBFS <= {silence_dbfs}")
 
 
 def encode(pcm: np.ndarray, rate: int, channels: int, fmt: str) -> bytes:

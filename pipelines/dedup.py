@@ -112,8 +112,8 @@ class Dedup(beam.PTransform):
     def __init__(self, cfg: DedupConfig, out_dir: str = "", modality: str = "image", within_video: bool = False, min_partitions: int = 1):
         super().__init__()
         self.cfg, self.out_dir, self.modality, self.min_partitions = cfg, out_dir, modality, min_partitions
-        # clips of one video (rows sharing row >> CLIP_BITS) are not near-duplicates of each other
-        self.group_shift = CLIP_BITS if modality == "video" and not within_video else 0
+        # clips of one video or audio file (rows sharing row >> CLIP_BITS) are not near-duplicates of each other
+        self.group_shift = CLIP_BITS if modality in ("audio", "video") and not within_video else 0
 
     def expand(self, tables):
         from mmcurate.pipelines.near_dedup import NearDedup, near_columns

@@ -44,9 +44,9 @@ def number_shards(ids: list[str]):
 
 
 def split_key(row: dict) -> str:
-    """What decides a row's split: its key, but a video clip's source video key, so the clips
-    of one video never straddle train and val."""
-    if row.get("modality") == "video" and row.get("media"):  # only clip rows carry media
+    """What decides a row's split: its key, but a clip's source file key, so the clips of one
+    video or subtitled audio file never straddle train and val."""
+    if row.get("modality") in ("audio", "video") and row.get("media") and "clip" in json.loads(row["media"]):
         return row["key"].rsplit("_", 1)[0]
     return row["key"]
 

@@ -1,7 +1,8 @@
 """Prepare for audio and video rows (prepare.PrepareShard dispatches here by modality).
 
 Audio: one row, its re-encoded audio as KEY.<format>, `sha256` of the decoded PCM (so the
-same sound in wav and flac is an exact duplicate). Video: one row per planned clip, keyed
+same sound in wav and flac is an exact duplicate); with a sidecar .srt/.vtt, one row per clip
+cut at its cues, keyed AUDIOKEY_NNNN, each with its cues' text. Video: one row per planned clip, keyed
 VIDEOKEY_NNNN: clips at the spans a table gives (input.clips_col), at subtitle cues (a
 sidecar .srt/.vtt, else the container's subtitle stream), or, without either, the whole
 video, fixed windows or its scenes (video.uncued) with its caption.
@@ -18,7 +19,7 @@ import io
 import json
 import os
 import tempfile
-from typing import Any
+from typing import Any, Optional
 
 from mmcurate.filters.audio import AudioRejected
 from mmcurate.filters.hashing import sha256_hex
@@ -45,16 +46,84 @@ def audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, di
             result = ctx.process_audio(data)
     except (FetchFailed, AudioRejected) as e:
         return [(apply_verdict(row, e.verdict), {})]
+    _audio_fields(row, result)
+    row["media"] = _dumps(_audio_media(result) | ({"audio_gap": result.gap_s} if result.gap_s else {}))
+    return [(row, {result.ext: result.data})]
+
+
+def subtitled_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, dict]]:
+    """An audio file with a sidecar .srt/.vtt: decoded once and cut at its cues as a video is
+    (audio.merge_gap, min_clip, max_clip, padding), one row a clip keyed KEY_NNNN with its
+    cues' text; the file's own .txt is not used. Malformed cues are left out and named."""
+    cfg = ctx.cfg.audio
+    skipped: list[str] = []
+    try:
+        cues = _sidecar_cues(src, skipped)
+    except SubtitleError as e:
+        return [(apply_verdict(row, Verdict.reject("audio.bad_subtitles", f"{src.subtitles}: {e}")), {})]
+    except OSError as e:
+        return [(apply_verdict(row, Verdict.reject("input.unreadable", error_text(e, 300))), {})]
+    if not cues:
+        return [(apply_verdict(row, Verdict.reject("audio.no_cues", "the subtitles hold no cue")), {})]
+    try:
+        data = ctx.media_bytes(src, data)
+        with ctx.cpu_slots:
+            decoded = ctx.process_audio.decode(data)
+    except (FetchFailed, AudioRejected) as e:
+        return [(apply_verdict(row, e.verdict), {})]
+    duration = decoded.duration_s
+    clips = plan_clips(cues, duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding)
+    if not clips:
+        return [(apply_verdict(row, Verdict.reject("audio.no_cues", f"no cue inside the audio's {duration:.3f} s")), {})]
+    notes = {"skipped_cues": len(skipped), "subtitle_errors": skipped[:MAX_SKIPPED_SHOWN]} if skipped else {}
+    return [_audio_clip_row(ctx, src, row, decoded, i, clip, notes) for i, clip in enumerate(clips)]
+
+
+def _audio_clip_row(ctx, src: SourceRow, file_row: dict, decoded, index: int, clip: Clip, notes: dict) -> tuple[dict, dict]:
+    row = dict(file_row, key=f"{src.key}_{index:04d}")
+    where = {"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index}
+    row["media"] = _dumps(where | notes)
+    refused = _cue_caption(ctx, row, clip.text)
+    if refused is not None:
+        return apply_verdict(row, refused), {}
+    if clip.too_short:
+        return apply_verdict(row, Verdict.reject("audio.clip_too_short", f"{clip.end - clip.start:.3f} s < {ctx.cfg.audio.min_clip:g} s")), {}
+    try:
+        with ctx.cpu_slots:
+            result = ctx.process_audio.segment(decoded, clip.start, clip.end)
+    except AudioRejected as e:
+        return apply_verdict(row, e.verdict), {}
+    _audio_fields(row, result)
+    source = {"source_duration": round(decoded.duration_s, 6)} | ({"source_audio_gap": result.gap_s} if result.gap_s else {})
+    row["media"] = _dumps(_audio_media(result) | where | source | notes)
+    return row, {result.ext: result.data}
+
+
+def _audio_fields(row: dict, result) -> None:
     row.update(sha256=result.pcm_sha256, duration_s=result.duration_s)
     if result.hashes:
         row.update(result.hashes)
-    row["media"] = _dumps({
+
+
+def _audio_media(result) -> dict:
+    return {
         "duration": round(result.duration_s, 6), "sample_rate": result.sample_rate, "channels": result.channels,
         "original_sample_rate": result.original_sample_rate, "original_channels": result.original_channels,
         "original_codec": result.original_codec, "original_bit_rate": result.original_bit_rate,
         "format": result.ext, "sha256_of": "pcm_s16le",
-    } | ({"audio_gap": result.gap_s} if result.gap_s else {}))
-    return [(row, {result.ext: result.data})]
+    }
+
+
+def _cue_caption(ctx, row: dict, text) -> Optional[Verdict]:
+    """A clip's text from its cues, cleaned, on its row; the verdict that drops the clip when
+    the text is refused and text is required (or there was text to refuse), else None."""
+    cleaned = ctx.clean_caption(text)
+    row.update(caption=cleaned.text, captions=[cleaned.text] if cleaned.verdict.kept else [], caption_sha256="", **cleaned.fields())
+    if not cleaned.verdict.kept and (ctx.cfg.input.requires_text or (text or "").strip()):
+        return cleaned.verdict
+    if cleaned.verdict.kept:
+        row["caption_sha256"] = caption_sha256(cleaned.text)
+    return None
 
 
 def video_rows(ctx, src: SourceRow, row: dict, data: Any, caption_verdict: Verdict) -> list[tuple[dict, dict]]:
@@ -152,12 +221,9 @@ def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cu
     row = dict(video_row, key=f"{src.key}_{index:04d}")
     row["media"] = _dumps({"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index} | notes)
     if cued:
-        cleaned = ctx.clean_caption(clip.text)
-        row.update(caption=cleaned.text, captions=[cleaned.text] if cleaned.verdict.kept else [], caption_sha256="", **cleaned.fields())
-        if not cleaned.verdict.kept and (ctx.cfg.input.requires_text or (clip.text or "").strip()):
-            return apply_verdict(row, cleaned.verdict), {}
-        if cleaned.verdict.kept:
-            row["caption_sha256"] = caption_sha256(cleaned.text)
+        refused = _cue_caption(ctx, row, clip.text)
+        if refused is not None:
+            return apply_verdict(row, refused), {}
     if clip.outside:
         return apply_verdict(row, Verdict.reject("video.clip_outside", f"{clip.start:.3f}-{clip.end:.3f} s; the video lasts {info.duration:.3f} s")), {}
     if clip.too_short:

@@ -42,10 +42,12 @@ from mmcurate.schemas.reasons import FAILED, KEPT
 from mmcurate.schemas.record import SourceRow, Verdict, apply_verdict, dataclass_dict, empty_row, error_text, rows_to_table, sample_json
 
 SHARDS_TAG = "shards"
-# A video's clips are rows (task, row * CLIP_SLOTS + clip): dedup tells rows apart by order.
-# A row order has 40 bits (filters/near_dup.node_id): 2^15 clips per video, 2^25 videos per input file.
+# A video's clips, and a subtitled audio file's, are rows (task, row * CLIP_SLOTS + clip): dedup
+# tells rows apart by order. Every audio and video row is numbered so (an uncut file is clip 0).
+# A row order has 40 bits (filters/near_dup.node_id): 2^15 clips per file, 2^25 files per input file.
 CLIP_SLOTS = 1 << CLIP_BITS
-MAX_VIDEO_ROWS = (1 << 40) // CLIP_SLOTS
+MAX_VIDEO_ROWS = (1 << 40) // CLIP_SLOTS  # (audio and video)
+_CLIPPED = ("audio", "video")
 _MISSING = object()
 
 
@@ -81,7 +83,8 @@ def _shaping_audio(cfg: RunConfig) -> dict:
     only audio runs use (so adding them did not redo image or video staging)."""
     audio = dataclass_dict(cfg.audio)
     if cfg.input.media_modality != "audio":
-        audio.pop("max_gap")
+        for name in ("max_gap", "merge_gap", "min_clip", "max_clip", "padding"):
+            audio.pop(name)
     return audio
 
 
@@ -190,9 +193,9 @@ class PrepareShard(beam.DoFn):
             return self._write_staging(sid, paths, results(enumerate(read_samples(old_tar))))
 
     def _input_position(self, row: dict) -> tuple[int, int]:
-        """The input row a manifest row came from (a video's clips share their video's; a video
+        """The input row a manifest row came from (a file's clips share their file's; a file
         past the row limit keeps its input position, see _prepare_row)."""
-        clip_numbered = self.modality == "video" and row["reason"] != "input.too_many_rows"
+        clip_numbered = self.modality in _CLIPPED and row["reason"] != "input.too_many_rows"
         return row["order_task"], row["order_row"] // CLIP_SLOTS if clip_numbered else row["order_row"]
 
     def _samples(self, prepared: Iterable[tuple[dict, dict]]) -> Iterator[tuple[dict, Optional[dict]]]:
@@ -243,19 +246,21 @@ class PrepareShard(beam.DoFn):
 
     def _prepare_row(self, src: SourceRow, data: Any) -> list[tuple[dict, dict]]:
         """One input row -> its manifest rows with their tar members ({} when not kept): one
-        row, or one per planned clip for a video."""
+        row, or one per planned clip for a video or a subtitled audio file."""
         row = empty_row()
         row.update(key=src.key, source=src.source, order_task=src.order[0], order_row=src.order[1], modality=self.modality)
-        if self.modality == "video" and src.order[1] >= MAX_VIDEO_ROWS:
-            return [(apply_verdict(row, Verdict.reject("input.too_many_rows", f"row {src.order[1]}: at most {MAX_VIDEO_ROWS:,} videos per input file")), {})]
+        if self.modality in _CLIPPED and src.order[1] >= MAX_VIDEO_ROWS:
+            what = "videos" if self.modality == "video" else "audio files"
+            return [(apply_verdict(row, Verdict.reject("input.too_many_rows", f"row {src.order[1]}: at most {MAX_VIDEO_ROWS:,} {what} per input file")), {})]
         try:
             results = self._prepare_checked(src, row, data)
         except Exception as e:  # a bug, not bad input: fail the row loudly, keep the run going
             detail = error_text(e, 10_000, traceback.format_exc(limit=3)[-400:])
             results = [(apply_verdict(row, Verdict.reject("internal.error", detail)), {})]
-        if self.modality == "video":  # clips share their video's input position: give each its own
+        if self.modality in _CLIPPED:  # clips share their file's input position: give each its own
             if len(results) > CLIP_SLOTS:
-                results = [(apply_verdict(row, Verdict.reject("video.cut_error", f"{len(results)} clips: at most {CLIP_SLOTS}")), {})]
+                error = "video.cut_error" if self.modality == "video" else "audio.too_many_clips"
+                results = [(apply_verdict(row, Verdict.reject(error, f"{len(results)} clips: at most {CLIP_SLOTS}")), {})]
             for i, (clip_row, _) in enumerate(results):
                 clip_row["order_row"] = src.order[1] * CLIP_SLOTS + i
         return results
@@ -268,6 +273,8 @@ class PrepareShard(beam.DoFn):
             return [(apply_verdict(row, src.verdict), {})]
         if self.modality == "video":  # the caption matters only for a video without cues
             return media_prepare.video_rows(self, src, row, data, caption_verdict)
+        if self.modality == "audio" and src.subtitles:  # cut at the cues, whose text is the clips'
+            return media_prepare.subtitled_audio_rows(self, src, row, data)
         if not caption_verdict.kept:
             return [(apply_verdict(row, caption_verdict), {})]
         if self.modality == "audio":

@@ -166,9 +166,21 @@ class AudioConfig:
     # seconds of a file's audio that may fail to decode (damaged packets) and become silence;
     # more is audio.corrupt. A quarter second loses a syllable or two against a transcript.
     max_gap: float = 0.25
+    # a file with subtitles (a.srt / a.vtt beside a.wav) is cut at their cues, one sample a
+    # clip with its cues' text, as video is (see video.merge_gap ...); min/max_duration and
+    # silence_dbfs still judge the whole file, and a clip that is all silence is audio.clip_silent
+    merge_gap: float = 0.5  # cues closer than this (seconds) are merged into one clip
+    min_clip: float = 1.0  # shorter clips are dropped (audio.clip_too_short)
+    max_clip: float = 30.0  # longer cues are split into equal parts no longer than this (Whisper's window)
+    padding: float = 0.0  # seconds added before and after each cue (clamped, never overlapping)
 
     def validate(self):
         _choice("audio.format", self.format, AUDIO_FORMATS)
+        _positive("audio.max_clip", self.max_clip)
+        if min(self.merge_gap, self.padding, self.min_clip) < 0:
+            raise ConfigError("audio.merge_gap, audio.padding and audio.min_clip must be >= 0")
+        if self.min_clip > self.max_clip:
+            raise ConfigError("audio.min_clip must not exceed audio.max_clip")
         if self.sample_rate < 0 or self.channels < 0:
             raise ConfigError("audio.sample_rate and audio.channels must be >= 0 (0 keeps the source's)")
         _positive("audio.max_channels", self.max_channels)

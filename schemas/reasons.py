@@ -22,7 +22,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "input.bad_row": (FAILED, "prepare", "a row of a table that cannot be parsed (bad JSON line, wrong column count)"),
     "input.bad_caption": (DROPPED, "prepare", "the caption value is not text or a list of texts: a number, true/false or an object (a wrong --caption-col?)"),
     "input.unreadable": (FAILED, "prepare", "an input file that cannot be opened or parsed at all (counted as one row)"),
-    "input.too_many_rows": (FAILED, "prepare", "a video past the 33,554,432th row of one input file (split the list into several files)"),
+    "input.too_many_rows": (FAILED, "prepare", "a video or audio file past the 33,554,432th row of one input file (its clips need the room: split the list into several files)"),
     "input.duplicate_key": (DROPPED, "dedup", "another input row has the same key; the first in input order is kept"),
     # fetching bytes
     "fetch.not_found": (FAILED, "prepare", "the file or URL does not exist (HTTP 404/410, missing file)"),
@@ -51,6 +51,11 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "audio.too_long": (DROPPED, "prepare", "duration above audio.max_duration"),
     "audio.silent": (DROPPED, "prepare", "peak level at or below audio.silence_dbfs: all silence"),
     "audio.channels": (DROPPED, "prepare", "more channels than audio.max_channels"),
+    "audio.bad_subtitles": (FAILED, "prepare", "no cue of the audio's .srt/.vtt sidecar can be read (a VTT without its header, or every cue malformed; the first error names its line); a malformed cue among readable ones is left out and named in the file's clips' json (skipped_cues, subtitle_errors)"),
+    "audio.no_cues": (DROPPED, "prepare", "the audio's subtitles hold no usable cue inside the audio"),
+    "audio.clip_too_short": (DROPPED, "prepare", "a planned clip (cue) of a subtitled audio file shorter than audio.min_clip"),
+    "audio.too_many_clips": (FAILED, "prepare", "a subtitled audio file with more than 32,768 clips (raise audio.min_clip or audio.merge_gap, or split the file)"),
+    "audio.clip_silent": (DROPPED, "prepare", "a clip cut at a cue is all silence (peak at or below audio.silence_dbfs): subtitles out of step with the audio"),
     # video decoding, checks and cutting (a video becomes one row per planned clip)
     "video.decode_error": (FAILED, "prepare", "the file is not a container PyAV can open, or its video cannot be decoded"),
     "video.no_video_stream": (DROPPED, "prepare", "the container has no video stream (audio only, subtitles only)"),

@@ -1,7 +1,7 @@
 """`audio` and `video`: folders of media files with their texts.
 
 A media file's text comes from a sidecar with its stem (`a.txt`, `a.json` with `caption`;
-for video also `a.srt` / `a.vtt` subtitles, cut at their cues in prepare) or from a
+or `a.srt` / `a.vtt` subtitles: the file is cut at their cues in prepare) or from a
 transcripts file anywhere in the folder (Sphinx `transcription`, LibriSpeech `*.trans.txt`,
 captions.jsonl/csv/tsv, MSR-VTT json: see transcripts.py), matched by file stem. Texts
 listed for a stem with no media file are `align.missing_<modality>` rows: nothing is lost.
@@ -31,7 +31,7 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
          languages: Sequence[str] = ()) -> tuple[list[ReadTask], int]:
     """Group the folder's media by stem with their sidecars and transcripts, in shard-sized
     tasks. Returns the tasks and the number of files that are none of those, or not used
-    (a video's other subtitle files: `_chosen_subtitles`)."""
+    (a media file's other subtitle files: `_chosen_subtitles`)."""
     root = root.rstrip("/")
     groups: dict[str, dict[str, list[str]]] = {}
     manifests, ignored = [], 0
@@ -43,13 +43,13 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
         ext, stem = ext_of(rel), stem_of(rel)
         if ext in SUBTITLE_EXTS and stem not in media_stems and _LANGUAGE_TAG.fullmatch(stem.rpartition(".")[2]):
             stem = stem.rpartition(".")[0]  # yt-dlp's a.en.srt: the subtitles of a.mp4
-        if ext in MEDIA_EXTS[modality] or (stem in media_stems and ext in ("txt", "json") + _sidecar_subtitles(modality)):
+        if ext in MEDIA_EXTS[modality] or (stem in media_stems and ext in ("txt", "json") + SUBTITLE_EXTS):
             groups.setdefault(stem, {}).setdefault(ext, []).append(rel)
         elif transcripts.is_transcripts_name(rel):
             manifests.append(fileio.join(root, rel))
         else:
             ignored += 1
-    for stem, group in groups.items():  # one subtitle file a video; the others are ignored files
+    for stem, group in groups.items():  # one subtitle file a media file; the others are ignored files
         subtitles = [f for ext in SUBTITLE_EXTS for f in group.pop(ext, [])]
         if subtitles:
             chosen = _chosen_subtitles(stem, subtitles, languages)
@@ -67,7 +67,7 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
 
 
 def _chosen_subtitles(stem: str, names: list[str], languages: Sequence[str]) -> str:
-    """A video's subtitles among several: a.srt, else a.vtt, else a language-tagged file
+    """A media file's subtitles among several: a.srt, else a.vtt, else a language-tagged file
     (yt-dlp's a.en.srt) in one of `languages` (text.languages; pt for pt-BR), else the first
     tagged one; ties in name order."""
     wanted = {code.lower() for code in languages}
@@ -76,11 +76,6 @@ def _chosen_subtitles(stem: str, names: list[str], languages: Sequence[str]) -> 
         tag = stem_of(name)[len(stem) + 1:]  # "" for a.srt, "en" for a.en.srt
         return (tag != "", tag.split("-")[0].lower() not in wanted, name)
     return min(names, key=rank)
-
-
-def _sidecar_subtitles(modality: str) -> tuple[str, ...]:
-    """Video is cut at its subtitles' cues; audio's text is its .txt/.json or a transcripts file."""
-    return SUBTITLE_EXTS if modality == "video" else ()
 
 
 def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:

@@ -7,6 +7,7 @@ import glob
 import io
 import json
 import os
+import re
 
 import av
 import numpy as np
@@ -183,3 +184,113 @@ def test_real_speech_with_sphinx_transcriptions(tmp_path):
         doc = json.loads(sample["json"])
         assert (rate, channels) == (16000, 1) and doc["duration"] == pytest.approx(n / 16000, abs=1e-6) and n > 8000
         assert np.isfinite(doc["duration"])
+
+
+SPEECH_SRT = """1
+00:00:00,500 --> 00:00:02,000
+hello there, this is the first cue
+
+2
+00:00:02,200 --> 00:00:03,000
+and this one follows it closely
+
+3
+00:00:03,x00 --> 00:00:03,400
+a cue with a broken time
+
+4
+00:00:03,600 --> 00:00:04,000
+far too short to keep
+
+5
+00:00:04,500 --> 00:00:05,800
+spoken where there is only silence
+"""
+
+
+def test_audio_with_subtitles_is_cut_at_its_cues(tmp_path):
+    """a.wav + a.srt (yt-dlp writes a.en.vtt beside a podcast's audio): it was one sample with
+    no text (the .srt an ignored file). Now every cue group is a clip with its text, cut from
+    the decoded PCM to the sample; malformed cues are named, short and silent clips dropped."""
+    root = tmp_path / "in"
+    pcm = np.concatenate([am.samples(4.2, 16000, 1, freq=310.0), np.zeros((round(1.8 * 16000), 1), np.int16)])
+    write(root / "a.wav", am.encode(pcm, 16000, "wav"))
+    write(root / "a.srt", SPEECH_SRT)
+    write(root / "a.txt", "the whole file's text: not used once it is cut")
+    write(root / "b.flac", am.tone(2.0, freq=500.0, fmt="flac"))
+    write(root / "b.srt", "1\nnot a timing line\nwords\n")
+    write(root / "c.wav", am.tone(2.0, freq=600.0))
+    write(root / "c.en.vtt", "WEBVTT\n\n00:00:05.000 --> 00:00:06.000\nafter the end of the audio\n")
+    write(root / "d.wav", am.tone(2.0, freq=700.0))
+    write(root / "d.txt", "an uncut file keeps its key")
+
+    out = tmp_path / "out"
+    args = ("run", root, "--format", "audio", "-o", out, *COMMON, "--set", "audio.max_clip=2.0")
+    assert run_cli(*args) == 0
+    rows = by_key(out)
+    assert {k: r["reason"] for k, r in rows.items()} == {
+        "a_0000": "", "a_0001": "", "a_0002": "audio.clip_too_short", "a_0003": "audio.clip_silent",
+        "b": "audio.bad_subtitles", "c": "audio.no_cues", "d": "",
+    }
+    assert rows["b"]["error"].startswith(f"{root / 'b.srt'}: line 2")
+    assert rows["c"]["error"] == "no cue inside the audio's 2.000 s"
+    s = stats(out)
+    assert s["identity_ok"] and (s["inputs"], s["kept"]) == (7, 3)  # rows are clips: a's four, b, c, d
+    assert s["dropped"] == {"audio.clip_too_short": 1, "audio.clip_silent": 1, "audio.no_cues": 1}
+    assert s["failed"] == {"audio.bad_subtitles": 1}
+
+    got = {x["__key__"]: x for x in samples(out)}
+    assert sorted(got) == ["a_0000", "a_0001", "d"]
+    text = "hello there, this is the first cue and this one follows it closely"  # cues 1-2 merged (0.2 s apart)
+    assert got["a_0000"]["txt"].decode() == got["a_0001"]["txt"].decode() == text
+    # 0.5-3.0 s is longer than audio.max_clip (2 s): two equal parts, each the source's samples exactly
+    for key, (start, end) in (("a_0000", (0.5, 1.75)), ("a_0001", (1.75, 3.0))):
+        doc = json.loads(got[key]["json"])
+        assert (doc["start"], doc["end"], doc["duration"], doc["source_duration"]) == (start, end, end - start, 6.0)
+        assert (doc["skipped_cues"], doc["subtitle_errors"]) == (1, ['line 10: bad timestamp "00:00:03,x00"'])
+        clip = am.decode_mono(got[key]["flac"], 16000)
+        assert np.array_equal(clip[:, 0], pcm[round(start * 16000):round(end * 16000), 0])
+    assert got["d"]["txt"].decode() == "an uncut file keeps its key" and "clip" not in json.loads(got["d"]["json"])
+    assert run_cli("validate", out) == 0
+
+    again = tmp_path / "again"
+    assert run_cli(*args[:5], again, *args[6:]) == 0
+    assert shard_bytes(again) == shard_bytes(out)
+
+
+def _srt_time(ms: int) -> str:
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(os.path.dirname(__file__), "../../../shared/data/audio")), reason="../shared/data/audio is absent")
+def test_real_speech_chapter_with_subtitles_gives_back_each_sentence(tmp_path):
+    """The five LibriVox sentences read one after another as one chapter, a second of silence
+    between them, with an .srt of their transcripts: five clips, each its sentence's samples
+    to the sample (then the silence up to the cue's end, rounded up to a millisecond)."""
+    shared = os.path.join(os.path.dirname(__file__), "../../../shared/data/audio/librivox")
+    with open(os.path.join(shared, "transcription"), encoding="utf-8") as f:
+        texts = {ident: text for text, ident in re.findall(r"<s> (.*?) </s> \((\S+)\)", f.read())}
+    parts, cues, at = [], [], 0
+    for n, ident in enumerate(sorted(texts)):
+        with open(os.path.join(shared, ident + ".wav"), "rb") as f:
+            sentence = am.decode_mono(f.read(), 16000)[:, 0]
+        start_ms, end_ms = at // 16, -(-(at + len(sentence)) // 16)  # 16 samples a millisecond
+        cues.append(f"{n + 1}\n{_srt_time(start_ms)} --> {_srt_time(end_ms)}\n{texts[ident]}\n")
+        parts += [sentence, np.zeros(end_ms * 16 - at - len(sentence) + 16000, np.int16)]  # to the ms, then a second
+        at = end_ms * 16 + 16000
+    chapter = np.concatenate(parts)
+    write(tmp_path / "in" / "chapter.wav", am.encode(chapter[:, None], 16000, "wav"))
+    write(tmp_path / "in" / "chapter.srt", "\n".join(cues))
+
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "in", "--format", "audio", "-o", out, *COMMON) == 0
+    s = stats(out)
+    assert s["identity_ok"] and (s["inputs"], s["kept"]) == (5, 5)
+    got = {x["__key__"]: x for x in samples(out)}
+    assert sorted(got) == [f"chapter_{i:04d}" for i in range(5)]
+    for i, ident in enumerate(sorted(texts)):
+        with open(os.path.join(shared, ident + ".wav"), "rb") as f:
+            sentence = am.decode_mono(f.read(), 16000)[:, 0]
+        clip = am.decode_mono(got[f"chapter_{i:04d}"]["flac"], 16000)[:, 0]
+        assert got[f"chapter_{i:04d}"]["txt"].decode() == texts[ident]
+        assert np.array_equal(clip[:len(sentence)], sentence) and not clip[len(sentence):].any() and len(clip) - len(sentence) < 16

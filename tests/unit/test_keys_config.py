@@ -38,6 +38,9 @@ def test_config_yaml_and_overrides(tmp_path):
         ("image.resize_mode=stretch", "image.resize_mode must be one of"),
         ("fetch.threads=0", "fetch.threads must be > 0"),
         ("dedup.max_colour_distance=-1", "dedup.max_colour_distance must be >= 0 (0 turns the colour check off); got -1.0"),
+        ("audio.min_clip=40", "audio.min_clip must not exceed audio.max_clip"),
+        ("audio.padding=-0.1", "audio.merge_gap, audio.padding and audio.min_clip must be >= 0"),
+        ("audio.max_clip=0", "audio.max_clip must be > 0; got 0.0"),
         ("noequals", "--set expects section.field=value"),
     ],
 )

@@ -39,3 +39,15 @@ def test_growing_a_split_only_moves_keys_into_it():
     small = SplitAssigner("val=0.05,train=0.95")
     large = SplitAssigner("val=0.10,train=0.90")
     assert all(large(k) == "val" for k in keys if small(k) == "val")
+
+
+def test_clips_of_one_file_are_split_by_the_files_key():
+    """A subtitled audio file's clips share its split as a video's do; an uncut file whose own
+    name ends in _NNNN keeps its whole key (only clip rows say `clip` in their media)."""
+    from mmcurate.pipelines.finalize import split_key
+
+    clip = {"modality": "audio", "key": "talk_0003", "media": '{"clip": 3, "start": 1.0}'}
+    uncut = {"modality": "audio", "key": "take_0001", "media": '{"duration": 2.0}'}
+    video = {"modality": "video", "key": "film_0012", "media": '{"clip": 12}'}
+    image = {"modality": "image", "key": "img_0001", "media": None}
+    assert [split_key(r) for r in (clip, uncut, video, image)] == ["talk", "take_0001", "film", "img_0001"]

@@ -147,10 +147,10 @@ def test_a_video_with_several_subtitle_files_uses_one_and_counts_the_rest_as_ign
         assert ignored == 4, languages  # a.vtt, two of b's three, one of c's two
     assert subtitles[()] == {"a": "a.srt", "b": "b.de.srt", "c": "c.vtt"}  # untagged first, then name order
     assert subtitles[("en",)] == subtitles[("EN", "fr")] == {"a": "a.srt", "b": "b.en-US.vtt", "c": "c.vtt"}
-    for name in ("s.wav", "s.srt", "s.txt"):
+    for name in ("s.wav", "s.srt", "s.en.vtt", "s.txt"):
         write(tmp_path / "speech" / name, "x")
-    tasks, ignored = media.plan(str(tmp_path / "speech"), "audio", 0, 10)  # audio's text is its .txt, never subtitles
-    assert ignored == 1 and [(r.key, r.subtitles) for task in tasks for r in media.read(task)] == [("s", None)]
+    tasks, ignored = media.plan(str(tmp_path / "speech"), "audio", 0, 10)  # audio is cut at its subtitles too
+    assert ignored == 1 and [(r.key, r.subtitles) for task in tasks for r in media.read(task)] == [("s", f"{tmp_path}/speech/s.srt")]
 
 
 def test_a_media_folder_with_none_of_its_modality_is_refused_with_a_hint(tmp_path):
