@@ -22,6 +22,7 @@ examples:
 
 audio and video:
   mmcurate run speech/ --format audio -o out        # a.wav + a.txt, or a Sphinx/LibriSpeech transcripts file in the folder
+  mmcurate run podcasts/ --format audio -o out      # a.m4a + a.en.vtt: cut at its cues, a sample each (30 s at most)
   mmcurate run clips/ --format video -o out         # a.mp4 + a.srt (cut at its cues) or a.txt / captions.jsonl
   mmcurate run clips/ --format video --require video --set video.uncued=windows -o out   # uncaptioned: 10 s windows
   mmcurate run videos.csv --video-col path --caption-col text -o out
