@@ -30,6 +30,9 @@ def render(stats: dict, console: Console | None = None) -> None:
     summary.add_row("format", str(stats.get("format", "")))
     if stats.get("ignored_files"):  # files in the input folders that are no input of this format (not rows)
         summary.add_row("ignored files", f"{stats['ignored_files']:,} in the input folders (not samples, sidecars or transcripts)")
+    if stats.get("skipped_cues"):  # malformed subtitle cues left out; the clips' json names them
+        found = stats["skipped_cues"]
+        summary.add_row("skipped cues", f"{found['cues']:,} malformed subtitle cues in {found['files']:,} files (subtitle_errors in the clips' json)")
     summary.add_row("wall time", f"{stats.get('wall_time_s', 0):.1f} s")
     if stats.get("resumed_staging_shards"):
         summary.add_row("resumed", f"{stats['resumed_staging_shards']:,} staging shards from an earlier run")

@@ -3,6 +3,7 @@ inputs == kept + sum(dropped) + sum(failed), in total and per stage."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Iterable
 
@@ -31,7 +32,20 @@ def account(rows: Iterable[dict]) -> dict:
         "splits": dict(sorted(Counter(r.get("split") or "" for r in rows if r["status"] == KEPT).items())),
         "languages": dict(sorted(Counter(r["caption_language"] for r in rows if r["status"] == KEPT and r.get("caption_language")).items())),
         "distributions": distributions(rows),
-    }
+    } | skipped_cues(rows)
+
+
+def skipped_cues(rows: list[dict]) -> dict:
+    """Malformed subtitle cues left out (filters/subtitles.py), counted once per video or audio
+    file (its first clip's row names them): {"skipped_cues": {"files": n, "cues": m}}, or {}."""
+    files = cues = 0
+    for r in rows:
+        media = r.get("media") or ""
+        if '"skipped_cues"' in media:
+            doc = json.loads(media)
+            if doc.get("clip") == 0:
+                files, cues = files + 1, cues + doc["skipped_cues"]
+    return {"skipped_cues": {"files": files, "cues": cues}} if files else {}
 
 
 def distributions(rows: list[dict]) -> dict:
@@ -64,6 +78,9 @@ def merge(parts: Iterable[dict]) -> dict:
         total["kept"] += part["kept"]
         total["dropped"].update(part["dropped"])
         total["failed"].update(part["failed"])
+        if "skipped_cues" in part:
+            found = total.setdefault("skipped_cues", Counter())
+            found.update(part["skipped_cues"])
         for stage, s in part["stages"].items():
             t = total["stages"].setdefault(stage, {"inputs": 0, "kept": 0, "dropped": Counter(), "failed": Counter()})
             t["inputs"] += s["inputs"]
@@ -75,6 +92,8 @@ def merge(parts: Iterable[dict]) -> dict:
     total["splits"] = dict(sorted(total["splits"].items()))
     total["languages"] = dict(sorted(total["languages"].items()))
     total["distributions"] = histogram.merge_named(dists)
+    if "skipped_cues" in total:
+        total["skipped_cues"] = dict(sorted(total["skipped_cues"].items()))
     for s in total["stages"].values():
         s["dropped"] = dict(sorted(s["dropped"].items()))
         s["failed"] = dict(sorted(s["failed"].items()))

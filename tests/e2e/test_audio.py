@@ -75,6 +75,7 @@ def test_audio_folder_reasons_pcm_dedup_and_members(speech, tmp_path):
     assert [r["reason"] for k, r in rows.items() if k.startswith("bad_")] == ["input.bad_row"]
     s = stats(out)
     assert s["identity_ok"] and s["inputs"] == 15 and s["kept"] == 3
+    assert "skipped_cues" not in s
     assert s["failed"] == {"audio.decode_error": 1, "audio.truncated": 1, "audio.corrupt": 1, "input.bad_row": 1}
     assert s["distributions"]["duration_s"]["count"] == 3
 
@@ -238,6 +239,7 @@ def test_audio_with_subtitles_is_cut_at_its_cues(tmp_path):
     assert s["identity_ok"] and (s["inputs"], s["kept"]) == (7, 3)  # rows are clips: a's four, b, c, d
     assert s["dropped"] == {"audio.clip_too_short": 1, "audio.clip_silent": 1, "audio.no_cues": 1}
     assert s["failed"] == {"audio.bad_subtitles": 1}
+    assert s["skipped_cues"] == {"cues": 1, "files": 1}  # counted once for a, not per clip
 
     got = {x["__key__"]: x for x in samples(out)}
     assert sorted(got) == ["a_0000", "a_0001", "d"]

@@ -104,6 +104,7 @@ def test_cut_at_cues_frame_exact_with_reasons(clips, tmp_path):
     assert errors["badvtt"].endswith("badvtt.vtt: line 1: missing WEBVTT header")
     assert errors["badstream"].startswith("cue at 0.200 s: ")  # its only cue does not decode
     assert s["identity_ok"] and s["inputs"] == 14 and s["kept"] == 7
+    assert s["skipped_cues"] == {"cues": 1, "files": 1}  # badsub's malformed cue, once
     assert [x["inputs"] for x in s["shards"]] == [4, 5, 5]  # 10 videos, 4 a shard; rows are clips (embedded 2, talk 4)
     assert s["distributions"]["duration_s"]["count"] == 7
 
