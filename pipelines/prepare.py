@@ -374,7 +374,8 @@ TEXT_SOURCE = "text_source"  # in a key-aligned sample's json: "text" (the text=
 
 def align_pieces(element, required: set[str], media_role: str) -> Iterator[tuple[str, SourceRow]]:
     """(key, [(staging id, piece)]) from key-aligned inputs -> one row per key: the media
-    piece with the text piece's captions, in the media piece's staging shard. A key missing a
+    piece with the text piece's captions (not when it has subtitles: they cut it and give each
+    clip its text), in the media piece's staging shard. A key missing a
     required role is dropped as align.missing_ROLE; a second piece of a role as
     align.duplicate_piece; pieces the source already rejected pass through unchanged."""
     key, pieces = element
@@ -395,11 +396,13 @@ def align_pieces(element, required: set[str], media_role: str) -> Iterator[tuple
     merged = dataclasses.replace(anchor, extra=dict(anchor.extra))
     text = first.get("text")
     own_text = any(v is not None for v in (anchor.caption, anchor.caption_bytes, anchor.subtitles)) or bool(anchor.captions)
-    if text is not None and text[1] is not anchor:
+    # media cut at its subtitles takes each clip's text from their cues: a text= piece is not used
+    joined = text is not None and text[1] is not anchor and anchor.subtitles is None
+    if joined:
         merged.caption, merged.caption_bytes, merged.captions = text[1].caption, text[1].caption_bytes, list(text[1].captions)
         merged.extra.update({k: v for k, v in text[1].extra.items() if k not in merged.extra})
     if text is not None or own_text:  # which input's text the sample has (KEY.json)
-        merged.extra[TEXT_SOURCE] = "text" if text is not None else anchor.role
+        merged.extra[TEXT_SOURCE] = "text" if joined else anchor.role
     has_text = text is not None or own_text
     missing = [role for role in sorted(required) if role not in first and not (role == "text" and has_text)]
     if missing:

@@ -71,6 +71,9 @@ def test_align_pieces_joins_and_accounts_every_piece():
     assert own[1].verdict.kept and own[1].extra == {"text_source": "audio"}  # the media's own sidecar text counts as its text
     (both,) = [row for _, row in align_pieces(("k", [sidecar, text]), {"audio", "text"}, "audio") if row.verdict.kept]
     assert (both.captions, both.extra) == (["hello"], {"text_source": "text"})  # the text= input's piece wins
+    subtitled = _piece("k", (0, 3), "audio", media="/a/k.wav", subtitles="/a/k.srt")
+    (cut,) = [row for _, row in align_pieces(("k", [subtitled, text]), {"audio", "text"}, "audio") if row.verdict.kept]
+    assert (cut.captions, cut.extra) == ([], {"text_source": "audio"})  # cut at its cues, each clip their text
 
 
 def test_unreadable_transcripts_end_in_one_bad_entry(tmp_path):
