@@ -1,15 +1,17 @@
 """Audio files per second and video seconds per wall second, filters alone and end to end.
 
     python benchmarks/bench_media.py --workdir benchmarks/_work/media
-    python benchmarks/bench_media.py --audio 400 --videos 16 --video-seconds 30
+    python benchmarks/bench_media.py --audio 400 --videos 16 --video-seconds 30 --recordings 4 --recording-minutes 10
 
 Generates (once, kept in --workdir) AUDIO 6-s 44.1 kHz stereo wav files with sidecar texts,
 and VIDEOS h264+aac mp4s of VIDEO_SECONDS at 640x360, 25 fps, a keyframe every 2 s, each with
 an .srt whose 2.6-s cues start every 4 s off the keyframes (so every clip is re-encoded: the
 costly path). Then measures, in one process: `ProcessAudio` (decode, resample to 16 kHz mono,
-FLAC) per file, and `probe` + `cut` per cue, at the source size, scaled to 240 px
+FLAC) per file; the same decode once per RECORDINGS speech-like (tests/audio_media.babble) 44.1 kHz
+stereo wav files of RECORDING_MINUTES with an .srt like the videos', then encoded a clip per cue;
+and `probe` + `cut` per cue, at the source size, scaled to 240 px
 (video.max_height) and at 8 frames a second (video.fps); and (unless --filters-only), end to end, `mmcurate run --workers 2` on
-the audio folder, on the cued videos, and on the same videos kept whole (stream copy). The
+the audio folder, on the subtitled recordings, on the cued videos, and on the same videos kept whole (stream copy). The
 generated videos share their content, so the video runs use `--dedup none` (dedup comes after
 the costly prepare; with it on, identical clips would be dropped, not skipped).
 Also the real clips in ../shared/data/video when present.
@@ -43,6 +45,23 @@ def _ts(t: float) -> str:
     return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
+def generate_recordings(work: str, n: int, minutes: float) -> str:
+    """Speech-like recordings with subtitles: long-form audio cut at its cues."""
+    import numpy as np
+
+    folder = os.path.join(work, f"recordings_{minutes:g}min")
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n):
+        path = os.path.join(folder, f"r{i:03d}.wav")
+        if not os.path.exists(path):
+            mono = audio_media.babble(i, minutes * 60, 44100)
+            with open(path, "wb") as f:
+                f.write(audio_media.encode(np.repeat(mono, 2, axis=1), 44100, "wav"))
+            with open(path[:-3] + "srt", "w") as f:
+                f.write(srt(minutes * 60))
+    return folder
+
+
 def generate(work: str, n_audio: int, n_videos: int, video_seconds: float) -> tuple[str, str]:
     audio_dir, video_dir = os.path.join(work, "audio"), os.path.join(work, "video")
     os.makedirs(audio_dir, exist_ok=True)
@@ -63,7 +82,7 @@ def generate(work: str, n_audio: int, n_videos: int, video_seconds: float) -> tu
     return audio_dir, video_dir
 
 
-def filters_alone(audio_dir: str, video_dir: str) -> dict:
+def filters_alone(audio_dir: str, video_dir: str, recordings_dir: str) -> dict:
     from mmcurate.filters.audio import ProcessAudio
     from mmcurate.filters.subtitles import parse_subtitles, plan_clips
     from mmcurate.filters.video import cut, probe
@@ -75,9 +94,23 @@ def filters_alone(audio_dir: str, video_dir: str) -> dict:
     audio_s = sum(process(open(os.path.join(audio_dir, w), "rb").read()).duration_s for w in wavs)
     audio_wall = time.perf_counter() - started
 
+    started, source_s, clip_s, clips = time.perf_counter(), 0.0, 0.0, 0
+    cfg = AudioConfig()
+    for name in sorted(p for p in os.listdir(recordings_dir) if p.endswith(".wav")):
+        path = os.path.join(recordings_dir, name)
+        decoded = process.decode(open(path, "rb").read())
+        cues = parse_subtitles(open(path[:-3] + "srt", "rb").read(), "srt")
+        for c in plan_clips(cues, decoded.duration_s, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding):
+            clip_s += process.segment(decoded, c.start, c.end).duration_s
+            clips += 1
+        source_s += decoded.duration_s
+    cued_wall = time.perf_counter() - started
+
     videos = sorted(os.path.join(video_dir, p) for p in os.listdir(video_dir) if p.endswith(".mp4"))
     result = {"audio_files": len(wavs), "audio_files_per_s": round(len(wavs) / audio_wall, 1),
-              "audio_seconds_per_s": round(audio_s / audio_wall, 1)}
+              "audio_seconds_per_s": round(audio_s / audio_wall, 1),
+              "recordings_source_s": round(source_s, 1), "recording_clips": clips, "recording_clip_s": round(clip_s, 1),
+              "recording_source_s_per_s": round(source_s / cued_wall, 1), "recording_clips_per_s": round(clips / cued_wall, 1)}
     for name, cfg in (("", VideoConfig()), ("scaled_240_", VideoConfig(max_height=240)), ("fps_8_", VideoConfig(fps=8))):
         started, source_s, clip_s, clips = time.perf_counter(), 0.0, 0.0, 0
         for path in videos:
@@ -113,17 +146,21 @@ def main(argv=None) -> None:
     ap.add_argument("--audio", type=int, default=400, help="audio files (default 400)")
     ap.add_argument("--videos", type=int, default=16, help="videos (default 16)")
     ap.add_argument("--video-seconds", type=float, default=30.0, help="seconds per video (default 30)")
+    ap.add_argument("--recordings", type=int, default=4, help="long subtitled audio recordings (default 4)")
+    ap.add_argument("--recording-minutes", type=float, default=10.0, help="minutes per recording (default 10)")
     ap.add_argument("--filters-only", action="store_true", help="only the filters in one process, no end-to-end runs")
     args = ap.parse_args(argv)
     args.workdir = os.path.abspath(args.workdir)
     audio_dir, video_dir = generate(args.workdir, args.audio, args.videos, args.video_seconds)
-    results = {"filters_one_process": filters_alone(audio_dir, video_dir), "end_to_end": []}
+    recordings_dir = generate_recordings(args.workdir, args.recordings, args.recording_minutes)
+    results = {"filters_one_process": filters_alone(audio_dir, video_dir, recordings_dir), "end_to_end": []}
     if args.filters_only:
         print(json.dumps(results, indent=2))
         return
     outs = os.path.join(args.workdir, "out")
     e2e = results["end_to_end"]
     e2e.append(end_to_end("audio folder -> 16 kHz mono FLAC", [audio_dir], os.path.join(outs, "audio"), "--format", "audio"))
+    e2e.append(end_to_end("subtitled recordings cut at cues -> FLAC clips", [recordings_dir], os.path.join(outs, "recordings"), "--format", "audio"))
     e2e.append(end_to_end("videos cut at cues (re-encode)", [video_dir], os.path.join(outs, "cued"), "--format", "video", "--dedup", "none"))
     whole_dir = os.path.join(args.workdir, "video_whole")  # the same videos without their .srt
     os.makedirs(whole_dir, exist_ok=True)
