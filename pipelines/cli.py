@@ -23,6 +23,7 @@ examples:
 audio and video:
   mmcurate run speech/ --format audio -o out        # a.wav + a.txt, or a Sphinx/LibriSpeech transcripts file in the folder
   mmcurate run podcasts/ --format audio -o out      # a.m4a + a.en.vtt: cut at its cues, a sample each (30 s at most)
+  mmcurate run segments.jsonl --audio-col audio --clips-col begin_time,end_time --caption-col text -o out   # a span a row
   mmcurate run clips/ --format video -o out         # a.mp4 + a.srt (cut at its cues) or a.txt / captions.jsonl
   mmcurate run clips/ --format video --require video --set video.uncued=windows -o out   # uncaptioned: 10 s windows
   mmcurate run videos.csv --video-col path --caption-col text -o out
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--require", metavar="MODALITIES", help="what a sample must have, e.g. audio,text or video (default: every input's role; a single input: its media and text)")
     run.add_argument("--audio-col", help="table: column with an audio path or URL (the rows are audio)")
     run.add_argument("--video-col", help="table: column with a video path or URL (the rows are video)")
-    run.add_argument("--clips-col", help="table of videos: column with each video's clip spans, [[start, end], ...] in seconds or H:MM:SS.fff, or START,END: two columns giving one clip per row (Kinetics' time_start,time_end); each span is cut as given, with its own caption when the caption column holds a list of one per span")
+    run.add_argument("--clips-col", help="table of videos or audio files: column with each file's clip spans, [[start, end], ...] in seconds or H:MM:SS.fff, or START,END: two columns giving one clip per row (Kinetics' time_start,time_end); each span is cut as given, with its own caption when the caption column holds a list of one per span")
     run.add_argument("--config", help="YAML file with config sections (input, fetch, text, image, audio, video, dedup, clip, output; see `mmcurate config`)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override one config value; repeatable")
     run.add_argument("--workers", type=positive_int, help="local worker processes (default: all cores)")

@@ -1,8 +1,8 @@
 """Prepare for audio and video rows (prepare.PrepareShard dispatches here by modality).
 
 Audio: one row, its re-encoded audio as KEY.<format>, `sha256` of the decoded PCM (so the
-same sound in wav and flac is an exact duplicate); with a sidecar .srt/.vtt, one row per clip
-cut at its cues, keyed AUDIOKEY_NNNN, each with its cues' text. Video: one row per planned clip, keyed
+same sound in wav and flac is an exact duplicate); with a sidecar .srt/.vtt or spans a table
+gives (input.clips_col), one row per clip, keyed AUDIOKEY_NNNN, each with its own text. Video: one row per planned clip, keyed
 VIDEOKEY_NNNN: clips at the spans a table gives (input.clips_col), at subtitle cues (a
 sidecar .srt/.vtt, else the container's subtitle stream), or, without either, the whole
 video, fixed windows or its scenes (video.uncued) with its caption.
@@ -51,19 +51,22 @@ def audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, di
     return [(row, {result.ext: result.data})]
 
 
-def subtitled_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, dict]]:
-    """An audio file with a sidecar .srt/.vtt: decoded once and cut at its cues as a video is
-    (audio.merge_gap, min_clip, max_clip, padding), one row a clip keyed KEY_NNNN with its
-    cues' text; the file's own .txt is not used. Malformed cues are left out and named."""
+def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict, dict]]:
+    """An audio file with a sidecar .srt/.vtt, or the spans a table gives (input.clips_col):
+    decoded once and cut as a video is, at its cues (audio.merge_gap, min_clip, max_clip,
+    padding) or at each span as given; one row a clip keyed KEY_NNNN with its own text (the
+    file's .txt is not used). Malformed cues are left out and named."""
     cfg = ctx.cfg.audio
     skipped: list[str] = []
+    if src.clips is not None and not src.clips:
+        return [(apply_verdict(row, Verdict.reject("audio.no_cues", f"column {ctx.cfg.input.clips_col!r} holds no span")), {})]
     try:
-        cues = _sidecar_cues(src, skipped)
+        cues = None if src.clips is not None else _sidecar_cues(src, skipped)
     except SubtitleError as e:
         return [(apply_verdict(row, Verdict.reject("audio.bad_subtitles", f"{src.subtitles}: {e}")), {})]
     except OSError as e:
         return [(apply_verdict(row, Verdict.reject("input.unreadable", error_text(e, 300))), {})]
-    if not cues:
+    if cues == []:
         return [(apply_verdict(row, Verdict.reject("audio.no_cues", "the subtitles hold no cue")), {})]
     try:
         data = ctx.media_bytes(src, data)
@@ -72,7 +75,10 @@ def subtitled_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tupl
     except (FetchFailed, AudioRejected) as e:
         return [(apply_verdict(row, e.verdict), {})]
     duration = decoded.duration_s
-    clips = plan_clips(cues, duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding)
+    if cues is None:
+        clips = given_clips(src.clips, duration, cfg.min_clip)
+    else:
+        clips = plan_clips(cues, duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding)
     if not clips:
         return [(apply_verdict(row, Verdict.reject("audio.no_cues", f"no cue inside the audio's {duration:.3f} s")), {})]
     notes = {"skipped_cues": len(skipped), "subtitle_errors": skipped[:MAX_SKIPPED_SHOWN]} if skipped else {}
@@ -86,6 +92,8 @@ def _audio_clip_row(ctx, src: SourceRow, file_row: dict, decoded, index: int, cl
     refused = _cue_caption(ctx, row, clip.text)
     if refused is not None:
         return apply_verdict(row, refused), {}
+    if clip.outside:
+        return apply_verdict(row, Verdict.reject("audio.clip_outside", f"{clip.start:.3f}-{clip.end:.3f} s; the audio lasts {decoded.duration_s:.3f} s")), {}
     if clip.too_short:
         return apply_verdict(row, Verdict.reject("audio.clip_too_short", f"{clip.end - clip.start:.3f} s < {ctx.cfg.audio.min_clip:g} s")), {}
     try:

@@ -273,8 +273,8 @@ class PrepareShard(beam.DoFn):
             return [(apply_verdict(row, src.verdict), {})]
         if self.modality == "video":  # the caption matters only for a video without cues
             return media_prepare.video_rows(self, src, row, data, caption_verdict)
-        if self.modality == "audio" and src.subtitles:  # cut at the cues, whose text is the clips'
-            return media_prepare.subtitled_audio_rows(self, src, row, data)
+        if self.modality == "audio" and (src.subtitles or src.clips is not None):  # cut: each clip has its own text
+            return media_prepare.cut_audio_rows(self, src, row, data)
         if not caption_verdict.kept:
             return [(apply_verdict(row, caption_verdict), {})]
         if self.modality == "audio":

@@ -32,7 +32,7 @@ class InputConfig:
     images: str = ""  # coco/flickr: image root (default: images/ or Images/ beside the file)
     audio_col: str = ""  # table: column with an audio path/URL (the table's rows are audio)
     video_col: str = ""  # table: column with a video path/URL (the table's rows are video)
-    # table of videos: column with each video's clips, [[start, end], ...] in seconds or
+    # table of videos or audio files: column with each file's clips, [[start, end], ...] in seconds or
     # "H:MM:SS.fff" (a list or JSON text), or "START,END": two columns giving one clip per row;
     # each is cut as given, with its own caption when the caption column holds one per span
     clips_col: str = ""
@@ -47,8 +47,9 @@ class InputConfig:
 
     def validate(self):
         _choice("input.format", self.format, FORMATS)
-        if self.clips_col and not self.video_col:
-            raise ConfigError("input.clips_col (--clips-col) needs input.video_col (--video-col): it gives the clips of a table of videos")
+        if self.clips_col and not (self.video_col or self.audio_col):
+            raise ConfigError("input.clips_col (--clips-col) needs input.video_col (--video-col) or input.audio_col (--audio-col): "
+                              "it gives the clips of a table of videos or audio files")
         names = self.clips_columns
         if len(names) > 2 or not all(names):
             raise ConfigError(f"input.clips_col {self.clips_col!r}: one column of span lists, or two columns START,END")

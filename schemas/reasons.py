@@ -52,8 +52,9 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "audio.silent": (DROPPED, "prepare", "peak level at or below audio.silence_dbfs: all silence"),
     "audio.channels": (DROPPED, "prepare", "more channels than audio.max_channels"),
     "audio.bad_subtitles": (FAILED, "prepare", "no cue of the audio's .srt/.vtt sidecar can be read (a VTT without its header, or every cue malformed; the first error names its line); a malformed cue among readable ones is left out and named in the file's clips' json (skipped_cues, subtitle_errors)"),
-    "audio.no_cues": (DROPPED, "prepare", "the audio's subtitles hold no usable cue inside the audio"),
-    "audio.clip_too_short": (DROPPED, "prepare", "a planned clip (cue) of a subtitled audio file shorter than audio.min_clip"),
+    "audio.no_cues": (DROPPED, "prepare", "the audio's subtitles hold no usable cue inside the audio, or its --clips-col cell no span"),
+    "audio.clip_too_short": (DROPPED, "prepare", "a clip (a cue, or a span --clips-col gives) of an audio file shorter than audio.min_clip"),
+    "audio.clip_outside": (DROPPED, "prepare", "a clip span the table gives (--clips-col) lies wholly outside the audio"),
     "audio.too_many_clips": (FAILED, "prepare", "a subtitled audio file with more than 32,768 clips (raise audio.min_clip or audio.merge_gap, or split the file)"),
     "audio.clip_silent": (DROPPED, "prepare", "a clip cut at a cue is all silence (peak at or below audio.silence_dbfs): subtitles out of step with the audio"),
     # video decoding, checks and cutting (a video becomes one row per planned clip)

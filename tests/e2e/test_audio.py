@@ -296,3 +296,31 @@ def test_real_speech_chapter_with_subtitles_gives_back_each_sentence(tmp_path):
         clip = am.decode_mono(got[f"chapter_{i:04d}"]["flac"], 16000)[:, 0]
         assert got[f"chapter_{i:04d}"]["txt"].decode() == texts[ident]
         assert np.array_equal(clip[:len(sentence)], sentence) and not clip[len(sentence):].any() and len(clip) - len(sentence) < 16
+
+
+def test_audio_table_with_clip_spans(tmp_path):
+    """--clips-col with --audio-col (was refused: video only): a list of spans per file with a
+    caption each, or START,END columns giving one segment a row (GigaSpeech-style manifests);
+    each span cut as given from the decoded PCM, with its own text."""
+    pcm = am.babble(7, 4.0)
+    write(tmp_path / "talk.wav", am.encode(pcm, 16000, "wav"))
+    rows = [{"file": "talk.wav", "spans": [[0.5, 1.75], [2.0, 2.4], [5.0, 6.0]], "text": ["the first span", "too short", "after the end"]},
+            {"file": "talk.wav", "spans": [], "text": "no span at all"}]
+    write(tmp_path / "spans.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "spans.jsonl", "--audio-col", "file", "--clips-col", "spans", "--caption-col", "text", "-o", out, *COMMON) == 0
+    assert {k: (r["reason"], r["caption"]) for k, r in by_key(out).items()} == {
+        "00000_000000000_0000": ("", "the first span"), "00000_000000000_0001": ("audio.clip_too_short", "too short"),
+        "00000_000000000_0002": ("audio.clip_outside", "after the end"), "00000_000000001": ("audio.no_cues", "no span at all"),
+    }
+    (got,) = samples(out)
+    assert np.array_equal(am.decode_mono(got["flac"], 16000)[:, 0], pcm[8000:28000, 0])
+    assert (json.loads(got["json"])["start"], json.loads(got["json"])["end"]) == (0.5, 1.75)
+
+    write(tmp_path / "segments.tsv", "audio\tbegin_time\tend_time\ttext\ntalk.wav\t0.25\t1.5\tone segment\ntalk.wav\t1.5\t3.0\tthe next one\n")
+    seg = tmp_path / "seg"
+    assert run_cli("run", tmp_path / "segments.tsv", "--audio-col", "audio", "--clips-col", "begin_time,end_time", "--caption-col", "text",
+                   "-o", seg, *COMMON) == 0
+    got = {x["__key__"]: x for x in samples(seg)}
+    assert {k: v["txt"].decode() for k, v in got.items()} == {"00000_000000000_0000": "one segment", "00000_000000001_0000": "the next one"}
+    assert np.array_equal(am.decode_mono(got["00000_000000001_0000"]["flac"], 16000)[:, 0], pcm[24000:48000, 0])

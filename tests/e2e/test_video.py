@@ -513,11 +513,12 @@ def test_kinetics_layout_start_and_end_columns_give_one_clip_per_row(tmp_path):
     assert [_clip_frames(got[f"00000_000000001_000{i}"]["mp4"])[0] for i in (0, 1)] == [0, 50]
 
 
-def test_clips_col_without_video_col_is_a_config_error(tmp_path, capsys):
+def test_clips_col_without_video_or_audio_col_is_a_config_error(tmp_path, capsys):
     write(tmp_path / "t.csv", "url,caption\na.jpg,x\n")
     assert run_cli("run", tmp_path / "t.csv", "--clips-col", "spans", "-o", tmp_path / "out", *COMMON) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
-        "mmcurate: error: ConfigError: input.clips_col (--clips-col) needs input.video_col (--video-col): it gives the clips of a table of videos"]
+        "mmcurate: error: ConfigError: input.clips_col (--clips-col) needs input.video_col (--video-col) or input.audio_col (--audio-col): "
+        "it gives the clips of a table of videos or audio files"]
     assert run_cli("run", tmp_path / "t.csv", "--video-col", "url", "--clips-col", "a,b,c", "-o", tmp_path / "out", *COMMON) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
         "mmcurate: error: ConfigError: input.clips_col 'a,b,c': one column of span lists, or two columns START,END"]
