@@ -83,7 +83,7 @@ def _shaping_audio(cfg: RunConfig) -> dict:
     only audio runs use (so adding them did not redo image or video staging)."""
     audio = dataclass_dict(cfg.audio)
     if cfg.input.media_modality != "audio":
-        for name in ("max_gap", "merge_gap", "min_clip", "max_clip", "padding"):
+        for name in ("max_gap", "merge_gap", "min_clip", "max_clip", "padding", "max_bytes"):
             audio.pop(name)
     return audio
 
@@ -302,7 +302,9 @@ class PrepareShard(beam.DoFn):
         """The row's media: bytes already read from its tar, else fetched (FetchFailed)."""
         if data is _MISSING:
             raise FetchFailed("fetch.not_found", f"{src.member} not in {src.media}")
-        return self.fetcher.fetch(src.media) if data is None else data
+        if data is not None:
+            return data
+        return self.fetcher.fetch(src.media, max_bytes=self.cfg.audio.max_bytes if self.modality == "audio" else None)
 
     def _caption(self, src: SourceRow, row: dict) -> Verdict:
         """Clean the caption(s); with several (coco/flickr), the first usable one is KEY.txt.

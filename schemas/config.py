@@ -163,6 +163,9 @@ class AudioConfig:
     max_channels: int = 8  # sources with more channels are dropped (audio.channels)
     min_duration: float = 0.5  # seconds
     max_duration: float = 3600.0
+    # bytes of one audio file, read into memory (fetch.max_bytes is for images): an hour of
+    # 44.1 kHz stereo wav is 635 MB, of 128 kbit/s mp3 58 MB; larger files are fetch.too_large
+    max_bytes: int = 1 << 30
     silence_dbfs: float = -60.0  # peak level at or below this is all-silence (audio.silent)
     # seconds of a file's audio that may fail to decode (damaged packets) and become silence;
     # more is audio.corrupt. A quarter second loses a syllable or two against a transcript.
@@ -178,6 +181,7 @@ class AudioConfig:
     def validate(self):
         _choice("audio.format", self.format, AUDIO_FORMATS)
         _positive("audio.max_clip", self.max_clip)
+        _positive("audio.max_bytes", self.max_bytes)
         if min(self.merge_gap, self.padding, self.min_clip) < 0:
             raise ConfigError("audio.merge_gap, audio.padding and audio.min_clip must be >= 0")
         if self.min_clip > self.max_clip:

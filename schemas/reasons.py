@@ -29,7 +29,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "fetch.http_error": (FAILED, "prepare", "an HTTP 4xx other than 404/410, or 5xx after all retries"),
     "fetch.timeout": (FAILED, "prepare", "connect or read timeout, or the whole download took longer than its deadline"),
     "fetch.connection_error": (FAILED, "prepare", "connection refused or reset, DNS failure, TLS error (after retries)"),
-    "fetch.too_large": (FAILED, "prepare", "the body exceeded --set fetch.max_bytes (video.max_bytes for remote videos)"),
+    "fetch.too_large": (FAILED, "prepare", "the body exceeded --set fetch.max_bytes (audio.max_bytes for audio, video.max_bytes for remote videos)"),
     "fetch.bad_url": (FAILED, "prepare", "the URL cannot be parsed or uses an unsupported scheme"),
     "fetch.private_host": (DROPPED, "prepare", "the URL resolves to a private, loopback or link-local address (allow with --allow-private-hosts)"),
     "fetch.opt_out": (DROPPED, "prepare", "the server sent X-Robots-Tag noai / noimageai / noindex"),

@@ -324,3 +324,18 @@ def test_audio_table_with_clip_spans(tmp_path):
     got = {x["__key__"]: x for x in samples(seg)}
     assert {k: v["txt"].decode() for k, v in got.items()} == {"00000_000000000_0000": "one segment", "00000_000000001_0000": "the next one"}
     assert np.array_equal(am.decode_mono(got["00000_000000001_0000"]["flac"], 16000)[:, 0], pcm[24000:48000, 0])
+
+
+def test_audio_files_have_their_own_size_limit(tmp_path):
+    """Audio was read under fetch.max_bytes (32 MiB, meant for images): ten minutes of 44.1 kHz
+    stereo wav failed as fetch.too_large. audio.max_bytes (1 GiB) bounds audio instead."""
+    write(tmp_path / "in" / "short.wav", am.tone(1.0))  # 32 KB
+    write(tmp_path / "in" / "long.wav", am.tone(4.0))  # 128 KB
+    for stem in ("short", "long"):
+        write(tmp_path / "in" / f"{stem}.txt", f"a {stem} tone")
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "in", "--format", "audio", "-o", out, *COMMON,
+                   "--set", "fetch.max_bytes=1000", "--set", "audio.max_bytes=100000") == 0
+    rows = by_key(out)
+    assert {k: r["reason"] for k, r in rows.items()} == {"short": "", "long": "fetch.too_large"}
+    assert rows["long"]["error"] == "over 100000 bytes"
