@@ -256,8 +256,22 @@ def test_audio_with_subtitles_is_cut_at_its_cues(tmp_path):
     assert run_cli("validate", out) == 0
 
     again = tmp_path / "again"
-    assert run_cli(*args[:5], again, *args[6:]) == 0
+    assert run_cli(*args[:5], again, *args[6:], "--keep-staging") == 0
     assert shard_bytes(again) == shard_bytes(out)
+
+    # b's subtitles mended: --retry-failed cuts b again and reuses a's staged clips (a.wav is
+    # spoilt meanwhile: decoding it again would fail it); the shards are those of a first run
+    # over the mended folder
+    write(root / "b.srt", "1\n00:00:00,250 --> 00:00:01,750\nthe mended cue\n")
+    write(root / "a.wav", am.garbage())
+    assert run_cli(*args[:5], again, *args[6:], "--retry-failed", "--keep-staging") == 0
+    retried = by_key(again)
+    assert {k: r["reason"] for k, r in retried.items() if k[0] in "ab"} == {
+        "a_0000": "", "a_0001": "", "a_0002": "audio.clip_too_short", "a_0003": "audio.clip_silent", "b_0000": ""}
+    write(root / "a.wav", am.encode(pcm, 16000, "wav"))
+    fresh = tmp_path / "fresh"
+    assert run_cli(*args[:5], fresh, *args[6:]) == 0
+    assert shard_bytes(again) == shard_bytes(fresh) and retried == by_key(fresh)
 
 
 def _srt_time(ms: int) -> str:
