@@ -201,6 +201,16 @@ def cue_text(raw: str) -> str:
 
 # --- clip planning ---------------------------------------------------------------------
 
+def _outside(cue: Cue, duration: float) -> bool:
+    return cue.start >= duration or cue.end <= 0
+
+
+def cues_outside(cues: list[Cue], duration: float) -> int:
+    """How many cues lie wholly outside media of `duration` seconds (plan_clips leaves them
+    out): subtitles longer than the file, as a download cut short leaves them."""
+    return sum(_outside(c, duration) for c in cues)
+
+
 def plan_clips(cues: list[Cue], duration: float, *, merge_gap: float, min_clip: float,
                max_clip: float, padding: float) -> list[Clip]:
     """Clips to cut from a video of `duration` seconds, in time order: cues clamped to the
@@ -213,7 +223,7 @@ def plan_clips(cues: list[Cue], duration: float, *, merge_gap: float, min_clip: 
         raise ValueError("max_clip must be > 0")
     groups: list[list] = []  # [start, end, texts]
     for c in sorted(cues, key=lambda c: (c.start, c.end)):
-        if c.start >= duration or c.end <= 0:
+        if _outside(c, duration):
             continue
         start, end = max(c.start, 0.0), min(c.end, duration)
         if groups and (start < groups[-1][1] or (start - groups[-1][1] < merge_gap and not c.follows_skipped)):

@@ -25,7 +25,7 @@ from mmcurate.filters.audio import AudioRejected
 from mmcurate.filters.hashing import sha256_hex
 from mmcurate.filters.near_dup import COLOUR_BYTES, frame_hashes
 from mmcurate.filters.scenes import scene_cuts
-from mmcurate.filters.subtitles import MAX_SKIPPED_SHOWN, Clip, SubtitleError, fixed_windows, given_clips, parse_subtitles, plan_clips, scene_clips
+from mmcurate.filters.subtitles import MAX_SKIPPED_SHOWN, Clip, SubtitleError, cues_outside, fixed_windows, given_clips, parse_subtitles, plan_clips, scene_clips
 from mmcurate.filters.text import caption_sha256
 from mmcurate.filters.video import VideoRejected, cut, probe
 from mmcurate.pipelines import fileio
@@ -81,7 +81,7 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
         clips = plan_clips(cues, duration, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding)
     if not clips:
         return [(apply_verdict(row, Verdict.reject("audio.no_cues", f"no cue inside the audio's {duration:.3f} s")), {})]
-    notes = {"skipped_cues": len(skipped), "subtitle_errors": skipped[:MAX_SKIPPED_SHOWN]} if skipped else {}
+    notes = _cue_notes(skipped, cues_outside(cues, duration) if cues else 0)
     return [_audio_clip_row(ctx, src, row, decoded, i, clip, notes) for i, clip in enumerate(clips)]
 
 
@@ -173,8 +173,15 @@ def _clip_rows(ctx, src: SourceRow, row: dict, media, caption_verdict: Verdict) 
         except VideoRejected as e:
             return [(apply_verdict(row, e.verdict), {})]
     cued = cues is not None or src.clips is not None
-    notes = {"skipped_cues": len(skipped), "subtitle_errors": skipped[:MAX_SKIPPED_SHOWN]} if skipped else {}
+    notes = _cue_notes(skipped, cues_outside(cues, info.duration) if cues else 0)
     return [_clip_row(ctx, src, row, media, info, i, clip, cued, notes) for i, clip in enumerate(clips)]
+
+
+def _cue_notes(skipped: list[str], outside: int) -> dict:
+    """What every clip's json says of the cues its file lost: malformed ones left out (the
+    first errors named), and ones wholly past the file's end."""
+    notes = {"skipped_cues": len(skipped), "subtitle_errors": skipped[:MAX_SKIPPED_SHOWN]} if skipped else {}
+    return notes | ({"cues_outside": outside} if outside else {})
 
 
 def _uncued_clips(media, info, cfg) -> list[Clip]:

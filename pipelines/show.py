@@ -33,6 +33,9 @@ def render(stats: dict, console: Console | None = None) -> None:
     if stats.get("skipped_cues"):  # malformed subtitle cues left out; the clips' json names them
         found = stats["skipped_cues"]
         summary.add_row("skipped cues", f"{found['cues']:,} malformed subtitle cues in {found['files']:,} files (subtitle_errors in the clips' json)")
+    if stats.get("cues_outside"):  # cues past the end of their file: a truncated download?
+        found = stats["cues_outside"]
+        summary.add_row("cues outside", f"{found['cues']:,} subtitle cues past the end of {found['files']:,} files (cut short?)")
     summary.add_row("wall time", f"{stats.get('wall_time_s', 0):.1f} s")
     if stats.get("resumed_staging_shards"):
         summary.add_row("resumed", f"{stats['resumed_staging_shards']:,} staging shards from an earlier run")

@@ -32,20 +32,27 @@ def account(rows: Iterable[dict]) -> dict:
         "splits": dict(sorted(Counter(r.get("split") or "" for r in rows if r["status"] == KEPT).items())),
         "languages": dict(sorted(Counter(r["caption_language"] for r in rows if r["status"] == KEPT and r.get("caption_language")).items())),
         "distributions": distributions(rows),
-    } | skipped_cues(rows)
+    } | lost_cues(rows)
 
 
-def skipped_cues(rows: list[dict]) -> dict:
-    """Malformed subtitle cues left out (filters/subtitles.py), counted once per video or audio
-    file (its first clip's row names them): {"skipped_cues": {"files": n, "cues": m}}, or {}."""
-    files = cues = 0
+LOST_CUES = ("skipped_cues", "cues_outside")  # malformed; wholly outside the file
+
+
+def lost_cues(rows: list[dict]) -> dict:
+    """Subtitle cues that became no clip: malformed ones left out (`skipped_cues`) and ones
+    wholly outside their file (`cues_outside`), counted once per video or audio file (its
+    first clip's row names them): {"skipped_cues": {"files": n, "cues": m}, ...}, each only
+    when there are any."""
+    found = {}
     for r in rows:
         media = r.get("media") or ""
-        if '"skipped_cues"' in media:
+        if any(f'"{name}"' in media for name in LOST_CUES):
             doc = json.loads(media)
-            if doc.get("clip") == 0:
-                files, cues = files + 1, cues + doc["skipped_cues"]
-    return {"skipped_cues": {"files": files, "cues": cues}} if files else {}
+            for name in LOST_CUES:
+                if doc.get("clip") == 0 and doc.get(name):
+                    files, cues = found.get(name, (0, 0))
+                    found[name] = (files + 1, cues + doc[name])
+    return {name: {"files": files, "cues": cues} for name, (files, cues) in sorted(found.items())}
 
 
 def distributions(rows: list[dict]) -> dict:
@@ -78,9 +85,9 @@ def merge(parts: Iterable[dict]) -> dict:
         total["kept"] += part["kept"]
         total["dropped"].update(part["dropped"])
         total["failed"].update(part["failed"])
-        if "skipped_cues" in part:
-            found = total.setdefault("skipped_cues", Counter())
-            found.update(part["skipped_cues"])
+        for name in LOST_CUES:
+            if name in part:
+                total.setdefault(name, Counter()).update(part[name])
         for stage, s in part["stages"].items():
             t = total["stages"].setdefault(stage, {"inputs": 0, "kept": 0, "dropped": Counter(), "failed": Counter()})
             t["inputs"] += s["inputs"]
@@ -92,8 +99,9 @@ def merge(parts: Iterable[dict]) -> dict:
     total["splits"] = dict(sorted(total["splits"].items()))
     total["languages"] = dict(sorted(total["languages"].items()))
     total["distributions"] = histogram.merge_named(dists)
-    if "skipped_cues" in total:
-        total["skipped_cues"] = dict(sorted(total["skipped_cues"].items()))
+    for name in LOST_CUES:
+        if name in total:
+            total[name] = dict(sorted(total[name].items()))
     for s in total["stages"].values():
         s["dropped"] = dict(sorted(s["dropped"].items()))
         s["failed"] = dict(sorted(s["failed"].items()))

@@ -206,6 +206,10 @@ far too short to keep
 5
 00:00:04,500 --> 00:00:05,800
 spoken where there is only silence
+
+6
+00:00:07,000 --> 00:00:08,000
+past the end of the file
 """
 
 
@@ -239,7 +243,7 @@ def test_audio_with_subtitles_is_cut_at_its_cues(tmp_path):
     assert s["identity_ok"] and (s["inputs"], s["kept"]) == (7, 3)  # rows are clips: a's four, b, c, d
     assert s["dropped"] == {"audio.clip_too_short": 1, "audio.clip_silent": 1, "audio.no_cues": 1}
     assert s["failed"] == {"audio.bad_subtitles": 1}
-    assert s["skipped_cues"] == {"cues": 1, "files": 1}  # counted once for a, not per clip
+    assert s["skipped_cues"] == s["cues_outside"] == {"cues": 1, "files": 1}  # counted once for a, not per clip
 
     got = {x["__key__"]: x for x in samples(out)}
     assert sorted(got) == ["a_0000", "a_0001", "d"]
@@ -250,6 +254,7 @@ def test_audio_with_subtitles_is_cut_at_its_cues(tmp_path):
         doc = json.loads(got[key]["json"])
         assert (doc["start"], doc["end"], doc["duration"], doc["source_duration"]) == (start, end, end - start, 6.0)
         assert (doc["skipped_cues"], doc["subtitle_errors"]) == (1, ['line 10: bad timestamp "00:00:03,x00"'])
+        assert doc["cues_outside"] == 1  # the last cue starts after the audio's 6 s: no clip, but named
         clip = am.decode_mono(got[key]["flac"], 16000)
         assert np.array_equal(clip[:, 0], pcm[round(start * 16000):round(end * 16000), 0])
     assert got["d"]["txt"].decode() == "an uncut file keeps its key" and "clip" not in json.loads(got["d"]["json"])

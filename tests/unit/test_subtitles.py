@@ -6,6 +6,7 @@ from mmcurate.filters.subtitles import (
     SubtitleError,
     clip_spans,
     cue_text,
+    cues_outside,
     fixed_windows,
     given_clips,
     parse_srt,
@@ -214,6 +215,13 @@ def test_plan_merges_by_gap_and_overlap():
     assert _plan([Cue(0.0, 1.0, "a"), Cue(1.5, 2.0, "b")], 10.0, merge_gap=0.5) == [
         Clip(0.0, 1.0, "a"), Clip(1.5, 2.0, "b"),
     ]
+
+
+def test_cues_wholly_outside_the_media_are_counted_as_plan_leaves_them_out():
+    cues = [Cue(-2.0, 0.0, "before"), Cue(-1.0, 0.5, "straddles the start"), Cue(9.0, 11.0, "straddles the end"),
+            Cue(10.0, 12.0, "at the end"), Cue(15.0, 16.0, "past it")]
+    assert [c.text for c in _plan(cues, 10.0)] == ["straddles the start", "straddles the end"]
+    assert cues_outside(cues, 10.0) == 3 and cues_outside(cues, 20.0) == 1 and cues_outside([], 10.0) == 0
 
 
 def test_plan_sorts_unsorted_input():
