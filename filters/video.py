@@ -53,8 +53,9 @@ _JPEG_QUALITY = 90
 # staged clips cut by an older version are redone. 2: AVI frames in decoder order, audio gaps;
 # 3: source frame times kept; 4: rotated videos upright; 5: the best video stream, not a cover;
 # 6: no silence for vorbis's late-then-early time stamps; 7: soundtracks span the whole clip;
-# 8: a clip says whether it has a soundtrack (has_audio); a malformed cue is left out, not the video
-CUTS_VERSION = 8
+# 8: a clip says whether it has a soundtrack (has_audio); a malformed cue is left out, not the video;
+# 9: clips name the cues past the video's end (cues_outside)
+CUTS_VERSION = 9
 _REORDER = 8  # how far out of order a decoder's frames may be labelled (see _presented)
 _COPY_VIDEO, _COPY_AUDIO = "h264", "aac"  # stream copy keeps clips h264/aac
 _AAC_RATES = frozenset(av.codec.Codec("aac", "w").audio_rates or ())
