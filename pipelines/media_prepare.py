@@ -66,7 +66,7 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
         return [(apply_verdict(row, Verdict.reject("audio.bad_subtitles", f"{src.subtitles}: {e}")), {})]
     except OSError as e:
         return [(apply_verdict(row, Verdict.reject("input.unreadable", error_text(e, 300))), {})]
-    if cues == []:
+    if cues is not None and not cues:
         return [(apply_verdict(row, Verdict.reject("audio.no_cues", "the subtitles hold no cue")), {})]
     try:
         data = ctx.media_bytes(src, data)
@@ -86,16 +86,9 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
 
 
 def _audio_clip_row(ctx, src: SourceRow, file_row: dict, decoded, index: int, clip: Clip, notes: dict) -> tuple[dict, dict]:
-    row = dict(file_row, key=f"{src.key}_{index:04d}")
-    where = {"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index}
-    row["media"] = _dumps(where | notes)
-    refused = _cue_caption(ctx, row, clip.text)
+    row, refused = _planned_clip(ctx, src, file_row, index, clip, notes, "audio", decoded.duration_s, cued=True)
     if refused is not None:
         return apply_verdict(row, refused), {}
-    if clip.outside:
-        return apply_verdict(row, Verdict.reject("audio.clip_outside", f"{clip.start:.3f}-{clip.end:.3f} s; the audio lasts {decoded.duration_s:.3f} s")), {}
-    if clip.too_short:
-        return apply_verdict(row, Verdict.reject("audio.clip_too_short", f"{clip.end - clip.start:.3f} s < {ctx.cfg.audio.min_clip:g} s")), {}
     try:
         with ctx.cpu_slots:
             result = ctx.process_audio.segment(decoded, clip.start, clip.end)
@@ -103,7 +96,7 @@ def _audio_clip_row(ctx, src: SourceRow, file_row: dict, decoded, index: int, cl
         return apply_verdict(row, e.verdict), {}
     _audio_fields(row, result)
     source = {"source_duration": round(decoded.duration_s, 6)} | ({"source_audio_gap": result.gap_s} if result.gap_s else {})
-    row["media"] = _dumps(_audio_media(result) | where | source | notes)
+    row["media"] = _dumps(_audio_media(result) | _span(clip, index) | source | notes)
     return row, {result.ext: result.data}
 
 
@@ -230,19 +223,36 @@ def _clip_hashes(jpegs: list[bytes], mirror: bool) -> dict:
     return out
 
 
-def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cued: bool, notes: dict) -> tuple[dict, dict]:
-    """One clip: its own text when cut at cues or given spans (else the video's caption), cut and
-    framed. `notes`: the video's malformed cues, left out (named in every clip's json)."""
-    row = dict(video_row, key=f"{src.key}_{index:04d}")
-    row["media"] = _dumps({"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index} | notes)
+def _planned_clip(ctx, src, file_row: dict, index: int, clip: Clip, notes: dict, modality: str, duration: float,
+                  cued: bool) -> tuple[dict, Optional[Verdict]]:
+    """A planned clip of a video or audio file: its row (key FILEKEY_NNNN, its span in `media`,
+    with its own text when cut at cues or given spans) and the verdict that drops it before any
+    cutting (its text refused, a span wholly outside the file, shorter than MODALITY.min_clip),
+    else None. `notes`: the cues the file lost (named in every clip's json)."""
+    row = dict(file_row, key=f"{src.key}_{index:04d}")
+    row["media"] = _dumps(_span(clip, index) | notes)
     if cued:
         refused = _cue_caption(ctx, row, clip.text)
         if refused is not None:
-            return apply_verdict(row, refused), {}
+            return row, refused
     if clip.outside:
-        return apply_verdict(row, Verdict.reject("video.clip_outside", f"{clip.start:.3f}-{clip.end:.3f} s; the video lasts {info.duration:.3f} s")), {}
+        return row, Verdict.reject(f"{modality}.clip_outside", f"{clip.start:.3f}-{clip.end:.3f} s; the {modality} lasts {duration:.3f} s")
     if clip.too_short:
-        return apply_verdict(row, Verdict.reject("video.clip_too_short", f"{clip.end - clip.start:.3f} s < {ctx.cfg.video.min_clip:g} s")), {}
+        min_clip = getattr(ctx.cfg, modality).min_clip
+        return row, Verdict.reject(f"{modality}.clip_too_short", f"{clip.end - clip.start:.3f} s < {min_clip:g} s")
+    return row, None
+
+
+def _span(clip: Clip, index: int) -> dict:
+    return {"start": round(clip.start, 6), "end": round(clip.end, 6), "clip": index}
+
+
+def _clip_row(ctx, src, video_row: dict, media, info, index: int, clip: Clip, cued: bool, notes: dict) -> tuple[dict, dict]:
+    """One clip: its own text when cut at cues or given spans (else the video's caption), cut and
+    framed."""
+    row, refused = _planned_clip(ctx, src, video_row, index, clip, notes, "video", info.duration, cued)
+    if refused is not None:
+        return apply_verdict(row, refused), {}
     try:
         with ctx.cpu_slots:
             result = cut(media, info, clip.start, clip.end, ctx.cfg.video)

@@ -46,12 +46,15 @@ def lost_cues(rows: list[dict]) -> dict:
     found = {}
     for r in rows:
         media = r.get("media") or ""
-        if any(f'"{name}"' in media for name in LOST_CUES):
-            doc = json.loads(media)
-            for name in LOST_CUES:
-                if doc.get("clip") == 0 and doc.get(name):
-                    files, cues = found.get(name, (0, 0))
-                    found[name] = (files + 1, cues + doc[name])
+        if not any(f'"{name}"' in media for name in LOST_CUES):
+            continue
+        doc = json.loads(media)
+        if doc.get("clip") != 0:
+            continue
+        for name in LOST_CUES:
+            if doc.get(name):
+                files, cues = found.get(name, (0, 0))
+                found[name] = (files + 1, cues + doc[name])
     return {name: {"files": files, "cues": cues} for name, (files, cues) in sorted(found.items())}
 
 
