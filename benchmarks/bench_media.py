@@ -8,7 +8,8 @@ and VIDEOS h264+aac mp4s of VIDEO_SECONDS at 640x360, 25 fps, a keyframe every 2
 an .srt whose 2.6-s cues start every 4 s off the keyframes (so every clip is re-encoded: the
 costly path). Then measures, in one process: `ProcessAudio` (decode, resample to 16 kHz mono,
 FLAC) per file; the same decode once per RECORDINGS speech-like (tests/audio_media.babble) 44.1 kHz
-stereo wav files of RECORDING_MINUTES with an .srt like the videos', then encoded a clip per cue;
+stereo wav files of RECORDING_MINUTES with an .srt like the videos', then encoded a clip per cue
+(end to end also as a GigaSpeech-style table of the same segments, one row each);
 and `probe` + `cut` per cue, at the source size, scaled to 240 px
 (video.max_height) and at 8 frames a second (video.fps); and (unless --filters-only), end to end, `mmcurate run --workers 2` on
 the audio folder, on the subtitled recordings, on the cued videos, and on the same videos kept whole (stream copy). The
@@ -60,6 +61,24 @@ def generate_recordings(work: str, n: int, minutes: float) -> str:
             with open(path[:-3] + "srt", "w") as f:
                 f.write(srt(minutes * 60))
     return folder
+
+
+def generate_segments_table(recordings_dir: str, seconds: float) -> str:
+    """The recordings as a GigaSpeech-style table: one row a segment (the clips their cues
+    plan), so it cuts the same clips as the subtitled run, read from --clips-col START,END."""
+    from mmcurate.filters.subtitles import parse_subtitles, plan_clips
+    from mmcurate.schemas.config import AudioConfig
+
+    cfg, lines = AudioConfig(), ["audio\tbegin_time\tend_time\ttext"]
+    for name in sorted(p for p in os.listdir(recordings_dir) if p.endswith(".wav")):
+        path = os.path.join(recordings_dir, name)
+        cues = parse_subtitles(open(path[:-3] + "srt", "rb").read(), "srt")
+        for c in plan_clips(cues, seconds, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding):
+            lines.append(f"{path}\t{c.start:.3f}\t{c.end:.3f}\t{' '.join(c.text.split())}")
+    table = os.path.join(os.path.dirname(recordings_dir), os.path.basename(recordings_dir) + "_segments.tsv")
+    with open(table, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return table
 
 
 def generate(work: str, n_audio: int, n_videos: int, video_seconds: float) -> tuple[str, str]:
@@ -161,6 +180,8 @@ def main(argv=None) -> None:
     e2e = results["end_to_end"]
     e2e.append(end_to_end("audio folder -> 16 kHz mono FLAC", [audio_dir], os.path.join(outs, "audio"), "--format", "audio"))
     e2e.append(end_to_end("subtitled recordings cut at cues -> FLAC clips", [recordings_dir], os.path.join(outs, "recordings"), "--format", "audio"))
+    e2e.append(end_to_end("the same recordings as a segments table, a row a clip -> FLAC clips", [generate_segments_table(recordings_dir, args.recording_minutes * 60)],
+                          os.path.join(outs, "segments"), "--audio-col", "audio", "--clips-col", "begin_time,end_time", "--caption-col", "text"))
     e2e.append(end_to_end("videos cut at cues (re-encode)", [video_dir], os.path.join(outs, "cued"), "--format", "video", "--dedup", "none"))
     whole_dir = os.path.join(args.workdir, "video_whole")  # the same videos without their .srt
     os.makedirs(whole_dir, exist_ok=True)

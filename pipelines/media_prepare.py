@@ -55,7 +55,8 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
     """An audio file with a sidecar .srt/.vtt, or the spans a table gives (input.clips_col):
     decoded once and cut as a video is, at its cues (audio.merge_gap, min_clip, max_clip,
     padding) or at each span as given; one row a clip keyed KEY_NNNN with its own text (the
-    file's .txt is not used). Malformed cues are left out and named."""
+    file's .txt is not used). Malformed cues are left out and named. Table rows naming the
+    same file share its decode (shared_audio.py)."""
     cfg = ctx.cfg.audio
     skipped: list[str] = []
     if src.clips is not None and not src.clips:
@@ -68,12 +69,9 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
         return [(apply_verdict(row, Verdict.reject("input.unreadable", error_text(e, 300))), {})]
     if cues is not None and not cues:
         return [(apply_verdict(row, Verdict.reject("audio.no_cues", "the subtitles hold no cue")), {})]
-    try:
-        data = ctx.media_bytes(src, data)
-        with ctx.cpu_slots:
-            decoded = ctx.process_audio.decode(data)
-    except (FetchFailed, AudioRejected) as e:
-        return [(apply_verdict(row, e.verdict), {})]
+    decoded = ctx.shared_decodes.get(src, lambda: _decode_file(ctx, src, data), (FetchFailed, AudioRejected))
+    if isinstance(decoded, Verdict):
+        return [(apply_verdict(row, decoded), {})]
     duration = decoded.duration_s
     if cues is None:
         clips = given_clips(src.clips, duration, cfg.min_clip)
@@ -83,6 +81,13 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
         return [(apply_verdict(row, Verdict.reject("audio.no_cues", f"no cue inside the audio's {duration:.3f} s")), {})]
     notes = _cue_notes(skipped, cues_outside(cues, duration) if cues else 0)
     return [_audio_clip_row(ctx, src, row, decoded, i, clip, notes) for i, clip in enumerate(clips)]
+
+
+def _decode_file(ctx, src: SourceRow, data: Any):
+    """The whole file decoded and checked (FetchFailed, AudioRejected)."""
+    data = ctx.media_bytes(src, data)
+    with ctx.cpu_slots:
+        return ctx.process_audio.decode(data)
 
 
 def _audio_clip_row(ctx, src: SourceRow, file_row: dict, decoded, index: int, clip: Clip, notes: dict) -> tuple[dict, dict]:

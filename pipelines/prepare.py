@@ -34,6 +34,7 @@ from mmcurate.pipelines import fileio, media_prepare, sources
 from mmcurate.pipelines.dedup import slim_table
 from mmcurate.pipelines.fetch import Fetcher, FetchFailed
 from mmcurate.pipelines.ledger import Ledger
+from mmcurate.pipelines.shared_audio import SharedDecodes
 from mmcurate.pipelines.sources.base import ReadTask
 from mmcurate.pipelines.sources.webdataset import iter_member_bytes
 from mmcurate.pipelines.tario import SampleTarWriter, read_samples
@@ -235,6 +236,8 @@ class PrepareShard(beam.DoFn):
             row["minhash"], row["caption_shingles"] = signed
 
     def _prepared(self, rows: list[SourceRow]) -> Iterator[tuple[dict, dict]]:
+        # table rows cutting spans from one audio file decode it once
+        self.shared_decodes = SharedDecodes(rows if self.modality == "audio" else [])
         window = 2 * self.cfg.fetch.threads
         pending: collections.deque = collections.deque()
         for row, data in _with_tar_bytes(rows):
@@ -249,14 +252,16 @@ class PrepareShard(beam.DoFn):
         row, or one per planned clip for a video or a subtitled audio file."""
         row = empty_row()
         row.update(key=src.key, source=src.source, order_task=src.order[0], order_row=src.order[1], modality=self.modality)
-        if self.modality in _CLIPPED and src.order[1] >= MAX_VIDEO_ROWS:
-            what = "videos" if self.modality == "video" else "audio files"
-            return [(apply_verdict(row, Verdict.reject("input.too_many_rows", f"row {src.order[1]}: at most {MAX_VIDEO_ROWS:,} {what} per input file")), {})]
         try:
+            if self.modality in _CLIPPED and src.order[1] >= MAX_VIDEO_ROWS:
+                what = "videos" if self.modality == "video" else "audio files"
+                return [(apply_verdict(row, Verdict.reject("input.too_many_rows", f"row {src.order[1]}: at most {MAX_VIDEO_ROWS:,} {what} per input file")), {})]
             results = self._prepare_checked(src, row, data)
         except Exception as e:  # a bug, not bad input: fail the row loudly, keep the run going
             detail = error_text(e, 10_000, traceback.format_exc(limit=3)[-400:])
             results = [(apply_verdict(row, Verdict.reject("internal.error", detail)), {})]
+        finally:
+            self.shared_decodes.done(src)
         if self.modality in _CLIPPED:  # clips share their file's input position: give each its own
             if len(results) > CLIP_SLOTS:
                 error = "video.cut_error" if self.modality == "video" else "audio.too_many_clips"

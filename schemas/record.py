@@ -77,8 +77,8 @@ class SourceRow:
     caption_bytes: Optional[bytes] = None  # raw sidecar bytes, decoded (and checked) in prepare
     captions: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    subtitles: Optional[str] = None  # video: path of a sidecar .srt/.vtt, parsed in prepare
-    clips: Optional[list] = None  # video: Cues a table gives (--clips-col), cut one clip each
+    subtitles: Optional[str] = None  # video or audio: path of a sidecar .srt/.vtt, parsed in prepare
+    clips: Optional[list] = None  # video or audio: Cues a table gives (--clips-col), cut one clip each
     role: str = ""  # key-aligned inputs: what this input contributes (image, audio, video, text)
     verdict: Verdict = field(default_factory=Verdict.keep)  # set when the source already knows
 

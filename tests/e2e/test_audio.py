@@ -345,6 +345,37 @@ def test_audio_table_with_clip_spans(tmp_path):
     assert np.array_equal(am.decode_mono(got["00000_000000001_0000"]["flac"], 16000)[:, 0], pcm[24000:48000, 0])
 
 
+def test_segment_rows_of_one_file_share_its_decode(tmp_path):
+    """A GigaSpeech-style table names each recording once per segment, rows of several files
+    interleaved and a recording split across staging shards (output.shard_size 4): each file
+    is decoded once per shard (shared_audio.py), and every segment comes out as it did with a
+    decode per row: the exact samples, its own text; a file that fails to decode drops each of
+    its rows with the same reason and error."""
+    talk, other = am.babble(7, 4.0), am.babble(8, 3.0)
+    write(tmp_path / "talk.wav", am.encode(talk, 16000, "wav"))
+    write(tmp_path / "other.flac", am.encode(other, 16000, "flac"))
+    write(tmp_path / "bad.wav", am.garbage())
+    segments = [("talk.wav", 0.25, 1.5), ("other.flac", 0.0, 1.25), ("talk.wav", 1.5, 3.0), ("bad.wav", 0.0, 1.0),
+                ("talk.wav", 3.0, 4.0), ("bad.wav", 1.0, 2.0), ("other.flac", 1.25, 2.5), ("talk.wav", 3.5, 3.75)]
+    write(tmp_path / "segments.tsv", "audio\tbegin_time\tend_time\ttext\n"
+          + "".join(f"{f}\t{a}\t{b}\tsegment {i} of {f}\n" for i, (f, a, b) in enumerate(segments)))
+    out = tmp_path / "out"
+    assert run_cli("run", tmp_path / "segments.tsv", "--audio-col", "audio", "--clips-col", "begin_time,end_time", "--caption-col", "text",
+                   "-o", out, *COMMON, "--set", "output.shard_size=4") == 0
+    rows = by_key(out)
+    assert {k: r["reason"] for k, r in rows.items()} == {
+        f"00000_{i:09d}_0000" if f != "bad.wav" else f"00000_{i:09d}": ("audio.decode_error" if f == "bad.wav" else "audio.clip_too_short" if b - a < 1 else "")
+        for i, (f, a, b) in enumerate(segments)}
+    assert rows["00000_000000003"]["error"] == rows["00000_000000005"]["error"] != ""
+    got = {x["__key__"]: x for x in samples(out)}
+    assert set(got) == {f"00000_{i:09d}_0000" for i in (0, 1, 2, 4, 6)}
+    for i in (0, 1, 2, 4, 6):
+        f, a, b = segments[i]
+        pcm = talk if f == "talk.wav" else other
+        assert got[f"00000_{i:09d}_0000"]["txt"].decode() == f"segment {i} of {f}"
+        assert np.array_equal(am.decode_mono(got[f"00000_{i:09d}_0000"]["flac"], 16000)[:, 0], pcm[round(a * 16000):round(b * 16000), 0])
+
+
 def test_audio_files_have_their_own_size_limit(tmp_path):
     """Audio was read under fetch.max_bytes (32 MiB, meant for images): ten minutes of 44.1 kHz
     stereo wav failed as fetch.too_large. audio.max_bytes (1 GiB) bounds audio instead."""
