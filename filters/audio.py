@@ -82,14 +82,16 @@ class ProcessAudio:
     def __call__(self, data: bytes) -> AudioResult:
         return self.segment(self.decode(data))
 
-    def decode(self, data: bytes) -> DecodedAudio:
+    def decode(self, data: bytes, max_duration: Optional[float] = None) -> DecodedAudio:
         """The whole file's PCM, checked: it decodes, lasts audio.min_duration..max_duration
-        and is not all silence (AudioRejected otherwise)."""
+        (or the max_duration given: a file cut into clips has audio.max_source_duration) and
+        is not all silence (AudioRejected otherwise)."""
         if not data:
             raise _reject("audio.decode_error", "zero bytes")
+        limit = self.cfg.max_duration if max_duration is None else max_duration
         try:
             with av.open(io.BytesIO(data), metadata_errors="ignore", options=_open_options(data)) as container:
-                d = self._decode(container, data)
+                d = self._decode(container, data, limit)
         except _DECODE_ERRORS as e:
             raise _reject("audio.decode_error", error_text(e, 200)) from None
 
@@ -99,8 +101,8 @@ class ProcessAudio:
         duration = n / d.rate
         if duration < self.cfg.min_duration:
             raise _reject("audio.too_short", f"{duration:.3f} s < {self.cfg.min_duration}")
-        if duration > self.cfg.max_duration:
-            raise _reject("audio.too_long", f"{duration:.3f} s > {self.cfg.max_duration}")
+        if duration > limit:
+            raise _reject("audio.too_long", f"{duration:.3f} s > {limit}")
         _check_not_silent(d.pcm, self.cfg.silence_dbfs, "audio.silent")
         return d
 
@@ -123,16 +125,16 @@ class ProcessAudio:
             gap_s=round(d.gap, 6), hashes=audio_hashes(pcm, d.rate, d.channels) if self.hashes else None,
         )
 
-    def _decode(self, container, data: bytes) -> DecodedAudio:
+    def _decode(self, container, data: bytes, limit: float) -> DecodedAudio:
         if not container.streams.audio:
             raise _reject("audio.no_audio_stream")
         stream = container.streams.best("audio")  # the track a player picks: the default, not a commentary
         self._check_channels(stream.channels)  # header figures first: no decoding for these
         declared = _declared_duration(container, stream)
-        if declared is not None and declared > self.cfg.max_duration:
-            raise _reject("audio.too_long", f"{declared:.3f} s > {self.cfg.max_duration} (container header)")
+        if declared is not None and declared > limit:
+            raise _reject("audio.too_long", f"{declared:.3f} s > {limit} (container header)")
 
-        pcm = _Pcm(self.cfg)
+        pcm = _Pcm(self.cfg, limit)
         try:
             for packet in container.demux(stream):
                 try:
@@ -189,8 +191,9 @@ class _Pcm:
     change of block size a few milliseconds late and the next one early, and those are whole
     files. So each frame is held until the next one's time is known."""
 
-    def __init__(self, cfg: AudioConfig):
+    def __init__(self, cfg: AudioConfig, max_duration: float):
         self.cfg, self.resampler, self.chunks, self.n, self.last = cfg, None, [], 0, None
+        self.max_duration = max_duration  # seconds decoded at most (audio.too_long)
         self.held = None  # (frame, its time, its seconds, how far its time is past the previous frame's end)
         self.next_t = None  # source time where the decoded audio ends
         self.decoded_s = self.gap = 0.0  # source seconds decoded (silence included); silence put in
@@ -203,7 +206,7 @@ class _Pcm:
             self.src_rate, self.src_channels = frame.sample_rate, frame.layout.nb_channels
             self.rate, self.channels = self.cfg.sample_rate or self.src_rate, self.cfg.channels or self.src_channels
             self.resampler = av.AudioResampler(format="s16", layout=_layout(self.channels), rate=self.rate)
-            self.limit = self.cfg.max_duration * self.rate
+            self.limit = self.max_duration * self.rate
             # how far a frame may start after the previous one ends before it counts as a gap:
             # time stamps are rounded to their time base (a millisecond in mkv)
             self.slack = max(float(frame.time_base or 0), 0.002)
@@ -254,8 +257,8 @@ class _Pcm:
 
     def _silence(self, like: av.AudioFrame, seconds: float, at: float) -> None:
         self.count_lost(seconds, f"the last at {at:.3f} s")
-        if self.decoded_s + seconds > self.cfg.max_duration:  # (a jump of hours under a large max_gap)
-            raise _reject("audio.too_long", f"> {self.cfg.max_duration} s (the time stamps jump to {at + seconds:.3f} s)")
+        if self.decoded_s + seconds > self.max_duration:  # (a jump of hours under a large max_gap)
+            raise _reject("audio.too_long", f"> {self.max_duration} s (the time stamps jump to {at + seconds:.3f} s)")
         fmt, n = like.format, round(seconds * like.sample_rate)
         shape = (len(like.layout.channels), n) if fmt.is_planar else (1, n * len(like.layout.channels))
         quiet = np.full(shape, 128 if fmt.name.startswith("u8") else 0, _SAMPLE_DTYPES[fmt.name.rstrip("p")])
@@ -269,7 +272,7 @@ class _Pcm:
             self.chunks.append(out.to_ndarray().reshape(-1))  # packed s16: (1, samples * channels)
             self.n += out.samples
         if self.n > self.limit:  # a header that under-states the length must not decode hours of audio
-            raise _reject("audio.too_long", f"> {self.cfg.max_duration} s (decoding stopped at {self.n / self.rate:.3f} s)")
+            raise _reject("audio.too_long", f"> {self.max_duration} s (decoding stopped at {self.n / self.rate:.3f} s)")
 
 
 def _check_not_silent(pcm: np.ndarray, silence_dbfs: float, reason: str) -> None:

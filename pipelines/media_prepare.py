@@ -87,7 +87,7 @@ def _decode_file(ctx, src: SourceRow, data: Any):
     """The whole file decoded and checked (FetchFailed, AudioRejected)."""
     data = ctx.media_bytes(src, data)
     with ctx.cpu_slots:
-        return ctx.process_audio.decode(data)
+        return ctx.process_audio.decode(data, max_duration=ctx.cfg.audio.max_source_duration)
 
 
 def _audio_clip_row(ctx, src: SourceRow, file_row: dict, decoded, index: int, clip: Clip, notes: dict) -> tuple[dict, dict]:

@@ -84,7 +84,7 @@ def _shaping_audio(cfg: RunConfig) -> dict:
     only audio runs use (so adding them did not redo image or video staging)."""
     audio = dataclass_dict(cfg.audio)
     if cfg.input.media_modality != "audio":
-        for name in ("max_gap", "merge_gap", "min_clip", "max_clip", "padding", "max_bytes"):
+        for name in ("max_gap", "merge_gap", "min_clip", "max_clip", "padding", "max_bytes", "max_source_duration"):
             audio.pop(name)
     return audio
 

@@ -171,12 +171,17 @@ class AudioConfig:
     # more is audio.corrupt. A quarter second loses a syllable or two against a transcript.
     max_gap: float = 0.25
     # a file with subtitles (a.srt / a.vtt beside a.wav) is cut at their cues, one sample a
-    # clip with its cues' text, as video is (see video.merge_gap ...); min/max_duration and
-    # silence_dbfs still judge the whole file, and a clip that is all silence is audio.clip_silent
+    # clip with its cues' text, as video is (see video.merge_gap ...); min_duration,
+    # max_source_duration and silence_dbfs judge the whole file, and a clip that is all
+    # silence is audio.clip_silent
     merge_gap: float = 0.5  # cues closer than this (seconds) are merged into one clip
     min_clip: float = 1.0  # shorter clips are dropped (audio.clip_too_short)
     max_clip: float = 30.0  # longer cues are split into equal parts no longer than this (Whisper's window)
     padding: float = 0.0  # seconds added before and after each cue (clamped, never overlapping)
+    # a file cut into clips (subtitles, --clips-col) is not a sample, its clips are: it may
+    # last this long (a podcast, an audiobook part); max_duration bounds whole-file samples.
+    # Its decoded PCM is held while it is cut: 4 h of 16 kHz mono is 461 MB.
+    max_source_duration: float = 4 * 3600.0
 
     def validate(self):
         _choice("audio.format", self.format, AUDIO_FORMATS)
@@ -191,6 +196,8 @@ class AudioConfig:
         _positive("audio.max_channels", self.max_channels)
         if not 0 <= self.min_duration <= self.max_duration:
             raise ConfigError("audio: need 0 <= min_duration <= max_duration")
+        if self.max_source_duration < self.min_duration:
+            raise ConfigError("audio: need min_duration <= max_source_duration")
         if self.max_gap < 0:
             raise ConfigError("audio.max_gap must be >= 0 (0: any damaged packet rejects the file)")
         if self.format == "mp3" and (self.channels not in (1, 2) or self.sample_rate not in MP3_RATES):

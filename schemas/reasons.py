@@ -48,7 +48,7 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "audio.no_audio_stream": (DROPPED, "prepare", "the container has no audio stream"),
     "audio.empty": (DROPPED, "prepare", "the audio stream decodes to zero samples"),
     "audio.too_short": (DROPPED, "prepare", "duration below audio.min_duration"),
-    "audio.too_long": (DROPPED, "prepare", "duration above audio.max_duration"),
+    "audio.too_long": (DROPPED, "prepare", "duration above audio.max_duration (a file cut into clips: audio.max_source_duration)"),
     "audio.silent": (DROPPED, "prepare", "peak level at or below audio.silence_dbfs: all silence"),
     "audio.channels": (DROPPED, "prepare", "more channels than audio.max_channels"),
     "audio.bad_subtitles": (FAILED, "prepare", "no cue of the audio's .srt/.vtt sidecar can be read (a VTT without its header, or every cue malformed; the first error names its line); a malformed cue among readable ones is left out and named in the file's clips' json (skipped_cues, subtitle_errors)"),

@@ -376,6 +376,29 @@ def test_segment_rows_of_one_file_share_its_decode(tmp_path):
         assert np.array_equal(am.decode_mono(got[f"00000_{i:09d}_0000"]["flac"], 16000)[:, 0], pcm[round(a * 16000):round(b * 16000), 0])
 
 
+def test_a_file_cut_into_clips_may_be_longer_than_a_sample(tmp_path):
+    """audio.max_duration (1 h) bounded a subtitled file too, so a 2-h podcast with its .vtt
+    was audio.too_long though its clips are the samples. A file cut into clips is bounded by
+    audio.max_source_duration (4 h) instead; a whole-file sample still by max_duration."""
+    root = tmp_path / "in"
+    write(root / "cut.wav", am.encode(am.babble(3, 3.0), 16000, "wav"))
+    write(root / "cut.srt", "1\n00:00:00,500 --> 00:00:02,000\nthe one cue\n")
+    write(root / "whole.wav", am.encode(am.babble(4, 3.0), 16000, "wav"))
+    write(root / "whole.txt", "a sample of its own")
+    out = tmp_path / "out"
+    assert run_cli("run", root, "--format", "audio", "-o", out, *COMMON, "--set", "audio.max_duration=2") == 0
+    rows = by_key(out)
+    assert {k: r["reason"] for k, r in rows.items()} == {"cut_0000": "", "whole": "audio.too_long"}
+    assert rows["whole"]["error"] == "3.000 s > 2.0 (container header)"
+    (got,) = samples(out)
+    assert got["txt"].decode() == "the one cue" and json.loads(got["json"])["source_duration"] == 3.0
+    out2 = tmp_path / "out2"
+    assert run_cli("run", root, "--format", "audio", "-o", out2, *COMMON, "--set", "audio.max_duration=2",
+                   "--set", "audio.max_source_duration=2.5") == 0
+    assert {k: (r["reason"], r["error"]) for k, r in by_key(out2).items()} == {
+        "cut": ("audio.too_long", "3.000 s > 2.5 (container header)"), "whole": ("audio.too_long", "3.000 s > 2.0 (container header)")}
+
+
 def test_audio_files_have_their_own_size_limit(tmp_path):
     """Audio was read under fetch.max_bytes (32 MiB, meant for images): ten minutes of 44.1 kHz
     stereo wav failed as fetch.too_large. audio.max_bytes (1 GiB) bounds audio instead."""

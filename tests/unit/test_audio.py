@@ -134,6 +134,23 @@ def test_too_long_is_confirmed_by_decoding_when_the_container_does_not_say(tones
     assert process(tones["flac"], max_duration=2.0).duration_s == 2.0
 
 
+def test_a_file_to_cut_has_its_own_length_limit(tones, monkeypatch):
+    """decode(max_duration=...) (audio.max_source_duration, for a file cut into clips) in
+    place of audio.max_duration: checked against the header, and while decoding."""
+    process_short = ProcessAudio(AudioConfig(max_duration=1.0))
+    with pytest.raises(AudioRejected) as e:
+        process_short.decode(tones["wav"])
+    assert (e.value.verdict.reason, e.value.verdict.detail) == ("audio.too_long", "2.000 s > 1.0 (container header)")
+    assert process_short.decode(tones["wav"], max_duration=2.0).duration_s == 2.0
+    with pytest.raises(AudioRejected) as e:
+        process_short.decode(tones["wav"], max_duration=1.5)
+    assert e.value.verdict.detail == "2.000 s > 1.5 (container header)"
+    monkeypatch.setattr(audio_mod, "_declared_duration", lambda container, stream: None)
+    with pytest.raises(AudioRejected) as e:
+        process_short.decode(tones["flac"], max_duration=1.5)
+    assert e.value.verdict.reason == "audio.too_long" and e.value.verdict.detail.startswith("> 1.5 s (decoding stopped at")
+
+
 def test_silence_and_quiet_audio():
     v = rejected(media.silence(1.0))
     assert (v.reason, v.detail) == ("audio.silent", "peak -inf dBFS <= -60.0")
