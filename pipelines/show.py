@@ -29,7 +29,7 @@ def render(stats: dict, console: Console | None = None) -> None:
     summary.add_row("shards", f"{len(stats.get('shards', []))} ({stats.get('bytes', 0) / 1e6:.1f} MB)")
     summary.add_row("format", str(stats.get("format", "")))
     if stats.get("ignored_files"):  # files in the input folders that are no input of this format (not rows)
-        summary.add_row("ignored files", f"{stats['ignored_files']:,} in the input folders (not samples, sidecars or transcripts)")
+        summary.add_row("ignored files", f"{stats['ignored_files']:,} in the input folders (not samples, sidecars or transcripts, or not used: a second subtitle file, a subtitled file's .txt)")
     if stats.get("skipped_cues"):  # malformed subtitle cues left out; the clips' json names them
         found = stats["skipped_cues"]
         summary.add_row("skipped cues", f"{found['cues']:,} malformed subtitle cues in {found['files']:,} files (subtitle_errors in the clips' json)")

@@ -31,7 +31,7 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
          languages: Sequence[str] = ()) -> tuple[list[ReadTask], int]:
     """Group the folder's media by stem with their sidecars and transcripts, in shard-sized
     tasks. Returns the tasks and the number of files that are none of those, or not used
-    (a media file's other subtitle files: `_chosen_subtitles`)."""
+    (a media file's other subtitle files: `_chosen_subtitles`; the .txt of one with subtitles)."""
     root = root.rstrip("/")
     groups: dict[str, dict[str, list[str]]] = {}
     manifests, ignored = [], 0
@@ -55,6 +55,7 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
             chosen = _chosen_subtitles(stem, subtitles, languages)
             group[ext_of(chosen)] = [chosen]
             ignored += len(subtitles) - 1
+            ignored += len(group.pop("txt", []))  # each clip's text is its cues': the .txt is not used
     texts, bad = transcripts.captions_by_id(sorted(manifests))
     by_id = {transcripts.media_id(s): s for s in sorted(groups)}
     items = [(s, groups[s], texts.get(transcripts.media_id(s), [])) for s in sorted(groups)]

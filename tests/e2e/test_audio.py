@@ -244,6 +244,7 @@ def test_audio_with_subtitles_is_cut_at_its_cues(tmp_path):
     assert s["dropped"] == {"audio.clip_too_short": 1, "audio.clip_silent": 1, "audio.no_cues": 1}
     assert s["failed"] == {"audio.bad_subtitles": 1}
     assert s["skipped_cues"] == s["cues_outside"] == {"cues": 1, "files": 1}  # counted once for a, not per clip
+    assert s["ignored_files"] == 1  # a.txt: the clips' texts are their cues'
 
     got = {x["__key__"]: x for x in samples(out)}
     assert sorted(got) == ["a_0000", "a_0001", "d"]
