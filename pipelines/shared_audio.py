@@ -8,9 +8,9 @@ name the same file share one fetch and one decode (or one refusal: a file that f
 decode drops each of its rows with the same verdict), released when its last row is cut.
 
 The bytes are the same as a decode per row (the same PCM is cut at the same samples). Memory
-stays bounded: a decoded file is kept for its later rows only while the files kept come to at
-most KEEP_BYTES; past that a file is decoded for the rows waiting on it and again for later
-ones (a table whose rows jump between many files).
+stays bounded: a decoded file is kept for its later rows while it is the only one kept or the
+files kept come to at most KEEP_BYTES; past that a file is decoded for the rows waiting on it
+and again for later ones (a table whose rows jump between many files).
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ class SharedDecodes:
         size = entry.value.pcm.nbytes if isinstance(entry.value, DecodedAudio) else 0
         with self.lock:
             self.decodes += 1
-            if self.kept_bytes + size > self.keep_bytes:
-                # over budget: the rows now waiting get it, later rows decode it again
+            if self.kept_bytes and self.kept_bytes + size > self.keep_bytes:
+                # over budget: the rows now waiting get it, later rows decode it again (one
+                # file alone is always kept: it is in memory while it is cut anyway)
                 if self.entries.get(media) is entry:
                     del self.entries[media]
             else:

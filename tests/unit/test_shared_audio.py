@@ -94,6 +94,14 @@ def test_over_the_memory_budget_a_file_is_decoded_again_for_later_rows():
     assert shared.entries == {} and shared.kept_bytes == 0
 
 
+def test_one_file_alone_is_kept_whatever_its_size():
+    rows = [_row(0, "a.wav"), _row(1, "a.wav"), _row(2, "a.wav"), _row(3, "b.wav"), _row(4, "b.wav")]
+    shared, loads = SharedDecodes(rows, keep_bytes=1000), _Loads()  # less than one file's 32 KB
+    _run(shared, rows, loads)
+    assert loads.count == {"a.wav": 1, "b.wav": 1}
+    assert shared.entries == {} and shared.kept_bytes == 0
+
+
 def test_threads_asking_at_once_wait_for_one_decode():
     rows = [_row(i, "a.wav") for i in range(16)]
     shared, loads = SharedDecodes(rows), _Loads(delay=0.2)
