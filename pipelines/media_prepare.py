@@ -56,7 +56,7 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
     decoded once and cut as a video is, at its cues (audio.merge_gap, min_clip, max_clip,
     padding) or at each span as given; one row a clip keyed KEY_NNNN with its own text (the
     file's .txt is not used: an ignored file). Malformed cues are left out and named. Table rows naming the
-    same file share its decode (shared_audio.py)."""
+    same file share its decode (shared_media.py)."""
     cfg = ctx.cfg.audio
     skipped: list[str] = []
     if src.clips is not None and not src.clips:
@@ -69,7 +69,7 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
         return [(apply_verdict(row, Verdict.reject("input.unreadable", error_text(e, 300))), {})]
     if cues is not None and not cues:
         return [(apply_verdict(row, Verdict.reject("audio.no_cues", "the subtitles hold no cue")), {})]
-    decoded = ctx.shared_decodes.get(src, lambda: _decode_file(ctx, src, data), (FetchFailed, AudioRejected))
+    decoded = ctx.shared_media.get(src, lambda: _decode_file(ctx, src, data), (FetchFailed, AudioRejected))
     if isinstance(decoded, Verdict):
         return [(apply_verdict(row, decoded), {})]
     duration = decoded.duration_s
@@ -194,7 +194,8 @@ def _uncued_clips(media, info, cfg) -> list[Clip]:
 def _video_source(ctx, src: SourceRow, data: Any):
     """What PyAV opens: a local file in place (any size, seekable); bytes already read from a
     tar as they are; a remote video streamed to a temporary file (video.spool_dir, at most
-    video.max_bytes), deleted when its clips are done (FetchFailed on the way)."""
+    video.max_bytes), deleted when its clips are done (FetchFailed on the way); table rows
+    naming the same remote video share one download (shared_media.py)."""
     if data is not None:
         yield ctx.media_bytes(src, data)
     elif src.media and not fileio.is_remote(src.media):
@@ -202,13 +203,35 @@ def _video_source(ctx, src: SourceRow, data: Any):
             raise FetchFailed("fetch.not_found", src.media)
         yield src.media
     else:
-        cfg = ctx.cfg.video
-        if cfg.spool_dir:  # created on first use, as on a fresh worker (run() checks it on local runs)
-            os.makedirs(cfg.spool_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cfg.spool_dir or None, prefix="mmcurate-video-") as f:
+        spooled = ctx.shared_media.get(src, lambda: _spool(ctx, src), (FetchFailed,))
+        if isinstance(spooled, Verdict):
+            raise FetchFailed(spooled.reason, spooled.detail)
+        try:
+            yield spooled
+        finally:
+            if not ctx.shared_media.shared(src):  # else its file's last row deletes it
+                remove_spooled(spooled)
+
+
+def _spool(ctx, src: SourceRow) -> str:
+    """A remote video downloaded to a temporary file in video.spool_dir (at most
+    video.max_bytes, else FetchFailed): its path."""
+    cfg = ctx.cfg.video
+    if cfg.spool_dir:  # created on first use, as on a fresh worker (run() checks it on local runs)
+        os.makedirs(cfg.spool_dir, exist_ok=True)
+    f = tempfile.NamedTemporaryFile(dir=cfg.spool_dir or None, prefix="mmcurate-video-", delete=False)
+    try:
+        with f:
             ctx.fetcher.fetch(src.media, sink=f, max_bytes=cfg.max_bytes)
-            f.flush()
-            yield f.name
+    except BaseException:
+        remove_spooled(f.name)
+        raise
+    return f.name
+
+
+def remove_spooled(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def _sidecar_cues(src: SourceRow, skipped: list[str]):

@@ -34,7 +34,7 @@ from mmcurate.pipelines import fileio, media_prepare, sources
 from mmcurate.pipelines.dedup import slim_table
 from mmcurate.pipelines.fetch import Fetcher, FetchFailed
 from mmcurate.pipelines.ledger import Ledger
-from mmcurate.pipelines.shared_audio import SharedDecodes
+from mmcurate.pipelines.shared_media import SharedLoads, cuts_spans, cuts_spans_of_remote_file
 from mmcurate.pipelines.sources.base import ReadTask
 from mmcurate.pipelines.sources.webdataset import iter_member_bytes
 from mmcurate.pipelines.tario import SampleTarWriter, read_samples
@@ -142,6 +142,7 @@ class PrepareShard(beam.DoFn):
         # Downloads wait on the network and want many threads; image work wants a core. More
         # CPU-bound threads than cores only fight over the GIL (measured: ~20% more CPU).
         self.cpu_slots = threading.BoundedSemaphore(self.cfg.image.threads)
+        self.shared_media = SharedLoads([])  # each shard's own: _prepared
 
     def teardown(self):
         pool = getattr(self, "pool", None)
@@ -236,16 +237,27 @@ class PrepareShard(beam.DoFn):
             row["minhash"], row["caption_shingles"] = signed
 
     def _prepared(self, rows: list[SourceRow]) -> Iterator[tuple[dict, dict]]:
-        # table rows cutting spans from one audio file decode it once
-        self.shared_decodes = SharedDecodes(rows if self.modality == "audio" else [])
+        self.shared_media = self._shared_loads(rows)
         window = 2 * self.cfg.fetch.threads
         pending: collections.deque = collections.deque()
-        for row, data in _with_tar_bytes(rows):
-            pending.append(self.pool.submit(self._prepare_row, row, data))
-            if len(pending) >= window:
+        try:
+            for row, data in _with_tar_bytes(rows):
+                pending.append(self.pool.submit(self._prepare_row, row, data))
+                if len(pending) >= window:
+                    yield from pending.popleft().result()
+            while pending:
                 yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
+        finally:
+            self.shared_media.close()
+
+    def _shared_loads(self, rows: list[SourceRow]) -> SharedLoads:
+        """Table rows cutting spans from one file load it once: an audio file's decode, a
+        remote video's download (shared_media.py)."""
+        if self.modality == "audio":
+            return SharedLoads(rows, cuts_spans, size=lambda decoded: decoded.pcm.nbytes)
+        if self.modality == "video":
+            return SharedLoads(rows, cuts_spans_of_remote_file, release=media_prepare.remove_spooled)
+        return SharedLoads([])
 
     def _prepare_row(self, src: SourceRow, data: Any) -> list[tuple[dict, dict]]:
         """One input row -> its manifest rows with their tar members ({} when not kept): one
@@ -261,7 +273,7 @@ class PrepareShard(beam.DoFn):
             detail = error_text(e, 10_000, traceback.format_exc(limit=3)[-400:])
             results = [(apply_verdict(row, Verdict.reject("internal.error", detail)), {})]
         finally:
-            self.shared_decodes.done(src)
+            self.shared_media.done(src)
         if self.modality in _CLIPPED:  # clips share their file's input position: give each its own
             if len(results) > CLIP_SLOTS:
                 error = "video.cut_error" if self.modality == "video" else "audio.too_many_clips"

@@ -349,7 +349,7 @@ def test_audio_table_with_clip_spans(tmp_path):
 def test_segment_rows_of_one_file_share_its_decode(tmp_path):
     """A GigaSpeech-style table names each recording once per segment, rows of several files
     interleaved and a recording split across staging shards (output.shard_size 4): each file
-    is decoded once per shard (shared_audio.py), and every segment comes out as it did with a
+    is decoded once per shard (shared_media.py), and every segment comes out as it did with a
     decode per row: the exact samples, its own text; a file that fails to decode drops each of
     its rows with the same reason and error."""
     talk, other = am.babble(7, 4.0), am.babble(8, 3.0)

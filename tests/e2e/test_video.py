@@ -265,6 +265,34 @@ def test_remote_videos_stream_through_a_spool_file_that_is_deleted(clips, tmp_pa
     assert remote_sample["mp4"] == local_sample["mp4"] and len(_clip_frames(remote_sample["mp4"])) == 75
 
 
+def test_rows_cutting_one_remote_video_share_one_download(clips, tmp_path):
+    """A table flattened to one row a caption names each remote video once per clip: each row
+    downloaded the whole video again. Now the rows of a staging shard naming one URL share one
+    download (shared_media.py), deleted from the spool after its last row; a URL that fails
+    fails each of its rows alike, fetched once; the clips equal those cut from the local file."""
+    from tests.httpserver import LoopbackServer
+
+    spool, out, local = tmp_path / "spool", tmp_path / "out", tmp_path / "local"
+    os.makedirs(spool)
+    spans = [("talk.mp4", 0.0, 2.0), ("gone.mp4", 0.0, 1.0), ("talk.mp4", 2.0, 4.0), ("gone.mp4", 1.0, 2.0), ("talk.mp4", 5.0, 7.0)]
+    with LoopbackServer() as srv:
+        srv.files["talk.mp4"] = (clips / "talk.mp4").read_bytes()
+        write(tmp_path / "clips.csv", "url,start,end,text\n" + "".join(
+            f"{srv.url('/files/' + f)},{a},{b},clip {i}\n" for i, (f, a, b) in enumerate(spans)))
+        assert run_cli("run", tmp_path / "clips.csv", "--video-col", "url", "--clips-col", "start,end", "--caption-col", "text", "-o", out,
+                       *COMMON, "--allow-private-hosts", "--set", f"video.spool_dir={spool}") == 0
+        assert srv.count("/files/talk.mp4") == 1 and srv.count("/files/gone.mp4") == 1
+    assert os.listdir(spool) == []
+    assert {r["key"]: r["reason"] for r in manifest(out)} == {
+        "00000_000000000_0000": "", "00000_000000001": "fetch.not_found", "00000_000000002_0000": "",
+        "00000_000000003": "fetch.not_found", "00000_000000004_0000": ""}
+    write(tmp_path / "local.csv", "path,start,end,text\n" + "".join(
+        f"{clips / f},{a},{b},clip {i}\n" for i, (f, a, b) in enumerate(spans) if f == "talk.mp4"))
+    assert run_cli("run", tmp_path / "local.csv", "--video-col", "path", "--clips-col", "start,end", "--caption-col", "text", "-o", local, *COMMON) == 0
+    remote = {x["txt"]: x["mp4"] for x in samples(out)}
+    assert len(remote) == 3 and remote == {x["txt"]: x["mp4"] for x in samples(local)}
+
+
 def test_retry_failed_fetches_only_the_videos_that_failed(clips, tmp_path):
     """A video that was missing (fetch.not_found) is retried; the one cut into clips before
     keeps its clips and is not fetched again; the result equals a run in which nothing failed."""
@@ -298,12 +326,14 @@ def test_a_remote_video_is_opened_from_a_file_in_the_spool_dir(clips, tmp_path):
 
     from mmcurate.pipelines.fetch import Fetcher
     from mmcurate.pipelines.media_prepare import _video_source
+    from mmcurate.pipelines.shared_media import SharedLoads
     from mmcurate.schemas.config import FetchConfig, RunConfig, VideoConfig
     from mmcurate.schemas.record import SourceRow
     from tests.httpserver import LoopbackServer
 
     spool = tmp_path / "spool" / "videos"  # not there yet: a fresh worker creates it
-    ctx = SimpleNamespace(cfg=RunConfig(video=VideoConfig(spool_dir=str(spool))), fetcher=Fetcher(FetchConfig(allow_private_hosts=True)))
+    ctx = SimpleNamespace(cfg=RunConfig(video=VideoConfig(spool_dir=str(spool))), fetcher=Fetcher(FetchConfig(allow_private_hosts=True)),
+                          shared_media=SharedLoads([]))
     with LoopbackServer() as srv:
         srv.files["whole.mp4"] = (clips / "whole.mp4").read_bytes()
         row = SourceRow("k", (0, 0), "videos.csv:1", media=srv.url("/files/whole.mp4"))
