@@ -4,7 +4,9 @@ A media file's text comes from a sidecar with its stem (`a.txt`, `a.json` with `
 or `a.srt` / `a.vtt` subtitles: the file is cut at their cues in prepare) or from a
 transcripts file anywhere in the folder (Sphinx `transcription`, LibriSpeech `*.trans.txt`,
 captions.jsonl/csv/tsv, MSR-VTT json: see transcripts.py), matched by file stem. Texts
-listed for a stem with no media file are `align.missing_<modality>` rows: nothing is lost.
+listed for a stem with no media file, and sidecars (.txt/.srt/.vtt; a lone .json is read as a
+captions file) with no media file of their stem, are `align.missing_<modality>` rows: nothing
+is lost.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ MEDIA_EXTS = {
     "video": ("mp4", "webm", "avi", "mkv", "mov", "m4v"),
 }
 SUBTITLE_EXTS = ("srt", "vtt")
+SIDECAR_EXTS = ("txt", "json") + SUBTITLE_EXTS
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # en, pt-BR, zh-Hans: a.en.srt is a.mp4's
 
 
@@ -35,6 +38,7 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
     root = root.rstrip("/")
     groups: dict[str, dict[str, list[str]]] = {}
     manifests, ignored = [], 0
+    lone_sidecars: dict[str, list[str]] = {}  # stem -> its sidecars, when no media file has that stem
     files = [p[len(root) + 1:] for p in fileio.list_files(root, exclude)]
     media_stems = {stem_of(f) for f in files if ext_of(f) in MEDIA_EXTS[modality]}
     if not media_stems:  # transcripts alone: the wrong --format, or no media yet (sources._nothing_found says)
@@ -43,10 +47,12 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
         ext, stem = ext_of(rel), stem_of(rel)
         if ext in SUBTITLE_EXTS and stem not in media_stems and _LANGUAGE_TAG.fullmatch(stem.rpartition(".")[2]):
             stem = stem.rpartition(".")[0]  # yt-dlp's a.en.srt: the subtitles of a.mp4
-        if ext in MEDIA_EXTS[modality] or (stem in media_stems and ext in ("txt", "json") + SUBTITLE_EXTS):
+        if ext in MEDIA_EXTS[modality] or (stem in media_stems and ext in SIDECAR_EXTS):
             groups.setdefault(stem, {}).setdefault(ext, []).append(rel)
         elif transcripts.is_transcripts_name(rel):
             manifests.append(fileio.join(root, rel))
+        elif ext in SIDECAR_EXTS:  # a text whose media file is missing (a download that failed): a row
+            lone_sidecars.setdefault(stem, []).append(rel)
         else:
             ignored += 1
     for stem, group in groups.items():  # one subtitle file a media file; the others are ignored files
@@ -62,8 +68,10 @@ def plan(root: str, modality: str, first_task: int, shard_size: int, exclude: Se
     orphans = [(ident, t) for ident, t in sorted(texts.items()) if ident not in by_id]
     chunks = [items[i:i + shard_size] for i in range(0, len(items), shard_size)]
     tasks = [ReadTask(first_task + n, modality, root, payload={"items": c}, is_shard=True) for n, c in enumerate(chunks)]
-    if orphans or bad:  # texts without media, and lines that could not be read: one more task
-        tasks.append(ReadTask(first_task + len(tasks), modality, root, payload={"orphans": orphans, "bad": bad}, is_shard=True))
+    lone = sorted(lone_sidecars.items())
+    if orphans or bad or lone:  # texts without media, and lines that could not be read: one more task
+        tasks.append(ReadTask(first_task + len(tasks), modality, root, payload={"orphans": orphans, "bad": bad, "lone_sidecars": lone},
+                              is_shard=True))
     return tasks, ignored
 
 
@@ -90,6 +98,10 @@ def read(task: ReadTask, _cfg=None) -> Iterator[SourceRow]:
     for ident, texts in task.payload.get("orphans", []):
         yield SourceRow(make_key(ident), (task.task, i), f"{root} transcripts: {ident}", caption=texts[0], captions=list(texts),
                         verdict=Verdict.reject(f"align.missing_{modality}", "a transcript or caption whose media file is not in the folder"))
+        i += 1
+    for stem, names in task.payload.get("lone_sidecars", []):
+        yield SourceRow(make_key(stem), (task.task, i), fileio.join(root, names[0]),
+                        verdict=Verdict.reject(f"align.missing_{modality}", f"{', '.join(names)}: no {modality} file of that name in the folder"))
         i += 1
     for entry in task.payload.get("bad", []):
         yield SourceRow(f"bad_{task.task:05d}_{i:09d}", (task.task, i), f"{entry.media_id}:{entry.line}", verdict=Verdict.reject(entry.reason, entry.error))

@@ -130,9 +130,14 @@ def test_a_videos_subtitles_named_with_a_language_tag_are_its_own(tmp_path):
         (tmp_path / name).write_bytes(b"")
     tasks, ignored = media.plan(str(tmp_path), "video", 0, 10)
     rows = {r.key: r for task in tasks for r in media.read(task)}
-    # lecture.part.srt: no video of that name; talk.en.srt and show.en.vtt: not the one used
-    assert sorted(rows) == ["show", "talk", "x"] and ignored == 3
-    assert {k: r.subtitles for k, r in rows.items()} == {
+    from mmcurate.filters.keys import make_key
+
+    # talk.en.srt and show.en.vtt: not the one used; lecture.part.srt: no video of that name, a row
+    lecture = make_key("lecture.part")  # (a dot in a key is not WebDataset-safe)
+    assert sorted(rows) == sorted([lecture, "show", "talk", "x"]) and ignored == 2
+    assert (rows[lecture].verdict.reason, rows[lecture].verdict.detail) == (
+        "align.missing_video", "lecture.part.srt: no video file of that name in the folder")
+    assert {k: r.subtitles for k, r in rows.items() if r.verdict.kept} == {
         "show": f"{tmp_path}/show.srt", "talk": f"{tmp_path}/talk.de.srt", "x": f"{tmp_path}/x.pt-BR.vtt"}
 
 
@@ -153,7 +158,26 @@ def test_a_video_with_several_subtitle_files_uses_one_and_counts_the_rest_as_ign
     for name in ("s.wav", "s.srt", "s.en.vtt", "s.txt"):
         write(tmp_path / "speech" / name, "x")
     tasks, ignored = media.plan(str(tmp_path / "speech"), "audio", 0, 10)  # audio is cut at its subtitles too
-    assert ignored == 1 and [(r.key, r.subtitles) for task in tasks for r in media.read(task)] == [("s", f"{tmp_path}/speech/s.srt")]
+    # s.en.vtt, and s.txt: the clips' texts are their cues'
+    assert ignored == 2 and [(r.key, r.subtitles, r.caption_bytes) for task in tasks for r in media.read(task)] == [("s", f"{tmp_path}/speech/s.srt", None)]
+
+
+def test_sidecars_whose_media_file_is_missing_are_rows_not_ignored_files(tmp_path):
+    """v2.mp4 failed to download but its v2.txt and v2.en.vtt are there: one row per stem,
+    align.missing_video naming its files (they were counted as ignored files, nameless),
+    as an image folder's lone a.txt is input.missing_image. Other files are still ignored (a
+    lone .json is read as a captions file: transcripts.is_transcripts_name)."""
+    from mmcurate.pipelines.sources import media
+
+    for name in ("v1.mp4", "v1.txt", "v2.txt", "v2.en.vtt", "v3.srt", "notes.md"):
+        write(tmp_path / name, "x")
+    tasks, ignored = media.plan(str(tmp_path), "video", 0, 10)
+    rows = [(r.key, r.source, r.verdict.reason, r.verdict.detail) for task in tasks for r in media.read(task)]
+    assert ignored == 1 and rows == [
+        ("v1", f"{tmp_path}/v1.mp4", None, ""),
+        ("v2", f"{tmp_path}/v2.en.vtt", "align.missing_video", "v2.en.vtt, v2.txt: no video file of that name in the folder"),
+        ("v3", f"{tmp_path}/v3.srt", "align.missing_video", "v3.srt: no video file of that name in the folder"),
+    ]
 
 
 def test_a_media_folder_with_none_of_its_modality_is_refused_with_a_hint(tmp_path):
