@@ -70,6 +70,8 @@ def staging_fingerprint(cfg: RunConfig) -> bytes:
         shaping["audio_signature"] = AUDIO_SIGNATURE
     if cfg.input.media_modality == "audio":  # decoded by an older version (before damaged packets were skipped): redo
         shaping["audio_decode"] = AUDIO_DECODE_VERSION
+    if cfg.input.clips_col:  # shards that split a file's rows (before _Chunks kept them whole): other rows, redo
+        shaping["chunks"] = "files_whole"
     if cfg.input.media_modality == "video":  # clips cut by an older version: redo
         shaping["video_cuts"] = CUTS_VERSION
     if d.mode == "near" and cfg.input.media_modality == "video":  # staged with the middle frame's hashes only: redo
@@ -107,16 +109,36 @@ class ReadRows(beam.DoFn):
         self.cfg = cfg
 
     def process(self, task: ReadTask) -> Iterator[tuple[str, SourceRow]]:
-        size = self.cfg.input.rows_per_shard(self.cfg)
+        chunks = _Chunks(self.cfg.input.rows_per_shard(self.cfg), files_whole=bool(self.cfg.input.clips_col) and not task.is_shard)
         n = 0
         try:
             for row in sources.read(task, self.cfg):
-                yield staging_id(task.task, 0 if task.is_shard else n // size), row
+                yield staging_id(task.task, 0 if task.is_shard else chunks.of(row.media)), row
                 n += 1
         except Exception as e:
             detail = error_text(e, 500)
             row = SourceRow(f"unreadable_{task.task:05d}_{n:09d}", (task.task, n), task.locator, verdict=Verdict.reject("input.unreadable", detail))
-            yield staging_id(task.task, 0 if task.is_shard else n // size), row
+            yield staging_id(task.task, 0 if task.is_shard else chunks.of(None)), row
+
+
+class _Chunks:
+    """The staging chunk of each row of a table, in order: `size` rows a chunk. With spans a
+    row (files_whole: input.clips_col), a file's consecutive rows stay in one chunk, so one
+    load of it serves them all (shared_media.py: one download of a video with 100 clip rows,
+    not one per 32-row chunk), up to FILE_RUN_CHUNKS chunks' worth of rows."""
+
+    FILE_RUN_CHUNKS = 8
+
+    def __init__(self, size: int, files_whole: bool):
+        self.size, self.files_whole = size, files_whole
+        self.chunk, self.rows, self.media = 0, 0, None
+
+    def of(self, media: Optional[str]) -> int:
+        same_file = self.files_whole and media is not None and media == self.media
+        if self.rows >= self.size and not (same_file and self.rows < self.FILE_RUN_CHUNKS * self.size):
+            self.chunk, self.rows = self.chunk + 1, 0
+        self.rows, self.media = self.rows + 1, media
+        return self.chunk
 
 
 class PrepareShard(beam.DoFn):

@@ -13,8 +13,9 @@ The bytes are the same as a load per row (the same PCM is cut at the same sample
 video file is cut). Memory stays bounded: a decoded file is kept for its later rows while it
 is the only one kept or the files kept come to at most KEEP_BYTES; past that a file serves
 the rows waiting on it and is loaded again for later ones (rows jumping between many files).
-Spooled videos are not counted: a video shard is video.videos_per_shard rows (32), all in
-flight at once, so no more files are on disk than a download per row would have put there.
+Spooled videos are not counted: a video shard names about video.videos_per_shard (32)
+files (prepare._Chunks keeps a file's consecutive rows together), about as many as a
+download per row would put on disk at once (2 x fetch.threads rows in flight).
 """
 
 from __future__ import annotations
