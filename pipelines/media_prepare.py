@@ -55,8 +55,8 @@ def cut_audio_rows(ctx, src: SourceRow, row: dict, data: Any) -> list[tuple[dict
     """An audio file with a sidecar .srt/.vtt, or the spans a table gives (input.clips_col):
     decoded once and cut as a video is, at its cues (audio.merge_gap, min_clip, max_clip,
     padding) or at each span as given; one row a clip keyed KEY_NNNN with its own text (the
-    file's .txt is not used: an ignored file). Malformed cues are left out and named. Table rows naming the
-    same file share its decode (shared_media.py)."""
+    file's .txt is not used: an ignored file). Malformed cues are left out and named. Table
+    rows naming the same file share its decode (shared_media.py)."""
     cfg = ctx.cfg.audio
     skipped: list[str] = []
     if src.clips is not None and not src.clips:

@@ -64,7 +64,7 @@ class SharedLoads:
         self.kept_bytes = 0
         self.entries: dict[str, _Entry] = {}
         self.lock = threading.Lock()
-        self.loads = 0  # files loaded (or refused) for sharing rows: for tests and benchmarks
+        self.loads = 0  # files loaded (or refused) for sharing rows (tests read it)
 
     def shared(self, src: SourceRow) -> bool:
         """Worth sharing: another row of the shard names the same file."""
@@ -118,13 +118,15 @@ class SharedLoads:
             if entry is None:
                 return
             self.kept_bytes -= entry.size
-        if self.release is not None and entry.loaded and not isinstance(entry.value, Verdict):
-            self.release(entry.value)
+        self._release(entry)
 
     def close(self) -> None:
         """Release what is still held (a shard that stopped before all its rows were done)."""
         with self.lock:
             entries, self.entries, self.uses, self.kept_bytes = list(self.entries.values()), {}, collections.Counter(), 0
         for entry in entries:
-            if self.release is not None and entry.loaded and not isinstance(entry.value, Verdict):
-                self.release(entry.value)
+            self._release(entry)
+
+    def _release(self, entry: _Entry) -> None:
+        if self.release is not None and entry.loaded and not isinstance(entry.value, Verdict):
+            self.release(entry.value)
