@@ -9,7 +9,8 @@ an .srt whose 2.6-s cues start every 4 s off the keyframes (so every clip is re-
 costly path). Then measures, in one process: `ProcessAudio` (decode, resample to 16 kHz mono,
 FLAC) per file; the same decode once per RECORDINGS speech-like (tests/audio_media.babble) 44.1 kHz
 stereo wav files of RECORDING_MINUTES with an .srt like the videos', then encoded a clip per cue
-(end to end also as a GigaSpeech-style table of the same segments, one row each);
+(end to end also as a GigaSpeech-style table of the same segments, one row each, and that
+table with its rows shuffled, 50 rows a shard);
 and `probe` + `cut` per cue, at the source size, scaled to 240 px
 (video.max_height) and at 8 frames a second (video.fps); and (unless --filters-only), end to end, `mmcurate run --workers 2` on
 the audio folder, on the subtitled recordings, on the cued videos, and on the same videos kept whole (stream copy). The
@@ -63,9 +64,11 @@ def generate_recordings(work: str, n: int, minutes: float) -> str:
     return folder
 
 
-def generate_segments_table(recordings_dir: str, seconds: float) -> str:
+def generate_segments_table(recordings_dir: str, seconds: float, shuffled: bool = False) -> str:
     """The recordings as a GigaSpeech-style table: one row a segment (the clips their cues
-    plan), so it cuts the same clips as the subtitled run, read from --clips-col START,END."""
+    plan), so it cuts the same clips as the subtitled run, read from --clips-col START,END.
+    shuffled: the rows in a fixed random order (a table shuffled for training), so that the
+    recordings' rows interleave."""
     from mmcurate.filters.subtitles import parse_subtitles, plan_clips
     from mmcurate.schemas.config import AudioConfig
 
@@ -75,7 +78,13 @@ def generate_segments_table(recordings_dir: str, seconds: float) -> str:
         cues = parse_subtitles(open(path[:-3] + "srt", "rb").read(), "srt")
         for c in plan_clips(cues, seconds, merge_gap=cfg.merge_gap, min_clip=cfg.min_clip, max_clip=cfg.max_clip, padding=cfg.padding):
             lines.append(f"{path}\t{c.start:.3f}\t{c.end:.3f}\t{' '.join(c.text.split())}")
-    table = os.path.join(os.path.dirname(recordings_dir), os.path.basename(recordings_dir) + "_segments.tsv")
+    if shuffled:
+        import random
+
+        random.Random(0).shuffle(rows := lines[1:])
+        lines = lines[:1] + rows
+    suffix = "_segments_shuffled.tsv" if shuffled else "_segments.tsv"
+    table = os.path.join(os.path.dirname(recordings_dir), os.path.basename(recordings_dir) + suffix)
     with open(table, "w") as f:
         f.write("\n".join(lines) + "\n")
     return table
@@ -182,6 +191,11 @@ def main(argv=None) -> None:
     e2e.append(end_to_end("subtitled recordings cut at cues -> FLAC clips", [recordings_dir], os.path.join(outs, "recordings"), "--format", "audio"))
     e2e.append(end_to_end("the same recordings as a segments table, a row a clip -> FLAC clips", [generate_segments_table(recordings_dir, args.recording_minutes * 60)],
                           os.path.join(outs, "segments"), "--audio-col", "audio", "--clips-col", "begin_time,end_time", "--caption-col", "text"))
+    # shuffled, at 50 rows a shard: as a table far larger than a shard (10,000 rows), whose
+    # files' rows are spread over many shards' worth of rows
+    e2e.append(end_to_end("the same segments table, its rows shuffled, 50 rows a shard", [generate_segments_table(recordings_dir, args.recording_minutes * 60, shuffled=True)],
+                          os.path.join(outs, "segments_shuffled"), "--audio-col", "audio", "--clips-col", "begin_time,end_time", "--caption-col", "text",
+                          "--set", "output.shard_size=50"))
     e2e.append(end_to_end("videos cut at cues (re-encode)", [video_dir], os.path.join(outs, "cued"), "--format", "video", "--dedup", "none"))
     whole_dir = os.path.join(args.workdir, "video_whole")  # the same videos without their .srt
     os.makedirs(whole_dir, exist_ok=True)

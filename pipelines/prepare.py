@@ -31,6 +31,7 @@ from mmcurate.filters.near_dup import CLIP_BITS, IMAGE_SIGNATURE, VIDEO_SIGNATUR
 from mmcurate.filters.video import CUTS_VERSION
 from mmcurate.filters.text import CleanCaption, caption_sha256
 from mmcurate.pipelines import fileio, media_prepare, sources
+from mmcurate.pipelines.chunks import Chunks, plan_file_chunks
 from mmcurate.pipelines.dedup import slim_table
 from mmcurate.pipelines.fetch import Fetcher, FetchFailed
 from mmcurate.pipelines.ledger import Ledger
@@ -70,8 +71,8 @@ def staging_fingerprint(cfg: RunConfig) -> bytes:
         shaping["audio_signature"] = AUDIO_SIGNATURE
     if cfg.input.media_modality == "audio":  # decoded by an older version (before damaged packets were skipped): redo
         shaping["audio_decode"] = AUDIO_DECODE_VERSION
-    if cfg.input.clips_col:  # shards that split a file's rows (before _Chunks kept them whole): other rows, redo
-        shaping["chunks"] = "files_whole"
+    if cfg.input.clips_col:  # shards laid out before a file's rows were brought together (chunks.py): other rows, redo
+        shaping["chunks"] = "files_grouped"
     if cfg.input.media_modality == "video":  # clips cut by an older version: redo
         shaping["video_cuts"] = CUTS_VERSION
     if d.mode == "near" and cfg.input.media_modality == "video":  # staged with the middle frame's hashes only: redo
@@ -109,7 +110,7 @@ class ReadRows(beam.DoFn):
         self.cfg = cfg
 
     def process(self, task: ReadTask) -> Iterator[tuple[str, SourceRow]]:
-        chunks = _Chunks(self.cfg.input.rows_per_shard(self.cfg), files_whole=bool(self.cfg.input.clips_col) and not task.is_shard)
+        chunks = self._chunks(task)
         n = 0
         try:
             for row in sources.read(task, self.cfg):
@@ -120,25 +121,14 @@ class ReadRows(beam.DoFn):
             row = SourceRow(f"unreadable_{task.task:05d}_{n:09d}", (task.task, n), task.locator, verdict=Verdict.reject("input.unreadable", detail))
             yield staging_id(task.task, 0 if task.is_shard else chunks.of(None)), row
 
-
-class _Chunks:
-    """The staging chunk of each row of a table, in order: `size` rows a chunk. With spans a
-    row (files_whole: input.clips_col), a file's consecutive rows stay in one chunk, so one
-    load of it serves them all (shared_media.py: one download of a video with 100 clip rows,
-    not one per 32-row chunk), up to FILE_RUN_CHUNKS chunks' worth of rows."""
-
-    FILE_RUN_CHUNKS = 8
-
-    def __init__(self, size: int, files_whole: bool):
-        self.size, self.files_whole = size, files_whole
-        self.chunk, self.rows, self.media = 0, 0, None
-
-    def of(self, media: Optional[str]) -> int:
-        same_file = self.files_whole and media is not None and media == self.media
-        if self.rows >= self.size and not (same_file and self.rows < self.FILE_RUN_CHUNKS * self.size):
-            self.chunk, self.rows = self.chunk + 1, 0
-        self.rows, self.media = self.rows + 1, media
-        return self.chunk
+    def _chunks(self, task: ReadTask):
+        """Rows in table order, `size` a chunk; with spans a row, a file's rows together
+        (chunks.py: the task is read once more first, to count each file's rows)."""
+        size = self.cfg.input.rows_per_shard(self.cfg)
+        if not self.cfg.input.clips_col or task.is_shard:
+            return Chunks(size, files_whole=False)
+        media = (row.media for row in sources.read(task, self.cfg))
+        return plan_file_chunks(size, media, where=task.locator) or Chunks(size, files_whole=True)
 
 
 class PrepareShard(beam.DoFn):
@@ -176,6 +166,8 @@ class PrepareShard(beam.DoFn):
         paths = staging_paths(self.staging_dir, sid)
         manifest = None
         rows = sorted(rows, key=lambda r: r.order)
+        if self.cfg.input.clips_col:
+            rows = _grouped_by_file(rows)
         if fileio.exists(paths["done"]) and fileio.read_bytes(paths["done"]) == self.fingerprint:
             manifest = fileio.read_parquet(paths["parquet"]).to_pylist()
             if self.cfg.output.retry_failed and any(row["status"] == FAILED for row in manifest):
@@ -374,6 +366,17 @@ class PrepareShard(beam.DoFn):
         if counter is None:
             counter = self.counters[name] = Metrics.counter("mmcurate", name)
         counter.inc()
+
+
+def _grouped_by_file(rows: list[SourceRow]) -> list[SourceRow]:
+    """A shard's rows (in order) with each file's rows brought together where its first row
+    is: one file at a time is loaded and cut (shared_media.py), not several held at once."""
+    first: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row.media is not None:
+            first.setdefault(row.media, i)
+    place = [(first[row.media] if row.media is not None else i, i) for i, row in enumerate(rows)]
+    return [row for _, row in sorted(zip(place, rows), key=lambda pr: pr[0])]
 
 
 def _sample_at(samples: Iterator[tuple[int, dict]], ordinal: int) -> dict:

@@ -2,20 +2,20 @@
 
 A table of segments (GigaSpeech, People's Speech: one row per utterance, with `--clips-col
 begin_time,end_time`; a video table flattened to a row a caption) names each long recording
-once per segment, in runs of consecutive rows. Loading the file for every row costs a whole
-decode per segment (an hour of audio with 1,000 segments was decoded 1,000 times), or for a
-remote video a whole download per segment. Here the rows of a staging shard that name the
-same file share one load: an audio file's fetch and decode, a remote video's download to the
-spool (or one refusal: a file that fails drops each of its rows with the same verdict). The
-file's last row releases it (a spooled video is deleted then).
+once per segment. Loading the file for every row costs a whole decode per segment (an hour
+of audio with 1,000 segments was decoded 1,000 times), or for a remote video a whole
+download per segment. chunks.py stages a file's rows together and prepare takes a shard's
+rows file by file; here the rows of a staging shard that name the same file share one load:
+an audio file's fetch and decode, a remote video's download to the spool (or one refusal: a
+file that fails drops each of its rows with the same verdict). The file's last row releases
+it (a spooled video is deleted then).
 
 The bytes are the same as a load per row (the same PCM is cut at the same samples, the same
 video file is cut). Memory stays bounded: a decoded file is kept for its later rows while it
 is the only one kept or the files kept come to at most KEEP_BYTES; past that a file serves
-the rows waiting on it and is loaded again for later ones (rows jumping between many files).
-Spooled videos are not counted: a video shard names about video.videos_per_shard (32)
-files (prepare._Chunks keeps a file's consecutive rows together), about as many as a
-download per row would put on disk at once (2 x fetch.threads rows in flight).
+the rows waiting on it and is loaded again for later ones. Spooled videos are not counted:
+a video shard names about video.videos_per_shard (32) files, about as many as a download per
+row would put on disk at once (2 x fetch.threads rows in flight).
 """
 
 from __future__ import annotations

@@ -348,10 +348,9 @@ def test_audio_table_with_clip_spans(tmp_path):
 
 def test_segment_rows_of_one_file_share_its_decode(tmp_path):
     """A GigaSpeech-style table names each recording once per segment, rows of several files
-    interleaved and a recording split across staging shards (output.shard_size 4): each file
-    is decoded once per shard (shared_media.py), and every segment comes out as it did with a
-    decode per row: the exact samples, its own text; a file that fails to decode drops each of
-    its rows with the same reason and error."""
+    interleaved (output.shard_size 4): each file is decoded once (shared_media.py, chunks.py),
+    and every segment comes out as it did with a decode per row: the exact samples, its own
+    text; a file that fails to decode drops each of its rows with the same reason and error."""
     talk, other = am.babble(7, 4.0), am.babble(8, 3.0)
     write(tmp_path / "talk.wav", am.encode(talk, 16000, "wav"))
     write(tmp_path / "other.flac", am.encode(other, 16000, "flac"))
@@ -375,6 +374,37 @@ def test_segment_rows_of_one_file_share_its_decode(tmp_path):
         pcm = talk if f == "talk.wav" else other
         assert got[f"00000_{i:09d}_0000"]["txt"].decode() == f"segment {i} of {f}"
         assert np.array_equal(am.decode_mono(got[f"00000_{i:09d}_0000"]["flac"], 16000)[:, 0], pcm[round(a * 16000):round(b * 16000), 0])
+
+
+def test_an_unsorted_segments_table_fetches_each_recording_once(tmp_path):
+    """Remote recordings named by a table whose rows interleave them: a file's rows are staged
+    together wherever they are in the table (chunks.py), so each file is fetched and decoded
+    once, up to FILE_RUN_CHUNKS x output.shard_size rows (talk's 10 rows at shard_size 1: two
+    fetches, 8 rows and 2). Each segment is the exact source samples with its own text."""
+    from tests.httpserver import LoopbackServer
+
+    talk, other = am.babble(11, 4.0), am.babble(12, 3.0)
+    runs = {"talk.wav": [(round(i * 0.3, 1), round(i * 0.3 + 1, 1)) for i in range(10)],
+            "other.flac": [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)], "bad.wav": [(0.0, 1.0), (1.0, 2.0)]}
+    rows = [(f, span) for i in range(10) for f, spans in runs.items() if i < len(spans) for span in [spans[i]]]
+    assert [f for f, _ in rows[:4]] == ["talk.wav", "other.flac", "bad.wav", "talk.wav"]
+    out = tmp_path / "out"
+    with LoopbackServer() as srv:
+        srv.files.update({"talk.wav": am.encode(talk, 16000, "wav"), "other.flac": am.encode(other, 16000, "flac"), "bad.wav": am.garbage()})
+        write(tmp_path / "segments.tsv", "audio\tbegin_time\tend_time\ttext\n"
+              + "".join(f"{srv.url('/files/' + f)}\t{a}\t{b}\tsegment {i} of {f}\n" for i, (f, (a, b)) in enumerate(rows)))
+        assert run_cli("run", tmp_path / "segments.tsv", "--audio-col", "audio", "--clips-col", "begin_time,end_time", "--caption-col", "text",
+                       "-o", out, *COMMON, "--allow-private-hosts", "--set", "output.shard_size=1") == 0
+        assert {f: srv.count("/files/" + f) for f in runs} == {"talk.wav": 2, "other.flac": 1, "bad.wav": 1}
+    reasons = {k: r["reason"] for k, r in by_key(out).items()}
+    assert reasons == {f"00000_{i:09d}" + ("" if f == "bad.wav" else "_0000"): "audio.decode_error" if f == "bad.wav" else ""
+                       for i, (f, _) in enumerate(rows)}
+    got = {x["txt"].decode(): x["flac"] for x in samples(out)}
+    assert len(got) == 13
+    for i, (f, (a, b)) in enumerate(rows):
+        if f != "bad.wav":
+            pcm = talk if f == "talk.wav" else other
+            assert np.array_equal(am.decode_mono(got[f"segment {i} of {f}"], 16000)[:, 0], pcm[round(a * 16000):round(b * 16000), 0])
 
 
 def test_a_file_cut_into_clips_may_be_longer_than_a_sample(tmp_path):

@@ -292,16 +292,18 @@ def test_rows_cutting_one_remote_video_share_one_download(clips, tmp_path):
     remote = {x["txt"]: x["mp4"] for x in samples(out)}
     assert len(remote) == 3 and remote == {x["txt"]: x["mp4"] for x in samples(local)}
 
-    # a video's consecutive rows stay in one staging shard, however few videos a shard takes
-    one, by_video = tmp_path / "one", sorted(enumerate(spans), key=lambda s: s[1][0])  # talk's three rows, then gone's two
+    # a video's rows stay in one staging shard, however few videos a shard takes, though the
+    # table interleaves them (chunks.py lays the rows out by video)
+    one = tmp_path / "one"
     with LoopbackServer() as srv:
         srv.files["talk.mp4"] = (clips / "talk.mp4").read_bytes()
-        write(tmp_path / "sorted.csv", "url,start,end,text\n" + "".join(
-            f"{srv.url('/files/' + f)},{a},{b},clip {i}\n" for i, (f, a, b) in by_video))
-        assert run_cli("run", tmp_path / "sorted.csv", "--video-col", "url", "--clips-col", "start,end", "--caption-col", "text", "-o", one,
+        write(tmp_path / "again.csv", "url,start,end,text\n" + "".join(
+            f"{srv.url('/files/' + f)},{a},{b},clip {i}\n" for i, (f, a, b) in enumerate(spans)))
+        assert run_cli("run", tmp_path / "again.csv", "--video-col", "url", "--clips-col", "start,end", "--caption-col", "text", "-o", one,
                        *COMMON, "--allow-private-hosts", "--set", f"video.spool_dir={spool}", "--set", "video.videos_per_shard=1") == 0
         assert srv.count("/files/talk.mp4") == 1 and srv.count("/files/gone.mp4") == 1
     assert os.listdir(spool) == [] and {x["txt"]: x["mp4"] for x in samples(one)} == remote
+    assert len({r["shard"] for r in manifest(one)}) == 2  # talk's three rows in one shard, gone's two in the other
 
 
 def test_retry_failed_fetches_only_the_videos_that_failed(clips, tmp_path):

@@ -140,16 +140,3 @@ def test_a_released_value_goes_when_its_last_row_is_done_and_close_releases_the_
     assert len(released) == 2 and shared.entries == {}
     assert loads.count == {"a.mp4": 1, "bad.wav": 1, "c.mp4": 1}
 
-
-def test_a_files_consecutive_rows_stay_in_one_staging_chunk():
-    """With spans a row (input.clips_col) a chunk ends at a change of file once it holds its
-    size, so one load serves a file's rows; a run of one file is cut at FILE_RUN_CHUNKS x
-    size. Without, chunks are `size` rows whatever the files (as n // size)."""
-    from mmcurate.pipelines.prepare import _Chunks
-
-    media = ["a"] * 5 + ["b"] * 2 + [None, None, None] + ["c"] * 20
-    plain = _Chunks(2, files_whole=False)
-    assert [plain.of(m) for m in media] == [n // 2 for n in range(len(media))]
-    whole = _Chunks(2, files_whole=True)
-    # a's 5 rows; b's 2; two rows without a file; the third, then c's rows up to 16 in all; c's last 5
-    assert [whole.of(m) for m in media] == [0] * 5 + [1] * 2 + [2, 2] + [3] * 16 + [4] * 5
