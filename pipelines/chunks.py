@@ -33,13 +33,12 @@ class Chunks:
     def __init__(self, size: int, files_whole: bool, first_chunk: int = 0):
         self.size, self.files_whole = size, files_whole
         self.chunk, self.rows, self.media = first_chunk, 0, None
-        self.started = False
 
     def of(self, media: Optional[str]) -> int:
         same_file = self.files_whole and media is not None and media == self.media
         if self.rows >= self.size and not (same_file and self.rows < FILE_RUN_CHUNKS * self.size):
             self.chunk, self.rows = self.chunk + 1, 0
-        self.rows, self.media, self.started = self.rows + 1, media, True
+        self.rows, self.media = self.rows + 1, media
         return self.chunk
 
     def run(self, media: Optional[str], count: int) -> list[tuple[int, int]]:
@@ -65,7 +64,7 @@ class FileChunks:
         # media -> its runs [(chunk, rows)], last first (popped as its rows come)
         self.runs = {media: layout.run(None if isinstance(media, _Single) else media, n)[::-1] for media, n in counts.items()}
         self.single = 0  # rows without a file, in order
-        self.extra = Chunks(size, files_whole=True, first_chunk=layout.chunk + 1 if layout.started else 0)
+        self.extra = Chunks(size, files_whole=True, first_chunk=layout.chunk + 1 if counts else 0)
 
     def of(self, media: Optional[str]) -> int:
         key = media if media is not None else _Single(self.single)

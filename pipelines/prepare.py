@@ -375,8 +375,8 @@ def _grouped_by_file(rows: list[SourceRow]) -> list[SourceRow]:
     for i, row in enumerate(rows):
         if row.media is not None:
             first.setdefault(row.media, i)
-    place = [(first[row.media] if row.media is not None else i, i) for i, row in enumerate(rows)]
-    return [row for _, row in sorted(zip(place, rows), key=lambda pr: pr[0])]
+    placed = sorted(enumerate(rows), key=lambda ir: first[ir[1].media] if ir[1].media is not None else ir[0])  # (stable)
+    return [row for _, row in placed]
 
 
 def _sample_at(samples: Iterator[tuple[int, dict]], ordinal: int) -> dict:

@@ -272,17 +272,24 @@ def test_rows_cutting_one_remote_video_share_one_download(clips, tmp_path):
     fails each of its rows alike, fetched once; the clips equal those cut from the local file."""
     from tests.httpserver import LoopbackServer
 
-    spool, out, local = tmp_path / "spool", tmp_path / "out", tmp_path / "local"
+    spool, local = tmp_path / "spool", tmp_path / "local"
     os.makedirs(spool)
     spans = [("talk.mp4", 0.0, 2.0), ("gone.mp4", 0.0, 1.0), ("talk.mp4", 2.0, 4.0), ("gone.mp4", 1.0, 2.0), ("talk.mp4", 5.0, 7.0)]
-    with LoopbackServer() as srv:
-        srv.files["talk.mp4"] = (clips / "talk.mp4").read_bytes()
-        write(tmp_path / "clips.csv", "url,start,end,text\n" + "".join(
-            f"{srv.url('/files/' + f)},{a},{b},clip {i}\n" for i, (f, a, b) in enumerate(spans)))
-        assert run_cli("run", tmp_path / "clips.csv", "--video-col", "url", "--clips-col", "start,end", "--caption-col", "text", "-o", out,
-                       *COMMON, "--allow-private-hosts", "--set", f"video.spool_dir={spool}") == 0
-        assert srv.count("/files/talk.mp4") == 1 and srv.count("/files/gone.mp4") == 1
-    assert os.listdir(spool) == []
+
+    def run_remote(name: str, *settings: str):
+        """The spans table with its videos on a loopback server: each URL is fetched once."""
+        out = tmp_path / name
+        with LoopbackServer() as srv:
+            srv.files["talk.mp4"] = (clips / "talk.mp4").read_bytes()
+            write(tmp_path / f"{name}.csv", "url,start,end,text\n" + "".join(
+                f"{srv.url('/files/' + f)},{a},{b},clip {i}\n" for i, (f, a, b) in enumerate(spans)))
+            assert run_cli("run", tmp_path / f"{name}.csv", "--video-col", "url", "--clips-col", "start,end", "--caption-col", "text", "-o", out,
+                           *COMMON, "--allow-private-hosts", "--set", f"video.spool_dir={spool}", *settings) == 0
+            assert srv.count("/files/talk.mp4") == 1 and srv.count("/files/gone.mp4") == 1
+        assert os.listdir(spool) == []
+        return out
+
+    out = run_remote("out")
     assert {r["key"]: r["reason"] for r in manifest(out)} == {
         "00000_000000000_0000": "", "00000_000000001": "fetch.not_found", "00000_000000002_0000": "",
         "00000_000000003": "fetch.not_found", "00000_000000004_0000": ""}
@@ -294,15 +301,8 @@ def test_rows_cutting_one_remote_video_share_one_download(clips, tmp_path):
 
     # a video's rows stay in one staging shard, however few videos a shard takes, though the
     # table interleaves them (chunks.py lays the rows out by video)
-    one = tmp_path / "one"
-    with LoopbackServer() as srv:
-        srv.files["talk.mp4"] = (clips / "talk.mp4").read_bytes()
-        write(tmp_path / "again.csv", "url,start,end,text\n" + "".join(
-            f"{srv.url('/files/' + f)},{a},{b},clip {i}\n" for i, (f, a, b) in enumerate(spans)))
-        assert run_cli("run", tmp_path / "again.csv", "--video-col", "url", "--clips-col", "start,end", "--caption-col", "text", "-o", one,
-                       *COMMON, "--allow-private-hosts", "--set", f"video.spool_dir={spool}", "--set", "video.videos_per_shard=1") == 0
-        assert srv.count("/files/talk.mp4") == 1 and srv.count("/files/gone.mp4") == 1
-    assert os.listdir(spool) == [] and {x["txt"]: x["mp4"] for x in samples(one)} == remote
+    one = run_remote("one", "--set", "video.videos_per_shard=1")
+    assert {x["txt"]: x["mp4"] for x in samples(one)} == remote
     assert len({r["shard"] for r in manifest(one)}) == 2  # talk's three rows in one shard, gone's two in the other
 
 
